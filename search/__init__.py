@@ -1,0 +1,1 @@
+"""Searches over the cost model: grid, gradient, targets, sensitivity, calibration, CLI."""

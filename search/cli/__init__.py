@@ -1,0 +1,77 @@
+"""The ``tpsopt`` command line.
+
+Each sub-command lives in its own module in this package and exposes ``register(sub)``,
+which adds its parser to the ``argparse`` sub-parsers and sets ``func`` to its runner
+``run(args) -> int``. Bad input raises :class:`search.errors.UserError` or
+:class:`hardware_db.DbError`; :func:`main` prints it as one line on stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = (
+    "list_cmd",
+    "show_cmd",
+    "import_cmd",
+    "eval_cmd",
+)
+"""Modules of this package that provide sub-commands, in the order of ``--help``."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and exit status 2."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("tpsopt")
+    except PackageNotFoundError:  # running from a source tree
+        ver = "0+unknown"
+    parser = _Parser(
+        prog="tpsopt",
+        description="Decode cost model and search: single-user tokens/s, what limits it, "
+        "and what the interconnect would have to become to go faster.",
+    )
+    parser.add_argument("--version", action="version", version=f"tpsopt {ver}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"search.cli.{name}")
+        except ModuleNotFoundError as e:  # a command not built yet
+            if e.name != f"search.cli.{name}":
+                raise
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    from hardware_db import DbError
+    from search.errors import UserError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, DbError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"tpsopt {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tpsopt {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
