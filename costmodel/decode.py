@@ -1,0 +1,452 @@
+r"""One decode step of a Transformer on a parallel system: time, capacity, energy.
+
+:func:`decode_step` is a pure JAX function of float pytrees, written for one
+configuration (``jax.vmap`` it at the edge; ``jax.jit`` it once, outside). It composes:
+
+* the operators of every layer class (:mod:`costmodel.operators`), each combined by a
+  **roofline** ``t_op = max(FLOPs / (peak·η_c), bytes / (BW_eff·η_m))`` — exact max in
+  value, gradient as documented in :mod:`costmodel.smooth` — plus one on-die all-to-all
+  per kernel (:func:`costmodel.collectives.t_onchip_s`) and, in calibrated mode, a fixed
+  overhead per kernel;
+* the collectives of every layer (:func:`comm_plan`), each
+  ``steps·(hops·α + o) + bytes/bw`` over the tiers (:mod:`costmodel.collectives`);
+* the draft model when speculating (MTP), the embedding, LM head and pipeline hops.
+
+Step time (one user sees one step per ``τ`` accepted tokens)::
+
+    t_step = Σ_ops count·t_op + Σ_coll count·t_coll + t_onchip + t_overhead − t_hidden
+    τ      = Σ_{i=0..k} a^i = (1 − a^{k+1}) / (1 − a)      (depth k, per-position acceptance a)
+    UTPS   = τ / t_step ;  TPOT = t_step / τ ;  system tokens/s = B·UTPS
+
+``t_hidden = overlap · min(t_comm·(1 − 1/B_r), t_ops)``: with batch-wise overlap (Helix
+HOP-B) the communication of one request hides behind another's work, except for the last
+request of the replica (Helix §2.3: ``8·2 + 1.2`` instead of ``8·(2 + 1.2)``).
+
+Memory tiers: bytes resident on a chip fill its SRAM first, then HBM; reads see the
+harmonic mix ``1/BW_eff = f/BW_sram + (1 − f)/BW_hbm`` with ``f = min(1, C_sram/M)``
+(M = resident bytes per chip). Pipeline stages are sequential for a token (no
+micro-batching: in the memory-bound regime micro-batching changes throughput, not the
+single user's step time); a stage holds ``ceil(L/pp)`` layers.
+
+Modes: ``mode=SOL`` (default; efficiencies 1, no overheads) or an
+:class:`~costmodel.specs.Efficiency` record (calibrated mode; fitted values come from
+``hardware_db``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from flax import struct
+
+from costmodel import operators as O
+from costmodel import params as P
+from costmodel.collectives import collective, t_onchip_s
+from costmodel.feasibility import reason_bits
+from costmodel.smooth import active, ceil_st, safe_div, select, stack
+from costmodel.specs import (
+    SOL,
+    ChipSpec,
+    Efficiency,
+    ModelSpec,
+    Parallelism,
+    Precision,
+    SystemSpec,
+    Workload,
+)
+
+TOPK_SAMPLING = 64
+"""Candidates per token and vocabulary shard gathered for sampling (value + index, 8 B)."""
+
+
+@struct.dataclass
+class Breakdown:
+    """Seconds per step by cause; the fields sum to ``step_time_s``."""
+
+    compute: object
+    weight_read: object
+    kv_read: object
+    activation: object
+    comm_latency: object
+    comm_bandwidth: object
+    overhead: object
+
+
+@struct.dataclass
+class DecodeResult:
+    """Outputs of :func:`decode_step` (scalars; arrays under ``vmap``)."""
+
+    utps: object
+    tpot_s: object
+    step_time_s: object
+    tokens_per_step: object
+    system_tps: object
+    tps_per_chip: object
+    chips: object
+    memory_per_chip_bytes: object
+    weight_bytes_per_chip: object
+    kv_bytes_per_chip: object
+    capacity_per_chip_bytes: object
+    capacity_violation: object
+    fits: object
+    reason: object
+    energy_j_per_token: object
+    collectives_per_step: object
+    breakdown_s: Breakdown
+
+
+class Comm(NamedTuple):
+    """One collective per occurrence: kind, bytes, group size, stride, occurrences."""
+
+    kind: str
+    msg_bytes: object
+    group: object
+    stride: object
+    count: object
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def _layer_ops(m: ModelSpec, p: Precision, c: O.Ctx, mult, classes) -> list[O.Op]:
+    """Operators of the layer classes ``{name: count}``, each count times ``mult``."""
+    ops: list[O.Op] = []
+    for kind in ("full", "window", "sparse"):
+        if kind in classes:
+            ops += O.softmax_attention_ops(m, p, c, kind, classes[kind] * mult)
+    if "linear" in classes:
+        ops += O.linear_attention_ops(m, p, c, classes["linear"] * mult)
+    if "dense" in classes:
+        ops += O.dense_ffn_ops(m, p, c, classes["dense"] * mult)
+    if "moe" in classes:
+        ops += O.moe_ops(m, p, c, classes["moe"] * mult)
+    return ops
+
+
+def _layer_comms(m: ModelSpec, p: Precision, c: O.Ctx, mult, classes) -> list[Comm]:
+    """Collectives of the layer classes (see :func:`comm_plan`)."""
+    act = p.act_bytes
+    hidden_r = c.tok_replica * m.d_model * act
+    hidden_s = c.tok_stage * m.d_model * act
+    n_soft = sum(classes.get(k, 0.0) for k in ("full", "window", "sparse")) * mult
+    comms: list[Comm] = []
+    d_out = jnp.where(P.is_mla(m) > 0, m.kv_lora_rank, m.head_dim_v)
+    a2a = c.tok_replica * (m.n_heads / c.tp) * (d_out * act + 8.0) * safe_div(c.kvp - 1.0, c.kvp)
+    comms += [
+        Comm("all_to_all", a2a, c.kvp, c.tp, n_soft),
+        Comm("all_reduce", hidden_r, c.n_attn, 1.0, n_soft),
+    ]
+    if "linear" in classes:
+        comms.append(Comm("all_reduce", hidden_r, c.tp, 1.0, classes["linear"] * mult))
+    if "dense" in classes:
+        n = classes["dense"] * mult
+        comms += [
+            Comm("all_gather", hidden_s, c.dp, c.n_attn, n),
+            Comm("all_reduce", hidden_s, c.n_ffn, 1.0, n),
+        ]
+    if "moe" in classes:
+        n = classes["moe"] * mult
+        w = active(c.dp)
+        dispatch = (
+            safe_div(c.tok_replica, c.n_attn)
+            * jnp.minimum(m.top_k, c.ep)
+            * c.moe_tp
+            * m.d_model
+            * act
+        )
+        has_shared = jnp.minimum(m.n_shared_experts, 1.0)
+        comms += [
+            Comm("all_reduce", hidden_s, c.n_ffn, 1.0, n * (1.0 - w)),
+            Comm("all_to_all", dispatch, c.n_ffn, 1.0, 2.0 * n * w),
+            Comm("all_reduce", hidden_r, c.n_attn, 1.0, n * w * has_shared),
+        ]
+    return comms
+
+
+def _head_comms(m: ModelSpec, c: O.Ctx, p: Precision, count) -> list[Comm]:
+    """Embedding all-reduce and sampling all-gather over the attention replica."""
+    sample = c.n_attn * c.tok_replica * TOPK_SAMPLING * 8.0
+    return [
+        Comm("all_reduce", c.tok_replica * m.d_model * p.act_bytes, c.n_attn, 1.0, count),
+        Comm("all_gather", sample, c.n_attn, 1.0, count),
+    ]
+
+
+def layer_classes(m: ModelSpec) -> dict:
+    """Layer counts per class of the main model."""
+    return {
+        "full": m.n_full_attn_layers,
+        "window": m.n_window_attn_layers,
+        "sparse": m.n_sparse_attn_layers,
+        "linear": m.n_linear_attn_layers,
+        "dense": m.n_dense_ffn_layers,
+        "moe": m.n_moe_layers,
+    }
+
+
+def draft_classes(m: ModelSpec) -> dict:
+    """One MTP/draft block: full attention plus MoE (if the model has MoE) or dense FFN."""
+    has_moe = jnp.where(jnp.asarray(m.n_moe_layers) > 0, 1.0, 0.0)
+    return {"full": 1.0, "moe": has_moe, "dense": 1.0 - has_moe}
+
+
+def comm_plan(m: ModelSpec, p: Precision, par: Parallelism, wl: Workload) -> list[Comm]:
+    """All collectives of one step.
+
+    Per softmax-attention layer: Helix KV-parallel all-to-all of partial outputs and
+    log-sum-exp statistics over ``kvp`` (bytes ``n_r·(H/tp)·(d_o·b + 8)·(kvp−1)/kvp``,
+    independent of S; ``d_o`` = latent rank for MLA, ``d_v`` otherwise) and the output
+    projection's all-reduce over ``tp·kvp``. Linear layers: all-reduce over ``tp``.
+    Dense FFN: all-gather over ``attn_dp`` (tokens of all replicas) and all-reduce over
+    ``N_f``. MoE with replicated tokens (``attn_dp = 1``): one all-reduce over ``N_f``
+    combines experts and shared experts (TensorRT-LLM min-latency path); with
+    attention-DP: dispatch and combine all-to-all over ``N_f`` (each chip sends its
+    ``n_r/N_a`` tokens to ``min(k, ep)`` expert groups of ``moe_tp`` chips) plus an
+    all-reduce of the shared experts over ``N_a``. Pipeline: ``pp − 1`` point-to-point
+    hops. Embedding all-reduce and sampling all-gather once per forward pass. The draft
+    model repeats a block's collectives per draft token.
+    """
+    c = O.make_ctx(par, wl, 1.0 + wl.mtp_depth)
+    act = p.act_bytes
+    comms = _layer_comms(m, p, c, 1.0, layer_classes(m))
+    comms += _head_comms(m, c, p, 1.0)
+    n_total = c.n_attn * c.dp
+    comms.append(
+        Comm("p2p", safe_div(c.tok_stage * m.d_model * act, n_total), 2.0, n_total, par.pp - 1.0)
+    )
+    k = wl.mtp_depth
+    cd = O.make_ctx(par, wl, 1.0)
+    comms += _layer_comms(m, p, cd, k, draft_classes(m))
+    comms += _head_comms(m, cd, p, k)
+    comms.append(Comm("all_reduce", cd.tok_replica * m.d_model * act, cd.n_attn, 1.0, k))
+    return comms
+
+
+def op_plan(m: ModelSpec, p: Precision, par: Parallelism, wl: Workload) -> list[O.Op]:
+    """All operators of one step: the main model verifying ``1 + k`` tokens per sequence,
+    embedding and LM head, and ``k`` draft passes (MTP block + projection + LM head)."""
+    c = O.make_ctx(par, wl, 1.0 + wl.mtp_depth)
+    ops = _layer_ops(m, p, c, 1.0, layer_classes(m))
+    ops += O.embedding_ops(m, p, c, 1.0) + O.lm_head_ops(m, p, c, 1.0)
+    k = wl.mtp_depth
+    cd = O.make_ctx(par, wl, 1.0)
+    ops += _layer_ops(m, p, cd, k, draft_classes(m))
+    ops += O.embedding_ops(m, p, cd, k) + O.mtp_proj_ops(m, p, cd, k) + O.lm_head_ops(m, p, cd, k)
+    return ops
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def weight_bytes_per_chip(m: ModelSpec, p: Precision, par: Parallelism, wl: Workload):
+    """Resident weight bytes on the most loaded chip.
+
+    ``ceil(L/pp)/L`` of the layers' weights (each sharded as in :mod:`costmodel.operators`;
+    all ``E/ep`` resident experts), the vocabulary-parallel embedding and LM head
+    (``V·D/N_a`` each; with pp ≥ 2 they sit on different stages), and the MTP modules
+    when speculating.
+    """
+    c = O.make_ctx(par, wl, 1.0)
+    wb_a, wb_f, wb_e = p.attn_weight_bytes, p.ffn_weight_bytes, p.expert_weight_bytes
+    attn = (O.attn_proj_params_per_chip(m, c.tp) + O.o_proj_params_per_chip(m, c.n_attn)) * wb_a
+    router = m.d_model * m.n_experts
+    moe = (
+        m.n_experts / c.ep * P.expert_params(m) / c.moe_tp * wb_e
+        + router * wb_a
+        + (P.moe_dense_params(m) - router) / c.n_ffn * wb_f
+        + P.shared_expert_params(m) / c.n_attn * wb_f
+    )
+    dense = P.dense_ffn_params(m) / c.n_ffn * wb_f
+    layers = (
+        P.n_softmax_layers(m) * attn
+        + m.n_sparse_attn_layers * P.indexer_params(m) / c.tp * wb_a
+        + m.n_linear_attn_layers * P.linear_attn_params(m) / c.tp * wb_a
+        + m.n_dense_ffn_layers * dense
+        + m.n_moe_layers * moe
+    )
+    stage = ceil_st(m.n_layers / par.pp) / m.n_layers
+    vocab = m.vocab_size * m.d_model / c.n_attn * p.embed_weight_bytes
+    emb_head = vocab * (1.0 + (1.0 - m.tied_embeddings) * (1.0 - active(par.pp)))
+    has_moe = jnp.where(jnp.asarray(m.n_moe_layers) > 0, 1.0, 0.0)
+    mtp_block = attn + has_moe * moe + (1.0 - has_moe) * dense + 2 * m.d_model**2 / c.n_attn * wb_a
+    spec = jnp.where(wl.mtp_depth > 0, jnp.maximum(m.n_mtp_layers, 1.0), 0.0)
+    return stage * layers + emb_head + spec * mtp_block
+
+
+def kv_bytes_per_chip(m: ModelSpec, p: Precision, par: Parallelism, wl: Workload):
+    """Resident KV-cache (and recurrent-state) bytes per chip.
+
+    ``B_r`` sequences of ``S/kvp`` tokens (window layers: ``min(S, W)``), ``ceil(K/tp)``
+    cached heads per chip, DSA index keys, and linear-layer states split over ``tp``.
+    """
+    c = O.make_ctx(par, wl, 1.0)
+    per_tok_head = P.kv_elems_per_head(m) * O.kv_heads_per_chip(m, c.tp) * p.kv_bytes
+    s = c.context / c.kvp
+    s_win = jnp.minimum(c.context, m.window_tokens) / c.kvp
+    softmax = per_tok_head * (
+        (m.n_full_attn_layers + m.n_sparse_attn_layers) * s + m.n_window_attn_layers * s_win
+    )
+    index = m.n_sparse_attn_layers * s * m.indexer_head_dim * p.kv_bytes
+    state = m.n_linear_attn_layers * P.linear_state_elems(m) / c.tp * p.state_bytes
+    stage = ceil_st(m.n_layers / par.pp) / m.n_layers
+    return stage * c.seqs_replica * (softmax + index + state)
+
+
+def workspace_bytes_per_chip(m: ModelSpec, p: Precision, par: Parallelism, wl: Workload):
+    """Activation workspace: ``8·n·D`` activations and fp32 logits of the vocab shard."""
+    c = O.make_ctx(par, wl, 1.0 + wl.mtp_depth)
+    return 8 * c.tok_stage * m.d_model * p.act_bytes + c.tok_replica * m.vocab_size / c.n_attn * 4
+
+
+def sram_fraction(chip: ChipSpec, resident_bytes):
+    """Fraction of resident bytes held in SRAM (filled first): ``min(1, C_sram / M)``."""
+    return jnp.clip(safe_div(chip.sram_capacity_bytes, resident_bytes), 0.0, 1.0)
+
+
+def read_s_per_byte(chip: ChipSpec, frac_sram, eff: Efficiency):
+    """Seconds per byte read: ``(f/BW_sram + (1−f)/BW_hbm) / η_mem``. A missing tier has
+    bandwidth 0, so reading from it costs ``1 s/B`` (the configuration does not fit)."""
+    sram = jnp.where(frac_sram > 0, frac_sram / jnp.maximum(chip.sram_bw_bytes_per_s, 1.0), 0.0)
+    hbm = jnp.where(frac_sram < 1, (1 - frac_sram) / jnp.maximum(chip.hbm_bw_bytes_per_s, 1.0), 0.0)
+    return (sram + hbm) / eff.mem_efficiency
+
+
+def peak_flops_per_s(chip: ChipSpec, bits):
+    """Dense peak FLOP/s for arithmetic at ``bits`` (4, 8 or 16); an unsupported narrow
+    format falls back to the next wider one."""
+    p16 = chip.peak_flops_per_s_bf16
+    p8 = jnp.where(chip.peak_flops_per_s_fp8 > 0, chip.peak_flops_per_s_fp8, p16)
+    p4 = jnp.where(chip.peak_flops_per_s_fp4 > 0, chip.peak_flops_per_s_fp4, p8)
+    return jnp.where(bits <= 4.5, p4, jnp.where(bits <= 8.5, p8, p16))
+
+
+# --------------------------------------------------------------------------- step
+
+
+def tokens_per_step(wl: Workload):
+    """Mean accepted tokens per step ``Σ_{i=0..k} a^i`` (k = MTP depth, a = per-position
+    acceptance); 1 without speculation."""
+    k, a = wl.mtp_depth, wl.acceptance_rate
+    near_one = jnp.abs(1.0 - a) < 1e-9
+    a_safe = jnp.where(near_one, 0.5, a)
+    geo = (1.0 - a_safe ** (k + 1.0)) / (1.0 - a_safe)
+    return jnp.where(near_one, k + 1.0, geo)
+
+
+def _stack(ops, field):
+    return stack([getattr(o, field) for o in ops])
+
+
+def decode_step(
+    model: ModelSpec,
+    precision: Precision,
+    system: SystemSpec,
+    parallelism: Parallelism,
+    workload: Workload,
+    mode: Efficiency = SOL,
+    beta: float = math.inf,
+) -> DecodeResult:
+    """Time, capacity and energy of one decode step (see the module docstring).
+
+    Args:
+      model, precision, system, parallelism, workload: spec records (float leaves, SI).
+      mode: ``SOL`` (speed of light) or a calibrated :class:`Efficiency`.
+      beta: gradient sharpness at kinks (``inf``: exact subgradients; finite: log-space
+        soft-max weights, see :mod:`costmodel.smooth`). Values are exact either way.
+
+    Returns:
+      :class:`DecodeResult`; infeasible configurations have ``fits = False`` and the
+      violated rules in ``reason`` (:func:`costmodel.feasibility.explain`).
+    """
+    m, p, par, wl, eff = model, precision, parallelism, workload, mode
+    if isinstance(eff, str):
+        if eff != "sol":
+            raise ValueError(f"mode must be 'sol' or an Efficiency record, got {eff!r}")
+        eff = SOL
+    chip = system.chip
+
+    # capacity and placement
+    w_chip = weight_bytes_per_chip(m, p, par, wl)
+    kv_chip = kv_bytes_per_chip(m, p, par, wl)
+    mem = w_chip + kv_chip + workspace_bytes_per_chip(m, p, par, wl)
+    cap = chip.sram_capacity_bytes + chip.hbm_capacity_bytes
+    f_sram = sram_fraction(chip, mem)
+    s_per_byte = read_s_per_byte(chip, f_sram, eff)
+
+    # operators: roofline per op
+    ops = op_plan(m, p, par, wl)
+    flops, wbytes, kvbytes, abytes = (_stack(ops, f) for f in ("flops", "weight_bytes", "kv_bytes", "act_bytes"))
+    bits, kernels, count = (_stack(ops, f) for f in ("compute_bits", "kernels", "count"))
+    t_c = flops / (peak_flops_per_s(chip, bits) * eff.compute_efficiency)
+    mem_bytes = wbytes + kvbytes + abytes
+    t_m = mem_bytes * s_per_byte
+    _, (c_part, m_part) = select((t_c, t_m), ((t_c, 0.0 * t_m), (0.0 * t_c, t_m)), beta=beta)
+    share = safe_div(m_part, mem_bytes)
+    t_compute = jnp.sum(count * c_part)
+    t_weight = jnp.sum(count * share * wbytes)
+    t_kv = jnp.sum(count * share * kvbytes)
+    t_act = jnp.sum(count * share * abytes)
+    n_kernels = jnp.sum(count * kernels)
+    t_onchip = n_kernels * t_onchip_s(system)
+    t_overhead = n_kernels * eff.kernel_overhead_s
+
+    # collectives
+    lat = band = e_link = n_coll = 0.0
+    for cm in comm_plan(m, p, par, wl):
+        c_lat, c_bw, c_e = collective(cm.kind, cm.msg_bytes, cm.group, cm.stride, system, eff, beta)
+        lat = lat + cm.count * c_lat
+        band = band + cm.count * c_bw
+        e_link = e_link + cm.count * c_e
+        n_coll = n_coll + cm.count * active(cm.group)
+    lat = lat + t_onchip
+
+    # overlap (Helix HOP-B): hide communication behind other requests' work
+    t_ops = t_compute + t_weight + t_kv + t_act
+    t_comm = lat + band
+    seqs = wl.batch / par.attn_dp
+    hidden = wl.overlap * jnp.minimum(t_comm * jnp.clip(1.0 - safe_div(1.0, seqs), 0.0, 1.0), t_ops)
+    keep = 1.0 - safe_div(hidden, t_comm)
+    lat, band = lat * keep, band * keep
+
+    step = t_ops + lat + band + t_overhead
+    tau = tokens_per_step(wl)
+    utps = tau / step
+    chips = par.attn_tp * par.kvp * par.attn_dp * par.pp
+    n_stage = par.attn_tp * par.kvp * par.attn_dp
+
+    # energy: bytes per memory tier, FLOPs, link bytes; per chip × chips of a stage
+    e_byte = f_sram * chip.sram_energy_j_per_byte + (1 - f_sram) * chip.hbm_energy_j_per_byte
+    e_step = n_stage * (
+        jnp.sum(count * (mem_bytes * e_byte + flops * chip.flop_energy_j_per_flop)) + e_link
+    )
+
+    reason = reason_bits(m, system, par, wl, mem, cap)
+    return DecodeResult(
+        utps=utps,
+        tpot_s=step / tau,
+        step_time_s=step,
+        tokens_per_step=tau,
+        system_tps=wl.batch * utps,
+        tps_per_chip=wl.batch * utps / chips,
+        chips=chips,
+        memory_per_chip_bytes=mem,
+        weight_bytes_per_chip=w_chip,
+        kv_bytes_per_chip=kv_chip,
+        capacity_per_chip_bytes=cap,
+        capacity_violation=jnp.log(safe_div(mem, cap)),
+        fits=reason == 0,
+        reason=reason,
+        energy_j_per_token=e_step / (wl.batch * tau),
+        collectives_per_step=n_coll,
+        breakdown_s=Breakdown(
+            compute=t_compute,
+            weight_read=t_weight,
+            kv_read=t_kv,
+            activation=t_act,
+            comm_latency=lat,
+            comm_bandwidth=band,
+            overhead=t_overhead,
+        ),
+    )

@@ -1,0 +1,354 @@
+r"""Per-chip work of every operator of a decode step: FLOPs and bytes.
+
+Each function describes one operator (or a short fixed sequence of kernels) for **one
+chip of a pipeline stage and one layer**, and returns an :class:`Op`: FLOPs, bytes of
+weights, KV-cache (or recurrent state) and activations it moves, the precision its
+arithmetic runs at, how many kernels it takes, and how many times per step it runs
+(``count``: layers of that class, times draft steps for the draft model).
+
+Shorthands (per chip): ``tp = attn_tp``; ``N_a = attn_tp·kvp`` chips of one attention
+replica; ``N_f = ep·moe_tp`` chips of the stage on the FFN side; ``B_r = B/attn_dp``
+sequences per attention replica; ``T`` tokens per sequence per step (1 + MTP depth when
+verifying); ``n_r = B_r·T`` query tokens per replica; ``n = B·T`` tokens of the stage.
+
+Sharding (Helix, arXiv 2507.07120 §2; DeepSeek-V3 inference §3.4; TensorRT-LLM):
+
+* QKV / latent projections: head-wise matrices split over ``attn_tp``; MLA's small
+  down-projections (``W_DQ``, ``W_DKV``) are replicated (TensorRT-LLM "Fuse_A GEMM DP");
+  GQA K/V projections hold ``ceil(K/tp)`` heads per chip (duplicated once tp > K).
+* Attention core: each chip reads its ``ceil(K/tp)`` KV heads (MLA: the one shared
+  latent) for ``S_eff/kvp`` tokens of each of its ``B_r`` sequences (Helix App. A:
+  ``T_KV = B·2·⌈K/TPA⌉·Hsz·(S/KVP)·bytes/BW``).
+* Output projection: over ``N_a = tp·kvp`` chips (Helix: after the all-to-all each chip
+  owns ``H/(KVP·TPA)`` heads of the whole batch).
+* Dense FFN: tensor-parallel over all ``N_f`` chips of the stage, all ``n`` tokens
+  (Helix: TPF = N).
+* MoE: ``E/ep`` experts per chip, each split ``moe_tp`` ways; the stage's ``n`` tokens
+  select ``top_k`` experts each; shared experts and the LM head are split over the
+  attention replica ``N_a`` and see its ``n_r`` tokens.
+
+Expected distinct experts (uniform routing): a chip holding ``E/ep`` experts reads
+``(E/ep)·(1 − (1 − k/E)^n)`` of them — each expert is missed by one token with
+probability ``1 − k/E`` — times the load-imbalance factor λ, capped at ``E/ep``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from costmodel import params as P
+from costmodel.smooth import ceil_st
+from costmodel.specs import ModelSpec, Parallelism, Precision, Workload
+
+
+class Op(NamedTuple):
+    """One operator on one chip, per occurrence."""
+
+    flops: object
+    weight_bytes: object
+    kv_bytes: object
+    act_bytes: object
+    compute_bits: object
+    kernels: object
+    count: object
+
+
+class Ctx(NamedTuple):
+    """Derived per-step quantities shared by the operators (all float scalars)."""
+
+    batch: object  # B
+    tokens_per_seq: object  # T
+    context: object  # S
+    tp: object
+    dp: object
+    kvp: object
+    ep: object
+    moe_tp: object
+    n_attn: object  # N_a = tp·kvp
+    n_ffn: object  # N_f = ep·moe_tp
+    seqs_replica: object  # B_r
+    tok_replica: object  # n_r = B_r·T
+    tok_stage: object  # n = B·T
+    imbalance: object
+
+
+def make_ctx(par: Parallelism, wl: Workload, tokens_per_seq) -> Ctx:
+    """Derived quantities for a step that processes ``tokens_per_seq`` tokens/sequence."""
+    seqs = wl.batch / par.attn_dp
+    return Ctx(
+        batch=wl.batch,
+        tokens_per_seq=tokens_per_seq,
+        context=wl.context_tokens,
+        tp=par.attn_tp,
+        dp=par.attn_dp,
+        kvp=par.kvp,
+        ep=par.ep,
+        moe_tp=par.moe_tp,
+        n_attn=par.attn_tp * par.kvp,
+        n_ffn=par.ep * par.moe_tp,
+        seqs_replica=seqs,
+        tok_replica=seqs * tokens_per_seq,
+        tok_stage=wl.batch * tokens_per_seq,
+        imbalance=wl.moe_imbalance,
+    )
+
+
+def kv_heads_per_chip(m: ModelSpec, tp):
+    """Cached KV heads a chip reads: ``ceil(K/tp)`` (≥ 1); MLA: the 1 shared latent."""
+    return ceil_st(P.kv_cache_heads(m) / tp)
+
+
+def attn_proj_params_per_chip(m: ModelSpec, tp):
+    """Q/K/V (or latent) projection parameters held by one chip (output proj. excluded)."""
+    mla = P.is_mla(m) > 0
+    q_down = jnp.where(jnp.asarray(m.q_lora_rank) > 0, m.d_model * m.q_lora_rank, 0.0)
+    q_up = P.attn_q_params(m) - q_down
+    kv_down = jnp.where(mla, m.d_model * (m.kv_lora_rank + m.qk_rope_head_dim), 0.0)
+    d_nope = m.head_dim_qk - m.qk_rope_head_dim
+    kv_up = jnp.where(
+        mla,
+        m.kv_lora_rank * m.n_heads * (d_nope + m.head_dim_v) / tp,
+        m.d_model * kv_heads_per_chip(m, tp) * (m.head_dim_qk + m.head_dim_v),
+    )
+    return q_down + kv_down + q_up / tp + kv_up
+
+
+def o_proj_params_per_chip(m: ModelSpec, n_attn):
+    """Output projection parameters per chip: ``H·d_v·D / (tp·kvp)``."""
+    return P.attn_o_params(m) / n_attn
+
+
+def attended_tokens(m: ModelSpec, kind: str, context):
+    """KV tokens each query attends to: S (full), min(S, W) (window), min(S, top-k)
+    (DSA sparse)."""
+    if kind == "full":
+        return context
+    if kind == "window":
+        return jnp.minimum(context, m.window_tokens)
+    if kind == "sparse":
+        return jnp.minimum(context, m.sparse_topk_tokens)
+    raise ValueError(kind)
+
+
+def softmax_attention_ops(m: ModelSpec, p: Precision, c: Ctx, kind: str, count) -> list[Op]:
+    """Projections, attention core (and DSA indexer) and output projection of one
+    softmax-attention layer of class ``kind`` in {"full", "window", "sparse"}.
+
+    Attention core FLOPs per query token per head per KV token: GQA ``2·d_qk + 2·d_v``;
+    MLA with absorbed projections ``2·(r_kv + d_r) + 2·r_kv`` (scores over the latent, then
+    the latent-weighted sum). MLA kernels: fused down-projection, q up-projection,
+    ``W_UK`` absorption, attention, ``W_UV`` absorption, output projection (6); GQA 3.
+    """
+    mla = P.is_mla(m) > 0
+    act = p.act_bytes
+    w_proj = attn_proj_params_per_chip(m, c.tp)
+    heads = m.n_heads / c.tp
+    s_eff = attended_tokens(m, kind, c.context) / c.kvp
+    flops_per_kv = jnp.where(
+        mla,
+        2 * (m.kv_lora_rank + m.qk_rope_head_dim) + 2 * m.kv_lora_rank,
+        2 * m.head_dim_qk + 2 * m.head_dim_v,
+    )
+    kv_read = (
+        c.seqs_replica
+        * kv_heads_per_chip(m, c.tp)
+        * P.kv_elems_per_head(m)
+        * s_eff
+        * p.kv_bytes
+    )
+    w_o = o_proj_params_per_chip(m, c.n_attn)
+    ops = [
+        Op(
+            flops=2 * w_proj * c.tok_replica,
+            weight_bytes=w_proj * p.attn_weight_bytes,
+            kv_bytes=0.0,
+            act_bytes=c.tok_replica * (m.d_model + w_proj / m.d_model) * act,
+            compute_bits=p.attn_compute_bits,
+            kernels=jnp.where(mla, 3.0, 1.0),
+            count=count,
+        ),
+        Op(
+            flops=c.tok_replica * heads * s_eff * flops_per_kv,
+            weight_bytes=0.0,
+            kv_bytes=kv_read,
+            act_bytes=c.tok_replica * heads * (m.head_dim_qk + m.head_dim_v) * act,
+            compute_bits=p.attn_compute_bits,
+            kernels=jnp.where(mla, 2.0, 1.0),
+            count=count,
+        ),
+        Op(
+            flops=2 * w_o * c.tok_replica,
+            weight_bytes=w_o * p.attn_weight_bytes,
+            kv_bytes=0.0,
+            act_bytes=c.tok_replica * (w_o / m.d_model + m.d_model) * act,
+            compute_bits=p.attn_compute_bits,
+            kernels=1.0,
+            count=count,
+        ),
+    ]
+    if kind == "sparse":
+        # DSA lightning indexer: I heads of d_I score every cached index key (one key
+        # head), split over tp; keys read by every chip of the replica.
+        s_all = c.context / c.kvp
+        w_idx = P.indexer_params(m) / c.tp
+        ops.append(
+            Op(
+                flops=2 * w_idx * c.tok_replica
+                + 2 * c.tok_replica * (m.indexer_heads / c.tp) * m.indexer_head_dim * s_all,
+                weight_bytes=w_idx * p.attn_weight_bytes,
+                kv_bytes=c.seqs_replica * s_all * m.indexer_head_dim * p.kv_bytes,
+                act_bytes=c.tok_replica * m.d_model * act,
+                compute_bits=p.attn_compute_bits,
+                kernels=2.0,
+                count=count,
+            )
+        )
+    return ops
+
+
+def linear_attention_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
+    """One linear-attention / SSM mixer layer: projections and the recurrent update.
+
+    Heads split over ``attn_tp`` (replicated over kvp: a recurrent state cannot be split
+    along the sequence). The state ``Hv·dk·dv`` per sequence is read and written once per
+    step (``2·state·bytes``); the delta-rule/SSM update costs ≈ 6 FLOPs per state element
+    per token (rank-1 update, decay and readout; Yang et al., Gated DeltaNet, 2024).
+    """
+    act = p.act_bytes
+    w = P.linear_attn_params(m) / c.tp
+    state = P.linear_state_elems(m) / c.tp
+    rec = m.linear_v_heads * m.linear_k_head_dim * m.linear_v_head_dim / c.tp
+    return [
+        Op(
+            flops=2 * w * c.tok_replica,
+            weight_bytes=w * p.attn_weight_bytes,
+            kv_bytes=0.0,
+            act_bytes=c.tok_replica * 2 * (m.d_model + w / m.d_model) * act,
+            compute_bits=p.attn_compute_bits,
+            kernels=2.0,
+            count=count,
+        ),
+        Op(
+            flops=6 * rec * c.tok_replica,
+            weight_bytes=0.0,
+            kv_bytes=2 * c.seqs_replica * state * p.state_bytes,
+            act_bytes=0.0,
+            compute_bits=16.0,
+            kernels=1.0,
+            count=count,
+        ),
+    ]
+
+
+def dense_ffn_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
+    """A dense FFN over all ``N_f`` chips of the stage: ``m·D·F/N_f`` weights per chip."""
+    w = P.dense_ffn_params(m) / c.n_ffn
+    return [
+        Op(
+            flops=2 * w * c.tok_stage,
+            weight_bytes=w * p.ffn_weight_bytes,
+            kv_bytes=0.0,
+            act_bytes=c.tok_stage * (2 * m.d_model + 2 * w / m.d_model) * p.act_bytes,
+            compute_bits=p.ffn_compute_bits,
+            kernels=2.0,
+            count=count,
+        )
+    ]
+
+
+def expected_experts_per_chip(m: ModelSpec, c: Ctx):
+    """Distinct routed experts one chip reads: ``min(λ·(E/ep)·(1−(1−k/E)^n), E/ep)``."""
+    per_chip = m.n_experts / c.ep
+    miss = jnp.clip(1.0 - m.top_k / jnp.maximum(m.n_experts, 1.0), 0.0, 1.0)
+    touched = 1.0 - miss**c.tok_stage
+    return jnp.minimum(c.imbalance * per_chip * touched, per_chip)
+
+
+def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
+    """Router, routed experts (+ latent projections) and shared experts of a MoE layer."""
+    act = p.act_bytes
+    d_e = P.expert_width(m)
+    router = m.d_model * m.n_experts
+    latent = (P.moe_dense_params(m) - router) / c.n_ffn
+    w_routed = expected_experts_per_chip(m, c) * P.expert_params(m) / c.moe_tp
+    routed_flops = 2 * c.tok_stage * m.top_k * P.expert_params(m) / c.n_ffn * c.imbalance
+    w_shared = P.shared_expert_params(m) / c.n_attn
+    has_latent = jnp.where(jnp.asarray(m.moe_latent_dim) > 0, 1.0, 0.0)
+    return [
+        Op(
+            flops=2 * router * c.tok_replica,
+            weight_bytes=router * p.attn_weight_bytes,
+            kv_bytes=0.0,
+            act_bytes=c.tok_replica * (m.d_model + m.n_experts) * act,
+            compute_bits=16.0,
+            kernels=1.0,
+            count=count,
+        ),
+        Op(
+            flops=routed_flops + 2 * latent * c.tok_stage,
+            weight_bytes=w_routed * p.expert_weight_bytes + latent * p.ffn_weight_bytes,
+            kv_bytes=0.0,
+            act_bytes=c.tok_stage * m.top_k / c.ep * c.imbalance * 2 * d_e * act,
+            compute_bits=p.expert_compute_bits,
+            kernels=2.0 + 2.0 * has_latent,
+            count=count,
+        ),
+        Op(
+            flops=2 * w_shared * c.tok_replica,
+            weight_bytes=w_shared * p.ffn_weight_bytes,
+            kv_bytes=0.0,
+            act_bytes=c.tok_replica * 2 * m.d_model * act * jnp.minimum(m.n_shared_experts, 1.0),
+            compute_bits=p.ffn_compute_bits,
+            kernels=0.0,  # fused with the routed experts' grouped GEMM
+            count=count,
+        ),
+    ]
+
+
+def lm_head_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
+    """Vocabulary-parallel LM head over the attention replica: ``V·D/N_a`` per chip."""
+    w = P.lm_head_params(m) / c.n_attn
+    return [
+        Op(
+            flops=2 * w * c.tok_replica,
+            weight_bytes=w * p.embed_weight_bytes,
+            kv_bytes=0.0,
+            act_bytes=c.tok_replica * (m.d_model + m.vocab_size / c.n_attn) * p.act_bytes,
+            compute_bits=p.attn_compute_bits,
+            kernels=1.0,
+            count=count,
+        )
+    ]
+
+
+def embedding_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
+    """Vocabulary-parallel embedding lookup: each chip reads the rows in its shard."""
+    return [
+        Op(
+            flops=0.0,
+            weight_bytes=c.tok_replica * m.d_model / c.n_attn * p.embed_weight_bytes,
+            kv_bytes=0.0,
+            act_bytes=c.tok_replica * m.d_model * p.act_bytes,
+            compute_bits=16.0,
+            kernels=1.0,
+            count=count,
+        )
+    ]
+
+
+def mtp_proj_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
+    """MTP module input projection ``[h; e] → h`` (``2D×D``), split over ``N_a``."""
+    w = 2 * m.d_model * m.d_model / c.n_attn
+    return [
+        Op(
+            flops=2 * w * c.tok_replica,
+            weight_bytes=w * p.attn_weight_bytes,
+            kv_bytes=0.0,
+            act_bytes=c.tok_replica * 3 * m.d_model * p.act_bytes,
+            compute_bits=p.attn_compute_bits,
+            kernels=1.0,
+            count=count,
+        )
+    ]

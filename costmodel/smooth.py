@@ -1,0 +1,102 @@
+r"""Exact values, usable gradients: the model's conventions at kinks.
+
+The cost model takes maxima (roofline), minima (choice of collective algorithm), ceilings
+(heads or layers per chip) and on/off switches (a collective exists only for a group of 2
+or more). In *value* each is exact. Under differentiation:
+
+* :func:`select` — choosing one of several alternatives by max or min. The value is the
+  exact winner. The derivative is the winner's (a subgradient, like ``jnp.maximum``) when
+  ``beta = inf`` (the default), or, for finite ``beta``, the log-space softmax blend
+  ``Σ_i w_i ∂t_i`` with ``w ∝ t_i^{±β}``: the gradient of the smooth maximum
+  ``(Σ t_i^β)^{1/β}`` (scale-free LogSumExp on log-times, ``notes/search_methods.md`` §1.8),
+  while the value stays exact. Finite at ties either way.
+* :func:`ceil_st` — value ``ceil(x)``, derivative 1 (straight-through), so relaxed degrees
+  get the gradient of ``x``.
+* :func:`active` — ``clip(g - 1, 0, 1)``: 0 for a group of one chip, 1 from two chips on,
+  linear in between (a relaxed "does this collective exist").
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+TINY = 1e-30
+
+
+def ceil_st(x):
+    """``ceil(x)`` in value; derivative 1 (straight-through estimator)."""
+    x = jnp.asarray(x)
+    return x + jax.lax.stop_gradient(jnp.ceil(x - 1e-6) - x)
+
+
+def active(g):
+    """``clip(g - 1, 0, 1)``: whether a group of size ``g`` communicates at all."""
+    return jnp.clip(jnp.asarray(g) - 1.0, 0.0, 1.0)
+
+
+def safe_div(a, b):
+    """``a / b`` with ``b`` floored at a tiny positive number (no inf/NaN for b = 0)."""
+    return a / jnp.maximum(b, TINY)
+
+
+def stack(xs):
+    """Stack scalars/arrays of mixed Python and JAX types at their common (weak-type
+    aware) dtype, so float32 inputs stay float32 when x64 is enabled."""
+    dt = jnp.result_type(*xs)
+    if not jnp.issubdtype(dt, jnp.floating):
+        dt = jnp.result_type(float)
+    return jnp.stack(jnp.broadcast_arrays(*[jnp.asarray(x, dt) for x in xs]))
+
+
+def _weights(values, largest: bool, beta: float):
+    """One-hot of the winner (value) and the soft weights (for gradients), both stopped."""
+    v = stack(values)
+    idx = jnp.argmax(v, axis=0) if largest else jnp.argmin(v, axis=0)
+    onehot = jax.nn.one_hot(idx, v.shape[0], axis=0, dtype=v.dtype)
+    if math.isinf(beta):
+        soft = onehot
+    else:
+        logv = jnp.log(jnp.maximum(v, TINY))
+        soft = jax.nn.softmax((beta if largest else -beta) * logv, axis=0)
+    return jax.lax.stop_gradient(onehot), jax.lax.stop_gradient(soft)
+
+
+def _mix(onehot, soft, parts):
+    """Σ onehot_i·p_i in value; Σ soft_i·∂p_i in derivative."""
+    p = stack(parts)
+    return jnp.sum(onehot * p, axis=0) + jnp.sum((soft - onehot) * (p - jax.lax.stop_gradient(p)), axis=0)
+
+
+def select(values, parts=None, largest=True, beta=math.inf):
+    """Pick the max (or min) of ``values``; also return matching ``parts``.
+
+    Args:
+      values: sequence of n scalars (same shape), the quantities compared.
+      parts: optional sequence of n tuples of scalars (e.g. the latency and bandwidth
+        components of each alternative); the same component of the winner is returned.
+      largest: max if True, min if False.
+      beta: sharpness of the gradient surrogate (``inf`` = exact subgradient).
+
+    Returns:
+      ``winner`` or ``(winner, winner_parts)``.
+    """
+    onehot, soft = _weights(values, largest, beta)
+    win = _mix(onehot, soft, values)
+    if parts is None:
+        return win
+    n_parts = len(parts[0])
+    out = tuple(_mix(onehot, soft, [p[j] for p in parts]) for j in range(n_parts))
+    return win, out
+
+
+def smax(a, b, beta=math.inf):
+    """``max(a, b)`` exact in value (see :func:`select` for the derivative)."""
+    return select((a, b), largest=True, beta=beta)
+
+
+def smin(a, b, beta=math.inf):
+    """``min(a, b)`` exact in value (see :func:`select` for the derivative)."""
+    return select((a, b), largest=False, beta=beta)
