@@ -377,7 +377,9 @@ def decode_step(
 
     # operators: roofline per op
     ops = op_plan(m, p, par, wl)
-    flops, wbytes, kvbytes, abytes = (_stack(ops, f) for f in ("flops", "weight_bytes", "kv_bytes", "act_bytes"))
+    flops, wbytes, kvbytes, abytes = (
+        _stack(ops, f) for f in ("flops", "weight_bytes", "kv_bytes", "act_bytes")
+    )
     bits, kernels, count = (_stack(ops, f) for f in ("compute_bits", "kernels", "count"))
     t_c = flops / (peak_flops_per_s(chip, bits) * eff.compute_efficiency)
     mem_bytes = wbytes + kvbytes + abytes

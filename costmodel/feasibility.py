@@ -58,9 +58,10 @@ def reason_bits(
     has_softmax = P.n_softmax_layers(m) > 0
     has_linear = m.n_linear_attn_layers > 0
     has_moe = m.n_moe_layers > 0
-    heads_bad = (has_softmax & (_not_multiple(m.n_heads, par.attn_tp) | ~_divides(par.attn_tp, P.kv_cache_heads(m)))) | (
-        has_linear & _not_multiple(m.linear_v_heads, par.attn_tp)
-    )
+    heads_bad = (
+        has_softmax
+        & (_not_multiple(m.n_heads, par.attn_tp) | ~_divides(par.attn_tp, P.kv_cache_heads(m)))
+    ) | (has_linear & _not_multiple(m.linear_v_heads, par.attn_tp))
     experts_bad = jnp.where(
         has_moe,
         _not_multiple(m.n_experts, par.ep) | _not_multiple(m.d_ff_expert, par.moe_tp),

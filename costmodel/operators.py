@@ -15,7 +15,7 @@ Sharding (Helix, arXiv 2507.07120 §2; DeepSeek-V3 inference §3.4; TensorRT-LLM
 
 * QKV / latent projections: head-wise matrices split over ``attn_tp``; MLA's small
   down-projections (``W_DQ``, ``W_DKV``) are replicated (TensorRT-LLM "Fuse_A GEMM DP");
-  GQA K/V projections hold ``ceil(K/tp)`` heads per chip (duplicated once tp > K).
+  GQA K/V projections hold ``max(K/tp, 1)`` heads per chip (duplicated once tp > K).
 * Attention core: each chip reads its ``ceil(K/tp)`` KV heads (MLA: the one shared
   latent) for ``S_eff/kvp`` tokens of each of its ``B_r`` sequences (Helix App. A:
   ``T_KV = B·2·⌈K/TPA⌉·Hsz·(S/KVP)·bytes/BW``).
@@ -39,7 +39,6 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from costmodel import params as P
-from costmodel.smooth import ceil_st
 from costmodel.specs import ModelSpec, Parallelism, Precision, Workload
 
 
@@ -96,8 +95,12 @@ def make_ctx(par: Parallelism, wl: Workload, tokens_per_seq) -> Ctx:
 
 
 def kv_heads_per_chip(m: ModelSpec, tp):
-    """Cached KV heads a chip reads: ``ceil(K/tp)`` (≥ 1); MLA: the 1 shared latent."""
-    return ceil_st(P.kv_cache_heads(m) / tp)
+    """Cached KV heads a chip reads: ``max(K/tp, 1)``; MLA: the 1 shared latent.
+
+    Equals ``ceil(K/tp)`` whenever tp divides K or K divides tp, which feasibility requires
+    (:mod:`costmodel.feasibility`), and is smooth in relaxed ``tp`` elsewhere.
+    """
+    return jnp.maximum(P.kv_cache_heads(m) / tp, 1.0)
 
 
 def attn_proj_params_per_chip(m: ModelSpec, tp):
@@ -152,11 +155,7 @@ def softmax_attention_ops(m: ModelSpec, p: Precision, c: Ctx, kind: str, count) 
         2 * m.head_dim_qk + 2 * m.head_dim_v,
     )
     kv_read = (
-        c.seqs_replica
-        * kv_heads_per_chip(m, c.tp)
-        * P.kv_elems_per_head(m)
-        * s_eff
-        * p.kv_bytes
+        c.seqs_replica * kv_heads_per_chip(m, c.tp) * P.kv_elems_per_head(m) * s_eff * p.kv_bytes
     )
     w_o = o_proj_params_per_chip(m, c.n_attn)
     ops = [

@@ -142,9 +142,9 @@ def mtp_block_params(m: ModelSpec):
 def mtp_block_active_params(m: ModelSpec):
     """Parameters one token touches in one MTP module."""
     has_moe = jnp.where(jnp.asarray(m.n_moe_layers) > 0, 1.0, 0.0)
-    ffn = has_moe * (
-        m.top_k * expert_params(m) + shared_expert_params(m) + moe_dense_params(m)
-    ) + (1 - has_moe) * dense_ffn_params(m)
+    ffn = has_moe * (m.top_k * expert_params(m) + shared_expert_params(m) + moe_dense_params(m)) + (
+        1 - has_moe
+    ) * dense_ffn_params(m)
     return attn_params(m) + ffn + 2 * m.d_model * m.d_model
 
 

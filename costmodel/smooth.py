@@ -45,10 +45,9 @@ def safe_div(a, b):
 def stack(xs):
     """Stack scalars/arrays of mixed Python and JAX types at their common (weak-type
     aware) dtype, so float32 inputs stay float32 when x64 is enabled."""
-    dt = jnp.result_type(*xs)
-    if not jnp.issubdtype(dt, jnp.floating):
-        dt = jnp.result_type(float)
-    return jnp.stack(jnp.broadcast_arrays(*[jnp.asarray(x, dt) for x in xs]))
+    arrs = [jnp.asarray(x) for x in xs]
+    arrs = [a if jnp.issubdtype(a.dtype, jnp.floating) else a * 1.0 for a in arrs]
+    return jnp.stack(jnp.broadcast_arrays(*arrs))
 
 
 def _weights(values, largest: bool, beta: float):
@@ -67,7 +66,9 @@ def _weights(values, largest: bool, beta: float):
 def _mix(onehot, soft, parts):
     """Σ onehot_i·p_i in value; Σ soft_i·∂p_i in derivative."""
     p = stack(parts)
-    return jnp.sum(onehot * p, axis=0) + jnp.sum((soft - onehot) * (p - jax.lax.stop_gradient(p)), axis=0)
+    return jnp.sum(onehot * p, axis=0) + jnp.sum(
+        (soft - onehot) * (p - jax.lax.stop_gradient(p)), axis=0
+    )
 
 
 def select(values, parts=None, largest=True, beta=math.inf):
