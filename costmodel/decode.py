@@ -394,14 +394,21 @@ def decode_step(
     t_onchip = n_kernels * t_onchip_s(system)
     t_overhead = n_kernels * eff.kernel_overhead_s
 
-    # collectives
+    # collectives: one vectorised evaluation per kind
     lat = band = e_link = n_coll = 0.0
-    for cm in comm_plan(m, p, par, wl):
-        c_lat, c_bw, c_e = collective(cm.kind, cm.msg_bytes, cm.group, cm.stride, system, eff, beta)
-        lat = lat + cm.count * c_lat
-        band = band + cm.count * c_bw
-        e_link = e_link + cm.count * c_e
-        n_coll = n_coll + cm.count * active(cm.group)
+    plan = comm_plan(m, p, par, wl)
+    for kind in ("all_reduce", "all_gather", "all_to_all", "p2p"):
+        cms = [cm for cm in plan if cm.kind == kind]
+        if not cms:
+            continue
+        msg, group, stride, cnt = (
+            stack([getattr(cm, f) for cm in cms]) for f in ("msg_bytes", "group", "stride", "count")
+        )
+        c_lat, c_bw, c_e = collective(kind, msg, group, stride, system, eff, beta)
+        lat = lat + jnp.sum(cnt * c_lat)
+        band = band + jnp.sum(cnt * c_bw)
+        e_link = e_link + jnp.sum(cnt * c_e)
+        n_coll = n_coll + jnp.sum(cnt * active(group))
     lat = lat + t_onchip
 
     # overlap (Helix HOP-B): hide communication behind other requests' work

@@ -84,6 +84,8 @@ def select(values, parts=None, largest=True, beta=math.inf):
     Returns:
       ``winner`` or ``(winner, winner_parts)``.
     """
+    if math.isinf(beta):
+        return _select_exact(values, parts, largest)
     onehot, soft = _weights(values, largest, beta)
     win = _mix(onehot, soft, values)
     if parts is None:
@@ -91,6 +93,21 @@ def select(values, parts=None, largest=True, beta=math.inf):
     n_parts = len(parts[0])
     out = tuple(_mix(onehot, soft, [p[j] for p in parts]) for j in range(n_parts))
     return win, out
+
+
+def _select_exact(values, parts, largest):
+    """``beta = inf``: a chain of ``where`` (cheap under ``vmap``), first winner on ties."""
+    win = values[0]
+    best_parts = None if parts is None else tuple(parts[0])
+    for i in range(1, len(values)):
+        v = values[i]
+        better = v > win if largest else v < win
+        win = jnp.where(better, v, win)
+        if parts is not None:
+            best_parts = tuple(
+                jnp.where(better, a, b) for a, b in zip(parts[i], best_parts, strict=True)
+            )
+    return win if parts is None else (win, best_parts)
 
 
 def smax(a, b, beta=math.inf):

@@ -1,0 +1,90 @@
+"""A sensible parallel split for a (model, system) pair when the user gives none.
+
+Rule (what serving stacks do at low batch): attention tensor-parallel over the largest
+power of two that fits the scale-up domain and divides the heads; the MoE side uses the
+same chips, as expert parallelism over the largest power-of-two divisor of the experts,
+the rest as MoE tensor parallelism; pipeline stages are added (doubling) only until the
+weights and KV fit. Degrees the user gives are kept, the others completed around them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+
+from costmodel.decode import decode_step
+from costmodel.specs import Parallelism, SystemSpec
+from search.errors import UserError
+from search.scenario import Scenario
+
+_eval = jax.jit(decode_step)
+
+
+def scale_up_domain(system: SystemSpec) -> float:
+    """Chips of the innermost inter-chip tier (the die tier, if any, is skipped)."""
+    for t in system.tiers:
+        if float(t.domain_chips) > 1:
+            return min(float(t.domain_chips), float(system.max_chips))
+    return float(system.max_chips)
+
+
+def _pow2_floor(x: float) -> int:
+    return 1 << max(0, int(math.floor(math.log2(max(x, 1.0)))))
+
+
+def _largest_pow2_divisor(n: float, cap: float) -> int:
+    d = 1
+    while d * 2 <= cap and n % (d * 2) == 0:
+        d *= 2
+    return d
+
+
+def complete_parallelism(
+    sc: Scenario, tp=None, ep=None, pp=None, attn_dp=None, kvp=None, moe_tp=None
+) -> Parallelism:
+    """Fill the degrees not given (``None``) with the default rule above."""
+    m = sc.model
+    heads = float(m.n_heads) or float(m.linear_v_heads) or 1.0
+    n_experts = float(m.n_experts) if float(m.n_moe_layers) > 0 else 0.0
+    cap = min(scale_up_domain(sc.system), float(sc.system.max_chips))
+    dp = attn_dp or 1
+    kv = kvp or 1
+    if tp is None:
+        tp = _largest_pow2_divisor(heads, max(1.0, cap / (dp * kv)))
+    n = tp * kv * dp
+    if ep is None and moe_tp is None:
+        ep = _largest_pow2_divisor(n_experts, n) if n_experts else 1
+        moe_tp = n // ep
+    elif ep is None:
+        ep = max(1, n // moe_tp)
+    elif moe_tp is None:
+        moe_tp = max(1, n // ep)
+    if pp is not None:
+        return Parallelism(float(tp), float(dp), float(kv), float(ep), float(moe_tp), float(pp))
+    pp = 1
+    while True:
+        par = Parallelism(float(tp), float(dp), float(kv), float(ep), float(moe_tp), float(pp))
+        r = _eval(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
+        fits = float(r.memory_per_chip_bytes) <= float(r.capacity_per_chip_bytes)
+        if fits or n * pp * 2 > float(sc.system.max_chips) or pp * 2 > float(m.n_layers):
+            return par
+        pp *= 2
+
+
+def check_degrees(**degrees) -> dict:
+    """Validate user-given degrees (integers ≥ 1); return them as floats (None kept)."""
+    out = {}
+    for name, v in degrees.items():
+        if v is None:
+            out[name] = None
+            continue
+        flag = "--" + name.replace("_", "-")
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise UserError(f"{flag} {v!r}: must be an integer ≥ 1") from None
+        if not math.isfinite(f) or f < 1 or f != round(f) or f > 1e7:
+            raise UserError(f"{flag} {v!r}: must be an integer in [1, 10000000]")
+        out[name] = int(f)
+    return out

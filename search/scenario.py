@@ -1,0 +1,137 @@
+"""A scenario: the named records one evaluation or search starts from.
+
+``Scenario`` bundles a model, its precision recipe, a system and a workload (plus names,
+for reports), resolved from the database. It is the host-side object the CLI commands
+and the Python API share::
+
+    from search.scenario import scenario
+    sc = scenario("kimi-k2.5", "gb200-nvl72", batch=1, context=8192)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import hardware_db as db
+from costmodel.specs import (
+    SOL,
+    Efficiency,
+    ModelSpec,
+    Precision,
+    SystemSpec,
+    Workload,
+    scale_latency,
+)
+from search.errors import UserError
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Named records for one evaluation (host-side; records are float pytrees)."""
+
+    model_name: str
+    model: ModelSpec
+    precision_name: str
+    precision: Precision
+    system_name: str
+    system: SystemSpec
+    workload: Workload
+    mode: Efficiency = SOL
+    mode_name: str = "sol"
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def replace(self, **kw) -> Scenario:
+        return replace(self, **kw)
+
+    @property
+    def max_chips(self) -> float:
+        return float(self.system.max_chips)
+
+
+def check_range(flag: str, value, lo=None, hi=None, integer=False, lo_open=False):
+    """Validate a numeric flag/field; raise a one-line :class:`UserError` otherwise."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{flag} {value!r}: not a number") from None
+    if not math.isfinite(v):
+        raise UserError(f"{flag} {value!r}: must be finite")
+    rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+    if lo_open:
+        rng = "(" + rng[1:]
+    if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and v > hi):
+        raise UserError(f"{flag} {value!r}: out of range; allowed {rng}")
+    if integer and v != round(v):
+        raise UserError(f"{flag} {value!r}: must be an integer")
+    return v
+
+
+def make_workload(
+    batch=1, context=8192, mtp=0, acceptance=0.0, overlap=0.0, imbalance=1.0
+) -> Workload:
+    """A validated :class:`Workload` (flag names in errors are the CLI's)."""
+    return Workload(
+        batch=check_range("--batch", batch, 1, 1e9, integer=True),
+        context_tokens=check_range("--context", context, 1, 1e9, integer=True),
+        mtp_depth=check_range("--mtp", mtp, 0, 16, integer=True),
+        acceptance_rate=check_range("--acceptance", acceptance, 0, 1),
+        overlap=check_range("--overlap", overlap, 0, 1),
+        moe_imbalance=check_range("--imbalance", imbalance, 1, 100),
+    )
+
+
+def scenario(
+    model: str = db.DEFAULT_MODEL,
+    system: str = db.DEFAULT_SYSTEM,
+    precision: str | None = None,
+    chips: float | None = None,
+    batch=1,
+    context=8192,
+    mtp=0,
+    acceptance=0.0,
+    overlap=0.0,
+    imbalance=1.0,
+    mode: str = "sol",
+    software: str | None = None,
+    latency_scale: float = 1.0,
+) -> Scenario:
+    """Resolve names from the database and build a :class:`Scenario`.
+
+    ``model`` may be a name, alias, Hugging Face id or a path to a ``config.json``;
+    ``precision`` overrides the model's native recipe; ``chips`` overrides the system's
+    chip count (for systems whose die count is free); ``latency_scale`` multiplies every
+    per-hop latency and per-step overhead; ``mode`` is ``"sol"`` or ``"calibrated"``
+    (efficiencies fitted per hardware × software family, see ``search.calibrate``).
+    """
+    spec, native = db.load_model(model)
+    model_name = model if str(model).endswith(".json") else db.resolve("models", model)
+    prec_name = precision or getattr(native, "_recipe", None) or "native"
+    prec = db.load_precision(precision) if precision else native
+    if chips is not None:
+        chips = check_range("--chips", chips, 1, 1e9, integer=True)
+    sys_name = db.resolve("systems", system)
+    sysrec = db.load_system(sys_name, max_chips=chips)
+    scale = check_range("--latency-scale", latency_scale, 0, 1e6, lo_open=True)
+    if scale != 1.0:
+        sysrec = scale_latency(sysrec, scale)
+    wl = make_workload(batch, context, mtp, acceptance, overlap, imbalance)
+    eff, mode_name, notes = SOL, "sol", ()
+    if mode == "calibrated":
+        from search.calibrate import efficiency_for  # optional module (issue 7)
+
+        eff, mode_name, notes = efficiency_for(sys_name, software)
+    elif mode != "sol":
+        raise UserError(f"--mode {mode!r}: allowed sol, calibrated")
+    return Scenario(
+        model_name=model_name,
+        model=spec,
+        precision_name=str(prec_name),
+        precision=prec,
+        system_name=sys_name,
+        system=sysrec,
+        workload=wl,
+        mode=eff,
+        mode_name=mode_name,
+        notes=tuple(notes),
+    )
