@@ -55,10 +55,10 @@ CHIP_REQUIRED = (
     "peak_flops_per_s_fp4",
     "hbm_bw_bytes_per_s",
     "hbm_capacity_bytes",
-    "sram_bw_bytes_per_s",
-    "sram_capacity_bytes",
 )
-"""Chip fields every file must state (a zero is a statement too: unsupported / absent)."""
+"""Chip fields every file must state (a zero is a statement too: unsupported / absent).
+The SRAM placement tier (``sram_*``) is optional and 0 when omitted: GPU L2 and TPU VMEM
+are caches / scratchpads, not tiers that hold weights or KV across decode steps."""
 
 COMPUTE_BITS = (4.0, 8.0, 16.0)
 """Allowed ``*_compute_bits``: which peak of the chip applies."""
@@ -151,7 +151,9 @@ def check_chip(path, data: dict, expect: str | None = None) -> ChipEntry:
     name = _name(path, data, expect)
     names, required = record_fields(ChipSpec)
     table = data["fields"]
-    check_keys(path, table, "fields", names, required=tuple(dict.fromkeys(required + CHIP_REQUIRED)))
+    check_keys(
+        path, table, "fields", names, required=tuple(dict.fromkeys(required + CHIP_REQUIRED))
+    )
     fields: dict[str, Quantity] = {}
     for key, entry in table.items():
         f = f"fields.{key}"
@@ -229,7 +231,11 @@ def _check_tier(path, i: int, tier, n_tiers: int) -> TierEntry:
         fields[key] = q
     if i == 0:
         if name != "die":
-            fail(path, f"{label}.name", f"the first tier must be the on-die network 'die', got {name!r}")
+            fail(
+                path,
+                f"{label}.name",
+                f"the first tier must be the on-die network 'die', got {name!r}",
+            )
         if fields["domain_chips"].value != 1:
             fail(path, f"{label}.domain_chips", "the 'die' tier must have domain_chips = 1")
     return TierEntry(name, topo, text_field(path, tier, "note", label, required=False), fields)
@@ -309,7 +315,9 @@ def check_precisions(path, data: dict) -> tuple[dict[str, Quantity], dict[str, R
         r = f"recipes.{rname}"
         if not SLUG.match(rname):
             fail(path, r, "recipe names are slugs: lower-case letters, digits, '.', '-'")
-        check_keys(path, table, r, meta + names, required=("display_name", "source", "grade") + names)
+        check_keys(
+            path, table, r, meta + names, required=("display_name", "source", "grade") + names
+        )
         source, grade, note = provenance(path, table, r)
         fields: dict[str, Quantity] = {}
         used: dict[str, str] = {}

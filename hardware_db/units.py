@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 
 DIMENSIONS = {
     "bytes": "capacity (bytes)",
@@ -37,14 +38,18 @@ DIMENSIONS = {
 }
 """Dimension key → human description used in error messages."""
 
-_DECIMAL = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
-_BINARY = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
-_ENERGY = {"": 1.0, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "μ": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15}
+_F = Fraction
+_DECIMAL = {"": _F(1), "k": _F(10**3), "K": _F(10**3), "M": _F(10**6), "G": _F(10**9)}
+_DECIMAL.update({"T": _F(10**12), "P": _F(10**15), "E": _F(10**18)})
+_BINARY = {"Ki": _F(2**10), "Mi": _F(2**20), "Gi": _F(2**30), "Ti": _F(2**40), "Pi": _F(2**50)}
+_MILLI, _MICRO, _NANO, _PICO, _FEMTO = (_F(1, 10**k) for k in (3, 6, 9, 12, 15))
+_ENERGY = {"": _F(1), "m": _MILLI, "u": _MICRO, "µ": _MICRO, "μ": _MICRO, "n": _NANO}
+_ENERGY.update({"p": _PICO, "f": _FEMTO})
 
 
-def _build_table() -> dict[str, tuple[str, float]]:
-    """Every accepted unit string → (dimension, SI factor)."""
-    t: dict[str, tuple[str, float]] = {}
+def _build_table() -> dict[str, tuple[str, Fraction]]:
+    """Every accepted unit string → (dimension, exact SI factor)."""
+    t: dict[str, tuple[str, Fraction]] = {}
     for p, f in _DECIMAL.items():
         if p != "E":
             t[f"{p}B"] = ("bytes", f)
@@ -68,20 +73,21 @@ def _build_table() -> dict[str, tuple[str, float]]:
         t[f"{p}J/OP"] = ("j_per_flop", f)
     t.update(
         {
-            "s": ("s", 1.0),
-            "ms": ("s", 1e-3),
-            "us": ("s", 1e-6),
-            "µs": ("s", 1e-6),  # micro sign U+00B5
-            "μs": ("s", 1e-6),  # Greek mu U+03BC
-            "ns": ("s", 1e-9),
-            "ps": ("s", 1e-12),
+            "s": ("s", _F(1)),
+            "ms": ("s", _MILLI),
+            "us": ("s", _MICRO),
+            "µs": ("s", _MICRO),  # micro sign U+00B5
+            "μs": ("s", _MICRO),  # Greek mu U+03BC
+            "ns": ("s", _NANO),
+            "ps": ("s", _PICO),
         }
     )
     return t
 
 
-UNITS: dict[str, tuple[str, float]] = _build_table()
-"""Accepted unit string → ``(dimension, factor to SI)``. Case-sensitive (``MB`` ≠ ``Mb``)."""
+UNITS: dict[str, tuple[str, Fraction]] = _build_table()
+"""Accepted unit string → ``(dimension, exact factor to SI)``. Case-sensitive (``MB`` ≠ ``Mb``).
+Conversion is exact (rational) before the final rounding, so ``"100 ns"`` is ``1e-07``."""
 
 EXAMPLES = {
     "bytes": "B, KB, MB, GB, TB, KiB, MiB, GiB, TiB",
@@ -164,6 +170,7 @@ def to_si(value, dimension: str) -> float:
         raise UnitError(f"cannot read {value!r} as a number with a unit; expected a {want}")
     x = float(m["num"])
     unit = m["unit"]
+    exact = Fraction(m["num"]) if math.isfinite(x) else None
     if unit == "":
         if dimension in ("count", "ratio") or x == 0.0 or math.isinf(x) or math.isnan(x):
             return x
@@ -173,8 +180,7 @@ def to_si(value, dimension: str) -> float:
     if unit not in UNITS:
         hint = _case_hint(unit)
         raise UnitError(
-            f"unknown unit {unit!r} in {value!r}{hint}; expected a {want} "
-            f"({EXAMPLES[dimension]})"
+            f"unknown unit {unit!r} in {value!r}{hint}; expected a {want} ({EXAMPLES[dimension]})"
         )
     dim, factor = UNITS[unit]
     if dim != dimension:
@@ -182,7 +188,7 @@ def to_si(value, dimension: str) -> float:
             f"unit {unit!r} in {value!r} is a {DIMENSIONS[dim]}, not a {want}; "
             f"allowed units: {EXAMPLES[dimension]}"
         )
-    return x * factor
+    return float(exact * factor) if exact is not None else x
 
 
 def _case_hint(unit: str) -> str:

@@ -176,8 +176,7 @@ def quantity(path, entry, field: str, dimension: str | None = None, extra=()) ->
         fail(
             path,
             field,
-            f"expected an inline table {{ value = ..., source = ..., grade = ... }}, "
-            f"got {entry!r}",
+            f"expected an inline table {{ value = ..., source = ..., grade = ... }}, got {entry!r}",
         )
     check_keys(path, entry, field, tuple(ENTRY_KEYS) + tuple(extra), required=("value",))
     raw = entry["value"]
