@@ -27,9 +27,10 @@ Sharding (Helix, arXiv 2507.07120 §2; DeepSeek-V3 inference §3.4; TensorRT-LLM
   select ``top_k`` experts each; shared experts and the LM head are split over the
   attention replica ``N_a`` and see its ``n_r`` tokens.
 
-Expected distinct experts (uniform routing): a chip holding ``E/ep`` experts reads
-``(E/ep)·(1 − (1 − k/E)^n)`` of them — each expert is missed by one token with
-probability ``1 − k/E`` — times the load-imbalance factor λ, capped at ``E/ep``.
+Expected distinct experts (uniform routing): each expert is missed by one token with
+probability ``1 − k/E``; a chip holding ``E/ep`` experts touches ``(E/ep)·(1 − (1 −
+k/E)^n)`` of them on average, and the step waits for the busiest of the ``ep`` chips
+(:func:`expected_experts_per_chip`), times the load-imbalance factor λ.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax.numpy as jnp
+from jax.scipy.special import ndtri
 
 from costmodel import params as P
 from costmodel.specs import ModelSpec, Parallelism, Precision, Workload
@@ -257,12 +259,52 @@ def dense_ffn_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
     ]
 
 
+def expected_max_load(mean, var, n_bins):
+    """Expected maximum over ``n_bins`` i.i.d. loads of the given mean and variance.
+
+    The larger of two estimates, each accurate in its regime (both underestimate in the
+    other's): a Gaussian extreme value ``mean + sd·z(n)`` with Blom's expected maximum of
+    n standard normals ``z(n) = Φ⁻¹((n − 0.375)/(n + 0.25))`` (0 for n = 1, smooth), and,
+    for small means, the Poisson tail sum ``Σ_{j=1..4} 1 − F(j−1)^n`` with F the
+    Poisson(mean) CDF (``E[max] = Σ_j P(max ≥ j)``, truncated at 4).
+    """
+    n = jnp.maximum(n_bins, 1.0)
+    z = ndtri(jnp.clip((n - 0.375) / (n + 0.25), 0.5, 1.0 - 1e-7))
+    gauss = mean + jnp.sqrt(jnp.maximum(var, 1e-30)) * z  # floor: finite gradient at var = 0
+    e = jnp.exp(-mean)
+    term, cdf, tail = e, 0.0, 0.0
+    for j in range(1, 5):
+        cdf = cdf + term  # F(j - 1)
+        tail = tail + 1.0 - jnp.exp(n * jnp.log(jnp.clip(cdf, 1e-30, 1.0)))
+        term = term * mean / j
+    return jnp.maximum(gauss, tail)
+
+
 def expected_experts_per_chip(m: ModelSpec, c: Ctx):
-    """Distinct routed experts one chip reads: ``min(λ·(E/ep)·(1−(1−k/E)^n), E/ep)``."""
+    """Distinct routed experts the **busiest** chip reads (the step waits for it).
+
+    Each expert is touched by at least one of the stage's ``n`` tokens with probability
+    ``φ = 1 − (1 − k/E)^n`` (uniform routing). A chip holds ``E/ep`` experts, so its count
+    is Binomial(E/ep, φ) with mean ``(E/ep)·φ``; the busiest of ``ep`` chips reads
+    :func:`expected_max_load` of it, times the load-imbalance factor λ (routing skew
+    beyond chance, default 1), capped at ``E/ep``. At ep = 1 this is the mean
+    ``E·φ`` (= k for one token); at batch 1 with EP ≫ k it is ≈ 1–2 whole experts, not the
+    mean ``k/ep``: an expert's weights are on one chip (split only by ``moe_tp``).
+    """
     per_chip = m.n_experts / c.ep
     miss = jnp.clip(1.0 - m.top_k / jnp.maximum(m.n_experts, 1.0), 0.0, 1.0)
-    touched = 1.0 - miss**c.tok_stage
-    return jnp.minimum(c.imbalance * per_chip * touched, per_chip)
+    phi = 1.0 - miss**c.tok_stage
+    load = expected_max_load(per_chip * phi, per_chip * phi * (1.0 - phi), c.ep)
+    return jnp.minimum(c.imbalance * load, per_chip)
+
+
+def busiest_chip_pairs(m: ModelSpec, c: Ctx):
+    """(token, expert) pairs the busiest EP rank computes: ``n·k`` pairs spread
+    multinomially over ``ep`` ranks (mean ``n·k/ep``, variance ``n·k·(1/ep)(1 − 1/ep)``),
+    maximum by :func:`expected_max_load`, times λ."""
+    pairs = c.tok_stage * m.top_k
+    p = 1.0 / c.ep
+    return c.imbalance * expected_max_load(pairs * p, pairs * p * (1.0 - p), c.ep)
 
 
 def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
@@ -272,7 +314,7 @@ def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
     router = m.d_model * m.n_experts
     latent = (P.moe_dense_params(m) - router) / c.n_ffn
     w_routed = expected_experts_per_chip(m, c) * P.expert_params(m) / c.moe_tp
-    routed_flops = 2 * c.tok_stage * m.top_k * P.expert_params(m) / c.n_ffn * c.imbalance
+    routed_flops = 2 * busiest_chip_pairs(m, c) * P.expert_params(m) / c.moe_tp
     w_shared = P.shared_expert_params(m) / c.n_attn
     has_latent = jnp.where(jnp.asarray(m.moe_latent_dim) > 0, 1.0, 0.0)
     return [
@@ -289,7 +331,7 @@ def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             flops=routed_flops + 2 * latent * c.tok_stage,
             weight_bytes=w_routed * p.expert_weight_bytes + latent * p.ffn_weight_bytes,
             kv_bytes=0.0,
-            act_bytes=c.tok_stage * m.top_k / c.ep * c.imbalance * 2 * d_e * act,
+            act_bytes=busiest_chip_pairs(m, c) * 2 * d_e * act,
             compute_bits=p.expert_compute_bits,
             kernels=2.0 + 2.0 * has_latent,
             count=count,

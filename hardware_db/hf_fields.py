@@ -35,8 +35,10 @@ class Fields:
 
     # -- naming and errors --------------------------------------------------------------
     def name(self, key: str) -> str:
-        """Field name as the user sees it in the file (``text_config.x`` when nested)."""
-        return f"{self.nested_key}.{key}" if key in self.nested else key
+        """Field name as the user sees it in the file (``text_config.x`` when nested, or when
+        missing from a config that nests its text model)."""
+        nested = key in self.nested or (self.nested_key and key not in self.top)
+        return f"{self.nested_key}.{key}" if nested else key
 
     def error(self, key: str, msg: str) -> DbError:
         return DbError(f"{self.src}: field '{self.name(key)}' {msg}")

@@ -203,8 +203,8 @@ def test_tokens_per_step_geometric():
 
 
 def test_expected_distinct_experts_batch_one_is_top_k():
-    """At one token the chip holding all experts reads exactly top-k of them:
-    E·(1 − (1 − k/E)^1) = k. Kimi: 8 experts × 3·7168·2048 × 0.5625 B per MoE layer."""
+    """One chip holding all experts reads exactly top-k of them for one token:
+    E·(1 − (1 − k/E)^1) = k; for 64 tokens the mean E·(1 − (1 − k/E)^64)."""
     from costmodel.operators import expected_experts_per_chip
 
     c = make_ctx(Parallelism(), Workload(batch=1.0), 1.0)
@@ -212,6 +212,23 @@ def test_expected_distinct_experts_batch_one_is_top_k():
     c64 = make_ctx(Parallelism(), Workload(batch=64.0), 1.0)
     expect = 384 * (1 - (1 - 8 / 384) ** 64)
     assert float(expected_experts_per_chip(kimi_k25(), c64)) == pytest.approx(expect)
+
+
+def test_busiest_chip_reads_whole_experts_at_batch_one():
+    """EP64, one token, 8 of 384 experts: the mean chip reads 8/64 of an expert, but the
+    step waits for the busiest chip. By hand (8 experts into 64 chips of 6; Poisson
+    mean μ = 6·8/384 = 0.125): E[max] = Σ_j 1 − F(j−1)^64 = 1.000 + 0.369 + 0.019 + …
+    ≈ 1.389. EP384 (one expert per chip): exactly 1."""
+    from costmodel.operators import expected_experts_per_chip
+
+    mu = 0.125
+    f = [math.exp(-mu) * sum(mu**i / math.factorial(i) for i in range(j)) for j in range(1, 5)]
+    by_hand = sum(1 - fj**64 for fj in f)
+    assert by_hand == pytest.approx(1.389, abs=1e-3)
+    c = make_ctx(Parallelism(ep=64.0), Workload(batch=1.0), 1.0)
+    assert float(expected_experts_per_chip(kimi_k25(), c)) == pytest.approx(by_hand, rel=1e-9)
+    c384 = make_ctx(Parallelism(ep=384.0), Workload(batch=1.0), 1.0)
+    assert float(expected_experts_per_chip(kimi_k25(), c384)) == pytest.approx(1.0)
 
 
 def test_fits_agrees_with_direct_byte_count():

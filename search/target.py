@@ -1,0 +1,261 @@
+r"""Inverse design: the interconnect (or bandwidth, or chip count) a UTPS target needs.
+
+UTPS is non-increasing in every per-hop latency and per-step overhead, and non-decreasing
+in every bandwidth (each term of the model is monotone; maxima and minima of monotone
+functions are monotone; so is the maximum over parallel splits). The answer to "which
+latency reaches X tokens/s" is therefore the supremum of a monotone predicate,
+
+    s* = sup { s : max_split UTPS(system with latencies × s) ≥ X },
+
+found by **bracketed bisection on the predicate in log space** (``search_methods.md`` §2:
+robust on plateaus where communication is hidden and the derivative is 0; Newton failed
+on 28 % of bracketed cases). Each lane of a vectorised solve runs ``ITERS`` halvings of
+``[log s_lo, log s_hi]`` (50 → relative resolution ``(s_hi/s_lo)^(2^-50)``). The same
+machinery solves for a bandwidth factor (inf of a monotone predicate) and, with integer
+bisection, the chip count.
+
+Outcomes (never an exception):
+
+* ``reachable`` — the bracket holds the answer; UTPS at the answer is ≥ X and within
+  the bisection resolution of X wherever UTPS is continuous (it is: every term is).
+* ``unreachable`` — even zero latency (infinite bandwidth, all chips) misses X; the
+  report names the term that alone exceeds the time budget ``1/X`` per token.
+* ``unconstrained`` — already met at the loosest end of the bracket (e.g. a split without
+  communication), so the knob does not matter.
+
+Derivatives of the solved latency with respect to any other spec follow from the implicit
+function theorem at ``U(s*, θ) = X``::
+
+    ds*/dθ = − (∂U/∂θ) / (∂U/∂s)
+
+(:func:`implicit_gradient`; undefined on plateaus, where ``∂U/∂s = 0``: NaN is returned
+with the status).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from costmodel.decode import decode_step
+from costmodel.specs import Parallelism, SystemSpec, stack
+from search.scenario import Scenario
+
+ITERS = 50
+LOG_LO, LOG_HI = math.log(1e-4), math.log(1e4)
+
+REACHABLE, UNREACHABLE, UNCONSTRAINED = 0, 1, 2
+STATUS = {REACHABLE: "reachable", UNREACHABLE: "unreachable", UNCONSTRAINED: "unconstrained"}
+
+KNOBS = ("latency", "bandwidth")
+
+
+def scale_system(system: SystemSpec, knob: str, factor, tier: str | None = None) -> SystemSpec:
+    """Scale ``knob`` of every inter-chip tier (or only the tier named ``tier``).
+
+    ``latency`` multiplies ``hop_latency_s`` and ``overhead_s`` (the die tier too, unless
+    ``tier`` names one); ``bandwidth`` multiplies ``bw_bytes_per_s``.
+    """
+    tiers = []
+    for t in system.tiers:
+        if tier is not None and t.name != tier:
+            tiers.append(t)
+        elif knob == "latency":
+            tiers.append(
+                t.replace(hop_latency_s=t.hop_latency_s * factor, overhead_s=t.overhead_s * factor)
+            )
+        elif knob == "bandwidth":
+            tiers.append(t.replace(bw_bytes_per_s=t.bw_bytes_per_s * factor))
+        else:
+            raise ValueError(f"unknown knob {knob!r}; allowed {KNOBS}")
+    return system.replace(tiers=tuple(tiers))
+
+
+def best_utps(sc: Scenario, splits: Parallelism, system: SystemSpec | None = None):
+    """Max UTPS over a stacked table of splits (infeasible splits score 0), and its index."""
+    system = sc.system if system is None else system
+
+    def one(par):
+        r = decode_step(sc.model, sc.precision, system, par, sc.workload, sc.mode)
+        return jnp.where(r.fits, r.utps, 0.0)
+
+    u = jax.vmap(one)(splits)
+    i = jnp.argmax(u)
+    return u[i], i
+
+
+def _bisect(pred, lo, hi, increasing_ok: bool):
+    """Bisection on a monotone predicate over ``[lo, hi]`` (log units).
+
+    ``increasing_ok=False``: pred is true for small x (latency: find sup of true set);
+    ``True``: pred is true for large x (bandwidth: find inf of true set).
+    Returns ``(x_answer, status)``.
+    """
+    p_lo, p_hi = pred(lo), pred(hi)
+    if increasing_ok:
+        status = jnp.where(~p_hi, UNREACHABLE, jnp.where(p_lo, UNCONSTRAINED, REACHABLE))
+    else:
+        status = jnp.where(~p_lo, UNREACHABLE, jnp.where(p_hi, UNCONSTRAINED, REACHABLE))
+
+    def body(_, bounds):
+        a, b = bounds
+        mid = 0.5 * (a + b)
+        ok = pred(mid)
+        if increasing_ok:
+            return jnp.where(ok, a, mid), jnp.where(ok, mid, b)
+        return jnp.where(ok, mid, a), jnp.where(ok, b, mid)
+
+    a, b = jax.lax.fori_loop(0, ITERS, body, (jnp.asarray(lo) * 1.0, jnp.asarray(hi) * 1.0))
+    ans = b if increasing_ok else a  # the side where the predicate holds
+    return ans, status
+
+
+def solve_scale(
+    sc: Scenario,
+    splits: Parallelism,
+    target_utps,
+    knob: str = "latency",
+    tier: str | None = None,
+    log_lo: float = LOG_LO,
+    log_hi: float = LOG_HI,
+):
+    """The factor on ``knob`` at which the best split in ``splits`` reaches the target.
+
+    Args:
+      sc: scenario (model, precision, system, workload, mode).
+      splits: a stacked :class:`Parallelism` table (shape ``[n]``) of candidate splits;
+        pass one split stacked alone to solve for a fixed split.
+      target_utps: scalar target (tokens/s per user). ``jax.vmap`` over it for many.
+      knob: ``"latency"`` (sup of factors on latency) or ``"bandwidth"`` (inf of factors).
+      tier: restrict the knob to one tier name.
+
+    Returns:
+      ``(factor, status, utps_at_factor)``; ``factor`` is NaN unless reachable.
+    """
+    inc = knob == "bandwidth"
+
+    def utps_at(log_s):
+        return best_utps(sc, splits, scale_system(sc.system, knob, jnp.exp(log_s), tier))[0]
+
+    pred = lambda x: utps_at(x) >= target_utps  # noqa: E731
+    x, status = _bisect(pred, log_lo, log_hi, inc)
+    factor = jnp.where(status == REACHABLE, jnp.exp(x), jnp.nan)
+    return factor, status, utps_at(x)
+
+
+@dataclass
+class TargetAnswer:
+    """One solved target (host values)."""
+
+    target_utps: float
+    knob: str
+    tier: str | None
+    status: str
+    factor: float
+    utps_at_answer: float
+    split: dict
+    values: dict  # the knob's resulting absolute values per tier (SI)
+    why: str  # for unreachable: the term that alone exceeds the budget
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def limiting_term(sc: Scenario, par: Parallelism, target_utps: float, knob: str) -> str:
+    """Explain an unreachable target: the largest time term left when the knob is ideal."""
+    ideal = scale_system(sc.system, knob, 1e-12 if knob == "latency" else 1e12)
+    r = decode_step(sc.model, sc.precision, ideal, par, sc.workload, sc.mode)
+    budget = float(r.tokens_per_step) / target_utps
+    terms = {k: float(v) for k, v in r.breakdown_s.__dict__.items()}
+    name, t = max(terms.items(), key=lambda kv: kv[1])
+    total = float(r.step_time_s)
+    lead = f"{name.replace('_', ' ')} alone takes {t * 1e6:.3g} µs per step"
+    return (
+        f"{lead} (step {total * 1e6:.3g} µs with ideal {knob}) > budget "
+        f"{budget * 1e6:.3g} µs for {target_utps:g} tok/s"
+    )
+
+
+def _split_at(splits: Parallelism, i: int) -> Parallelism:
+    return jax.tree.map(lambda x: np.asarray(x)[i], splits)
+
+
+def knob_values(system: SystemSpec, knob: str, factor: float, tier: str | None) -> dict:
+    """Absolute per-tier values after scaling (what the answer means in SI units)."""
+    out = {}
+    for t in system.tiers:
+        if tier is not None and t.name != tier:
+            continue
+        if knob == "latency":
+            out[t.name] = {
+                "hop_latency_s": float(t.hop_latency_s) * factor,
+                "overhead_s": float(t.overhead_s) * factor,
+            }
+        else:
+            out[t.name] = {"bw_bytes_per_s": float(t.bw_bytes_per_s) * factor}
+    return out
+
+
+def solve_targets(
+    sc: Scenario,
+    splits: Parallelism,
+    targets,
+    knob: str = "latency",
+    tier: str | None = None,
+) -> list[TargetAnswer]:
+    """Vectorised solve for many targets; host-side answers with explanations."""
+    from search.report import parallelism_dict
+
+    targets = np.atleast_1d(np.asarray(targets, dtype=float))
+    f = jax.jit(jax.vmap(lambda x: solve_scale(sc, splits, x, knob, tier)))
+    factor, status, _ = (np.asarray(a) for a in f(jnp.asarray(targets)))
+    answers = []
+    for tgt, fac, st in zip(targets, factor, status, strict=True):
+        fac = float(fac)
+        sysm = scale_system(sc.system, knob, fac if st == REACHABLE else 1.0, tier)
+        u, i = best_utps(sc, splits, sysm)
+        par = _split_at(splits, int(i))
+        why = ""
+        if st == UNREACHABLE:
+            why = limiting_term(sc, par, float(tgt), knob)
+        answers.append(
+            TargetAnswer(
+                target_utps=float(tgt),
+                knob=knob,
+                tier=tier,
+                status=STATUS[int(st)],
+                factor=fac,
+                utps_at_answer=float(u) if st == REACHABLE else float("nan"),
+                split=parallelism_dict(par),
+                values=knob_values(sc.system, knob, fac, tier) if st == REACHABLE else {},
+                why=why,
+            )
+        )
+    return answers
+
+
+def implicit_gradient(
+    sc: Scenario, par: Parallelism, factor: float, knob: str = "latency", tier=None
+):
+    """``d factor* / d θ`` for every float leaf θ of the system, by the implicit function
+    theorem at ``U(factor*, θ) = X`` (fixed split ``par``): ``−(∂U/∂θ)/(∂U/∂s)``.
+
+    Returns a pytree shaped like ``sc.system`` (NaN where ``∂U/∂s = 0``, i.e. a plateau).
+    """
+
+    def u(s, system):
+        scaled = scale_system(system, knob, s, tier)
+        return decode_step(sc.model, sc.precision, scaled, par, sc.workload, sc.mode).utps
+
+    du_ds, du_dtheta = jax.grad(u, argnums=(0, 1))(jnp.asarray(factor) * 1.0, sc.system)
+    inv = jnp.where(du_ds != 0, -1.0 / du_ds, jnp.nan)
+    return jax.tree.map(lambda g: g * inv, du_dtheta)
+
+
+def single_split(par: Parallelism) -> Parallelism:
+    """A one-row split table for solving with a fixed split."""
+    return stack([par])
