@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+import jax
+
 import hardware_db as db
 from costmodel.specs import (
     SOL,
@@ -27,7 +29,7 @@ from search.errors import UserError
 
 
 @dataclass(frozen=True)
-class Scenario:
+class Scenario:  # registered as a pytree below: records are leaves, names are static
     """Named records for one evaluation (host-side; records are float pytrees)."""
 
     model_name: str
@@ -47,6 +49,13 @@ class Scenario:
     @property
     def max_chips(self) -> float:
         return float(self.system.max_chips)
+
+
+jax.tree_util.register_dataclass(
+    Scenario,
+    data_fields=["model", "precision", "system", "workload", "mode"],
+    meta_fields=["model_name", "precision_name", "system_name", "mode_name", "notes"],
+)
 
 
 def check_range(flag: str, value, lo=None, hi=None, integer=False, lo_open=False):

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from costmodel.decode import decode_step
 from costmodel.specs import Parallelism
+from search.jit import jit_derivative
 from search.scenario import Scenario
 
 SKIP = {"domain_chips"}
@@ -67,7 +68,7 @@ def elasticities(sc: Scenario, par: Parallelism) -> list[Elasticity]:
         def log_utps(s):
             return jnp.log(decode_step(model, prec, s, par64, wl, eff).utps)
 
-        g = jax.jit(jax.grad(log_utps))(system)
+        g = jit_derivative(jax.grad(log_utps))(system)
         out = []
         for name, acc in hardware_paths(system):
             x = float(_get(system, acc))

@@ -147,6 +147,10 @@ def solve_scale(
     return factor, status, utps_at(x)
 
 
+solve_scale_jit = jax.jit(solve_scale, static_argnames=("knob", "tier", "log_lo", "log_hi"))
+""":func:`solve_scale` compiled once per scenario structure (the scenario is a pytree)."""
+
+
 @dataclass
 class TargetAnswer:
     """One solved target (host values)."""
@@ -165,10 +169,15 @@ class TargetAnswer:
         return dict(self.__dict__)
 
 
-def limiting_term(sc: Scenario, par: Parallelism, target_utps: float, knob: str) -> str:
-    """Explain an unreachable target: the largest time term left when the knob is ideal."""
+def _ideal_breakdown(sc: Scenario, par: Parallelism, knob: str):
+    """The step with the knob at its ideal (latency → 0, bandwidth → ∞)."""
     ideal = scale_system(sc.system, knob, 1e-12 if knob == "latency" else 1e12)
-    r = decode_step(sc.model, sc.precision, ideal, par, sc.workload, sc.mode)
+    return decode_step(sc.model, sc.precision, ideal, par, sc.workload, sc.mode)
+
+
+def limiting_term(r, target_utps: float, knob: str) -> str:
+    """Explain an unreachable target from the ideal-knob step ``r``: the largest time term
+    left, against the per-step budget ``τ / X``."""
     budget = float(r.tokens_per_step) / target_utps
     terms = {k: float(v) for k, v in r.breakdown_s.__dict__.items()}
     name, t = max(terms.items(), key=lambda kv: kv[1])
@@ -207,31 +216,39 @@ def solve_targets(
     knob: str = "latency",
     tier: str | None = None,
 ) -> list[TargetAnswer]:
-    """Vectorised solve for many targets; host-side answers with explanations."""
+    """Vectorised solve for many targets; host-side answers with explanations.
+
+    One compiled program solves all targets (``vmap`` over the bisection) and returns,
+    per target, the factor, the status, and the index of the best split at the answer.
+    """
     from search.report import parallelism_dict
 
     targets = np.atleast_1d(np.asarray(targets, dtype=float))
-    f = jax.jit(jax.vmap(lambda x: solve_scale(sc, splits, x, knob, tier)))
-    factor, status, _ = (np.asarray(a) for a in f(jnp.asarray(targets)))
+
+    def one(x):
+        factor, status, u = solve_scale(sc, splits, x, knob, tier)
+        at = jnp.where(status == REACHABLE, factor, 1.0)
+        _, i = best_utps(sc, splits, scale_system(sc.system, knob, at, tier))
+        return factor, status, u, i
+
+    factor, status, u_at, idx = (
+        np.asarray(a) for a in jax.jit(jax.vmap(one))(jnp.asarray(targets))
+    )
+    explain = jax.jit(lambda par: _ideal_breakdown(sc, par, knob))
     answers = []
-    for tgt, fac, st in zip(targets, factor, status, strict=True):
-        fac = float(fac)
-        sysm = scale_system(sc.system, knob, fac if st == REACHABLE else 1.0, tier)
-        u, i = best_utps(sc, splits, sysm)
+    for tgt, fac, st, u, i in zip(targets, factor, status, u_at, idx, strict=True):
         par = _split_at(splits, int(i))
-        why = ""
-        if st == UNREACHABLE:
-            why = limiting_term(sc, par, float(tgt), knob)
+        why = limiting_term(explain(par), float(tgt), knob) if st == UNREACHABLE else ""
         answers.append(
             TargetAnswer(
                 target_utps=float(tgt),
                 knob=knob,
                 tier=tier,
                 status=STATUS[int(st)],
-                factor=fac,
+                factor=float(fac),
                 utps_at_answer=float(u) if st == REACHABLE else float("nan"),
                 split=parallelism_dict(par),
-                values=knob_values(sc.system, knob, fac, tier) if st == REACHABLE else {},
+                values=knob_values(sc.system, knob, float(fac), tier) if st == REACHABLE else {},
                 why=why,
             )
         )

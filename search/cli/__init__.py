@@ -17,6 +17,10 @@ COMMANDS = (
     "show_cmd",
     "import_cmd",
     "eval_cmd",
+    "optimize_cmd",
+    "target_cmd",
+    "sensitivity_cmd",
+    "validate_cmd",
 )
 """Modules of this package that provide sub-commands, in the order of ``--help``."""
 

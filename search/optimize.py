@@ -1,0 +1,128 @@
+"""The main job: best split, what limits it, and what the interconnect must become.
+
+:func:`main_job` runs, for one scenario:
+
+1. the best parallel split over every valid split (exact enumeration of the table from
+   :func:`search.space.valid_splits` when it is small, else gradient search), with its
+   breakdown;
+2. the latency factor (all tiers scaled, split re-optimised at each latency) needed for
+   2× and 5× that UTPS, or why it is unreachable (:mod:`search.target`);
+3. the elasticities of UTPS to every hardware number at the best split
+   (:mod:`search.sensitivity`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from costmodel.decode import decode_step
+from costmodel.specs import Parallelism
+from search.errors import UserError
+from search.report import parallelism_dict, result_dict
+from search.scenario import Scenario
+
+EXHAUSTIVE_MAX_ROWS = 200_000
+OBJECTIVES = ("utps", "system_tps", "tps_per_chip")
+
+
+def split_table(sc: Scenario, chips_max: float | None = None) -> np.ndarray:
+    """Valid splits ``[n, 6]`` (attn_tp, attn_dp, kvp, ep, moe_tp, pp) for the scenario."""
+    from search.space import valid_splits
+
+    cap = float(sc.system.max_chips) if chips_max is None else float(chips_max)
+    if not math.isfinite(cap):
+        raise UserError(
+            f"system {sc.system_name} has a free chip count; give --chips or --chips-max"
+        )
+    table = np.asarray(valid_splits(sc.model, cap, float(sc.workload.batch)))
+    if len(table) == 0:
+        raise UserError(f"no valid parallel split with at most {cap:g} chips")
+    return table
+
+
+def as_parallelism(table: np.ndarray) -> Parallelism:
+    """A stacked :class:`Parallelism` from a ``[n, 6]`` table."""
+    t = jnp.asarray(table, dtype=jnp.float32)
+    return Parallelism(*(t[:, i] for i in range(6)))
+
+
+def exhaustive_best(sc: Scenario, table: np.ndarray, objective: str = "utps"):
+    """Best feasible row of ``table`` by ``objective`` (float32 sweep, float64 re-score
+    of the winner). Returns ``(row_index, DecodeResult of the winner)``."""
+    if objective not in OBJECTIVES:
+        raise UserError(f"--objective {objective!r}: allowed {', '.join(OBJECTIVES)}")
+
+    def score(par):
+        r = decode_step(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
+        return jnp.where(r.fits, getattr(r, objective), -jnp.inf)
+
+    s = np.asarray(jax.jit(jax.vmap(score))(as_parallelism(table)))
+    if not np.isfinite(s.max()):
+        raise UserError(
+            "no split fits: every candidate exceeds memory or the chip budget "
+            "(try more chips, a smaller context or batch, or a narrower precision)"
+        )
+    i = int(np.argmax(s))
+    with jax.enable_x64(True):
+        par = Parallelism(*(jnp.float64(v) for v in table[i]))
+        r = jax.jit(decode_step)(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
+        r = jax.tree.map(np.asarray, r)
+    return i, r
+
+
+def main_job(
+    sc: Scenario,
+    chips_max: float | None = None,
+    objective: str = "utps",
+    multiples=(2.0, 5.0),
+    top_sensitivities: int = 8,
+    progress=None,
+) -> dict:
+    """Best split, latency targets for ``multiples`` × its UTPS, top sensitivities."""
+    from search.sensitivity import elasticities
+    from search.target import solve_targets
+
+    def note(msg):
+        if progress:
+            progress(msg)
+
+    t0 = time.perf_counter()
+    note("enumerating valid splits")
+    table = split_table(sc, chips_max)
+    note(f"evaluating {len(table)} splits")
+    if len(table) <= EXHAUSTIVE_MAX_ROWS:
+        i, r = exhaustive_best(sc, table, objective)
+        best_row = table[i]
+        method = f"exhaustive over {len(table)} valid splits"
+    else:  # pragma: no cover - very large tables
+        from search.gradient import optimize
+
+        g = optimize(sc, table, objective=objective)
+        best_row = np.array(
+            [g.parallelism[c] for c in ("attn_tp", "attn_dp", "kvp", "ep", "moe_tp", "pp")], float
+        )
+        r = g.result
+        method = f"gradient search ({g.evaluations} evaluations)"
+    par = Parallelism(*(float(v) for v in best_row))
+    best = result_dict(r)
+    note("solving latency targets")
+    targets = [best["utps"] * m for m in multiples]
+    answers = solve_targets(sc, as_parallelism(table), targets, knob="latency")
+    note("computing sensitivities")
+    el = elasticities(sc, par)[:top_sensitivities]
+    return {
+        "method": method,
+        "splits": int(len(table)),
+        "parallelism": parallelism_dict(par),
+        "result": best,
+        "targets": [
+            {"multiple": m, **a.as_dict()} for m, a in zip(multiples, answers, strict=True)
+        ],
+        "sensitivities": [e.__dict__ for e in el],
+        "seconds": time.perf_counter() - t0,
+    }
