@@ -18,8 +18,10 @@ from search.target import (
     UNREACHABLE,
     implicit_gradient,
     scale_system,
-    solve_scale_jit as solve_scale,
     solve_targets,
+)
+from search.target import (
+    solve_scale_jit as solve_scale,
 )
 
 
@@ -40,6 +42,10 @@ SPLITS = stack([Parallelism(attn_tp=float(t), moe_tp=float(t)) for t in (4, 8, 1
 
 
 _EVAL = jax.jit(decode_step)
+
+
+def _row(i):
+    return jax.tree.map(lambda x: x[i], SPLITS)
 
 
 def _utps(sc, par, factor, knob="latency"):
@@ -79,7 +85,7 @@ def test_statuses():
 
 
 def test_unreachable_names_the_term():
-    u_best = max(_utps(KIMI, jax.tree.map(lambda x: x[i], SPLITS), 1e-9) for i in range(5))
+    u_best = max(_utps(KIMI, _row(i), 1e-9) for i in range(5))
     [ans] = solve_targets(KIMI, SPLITS, [1.5 * u_best])
     assert ans.status == "unreachable"
     assert "alone takes" in ans.why and "budget" in ans.why
@@ -104,8 +110,8 @@ def test_random_targets_hit_within_half_percent():
     ]
     n_checked = n_unreach = 0
     for sc in scenarios:
-        lo = max(_utps(sc, jax.tree.map(lambda x: x[i], SPLITS), 10.0) for i in range(5))
-        hi = max(_utps(sc, jax.tree.map(lambda x: x[i], SPLITS), 1e-4) for i in range(5))
+        lo = max(_utps(sc, _row(i), 10.0) for i in range(5))
+        hi = max(_utps(sc, _row(i), 1e-4) for i in range(5))
         targets = np.exp(rng.uniform(np.log(lo * 1.01), np.log(hi * 1.03), 40))
         f, st, u = _solve_many(sc, jnp.asarray(targets))
         for tgt, s, uu in zip(targets, np.asarray(st), np.asarray(u), strict=True):
@@ -169,9 +175,9 @@ def test_sensitivities_match_central_differences():
             parts = name.split(".")
             if parts[0] == "chip":
                 x = float(getattr(sys64.chip, parts[1]))
-                mk = lambda v, p=parts: sys64.replace(
-                    chip=sys64.chip.replace(**{p[1]: jnp.float64(v)})
-                )  # noqa: E731
+
+                def mk(v, p=parts):
+                    return sys64.replace(chip=sys64.chip.replace(**{p[1]: jnp.float64(v)}))
             else:
                 i = [t.name for t in sys64.tiers].index(parts[1])
                 x = float(getattr(sys64.tiers[i], parts[2]))

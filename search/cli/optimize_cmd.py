@@ -35,8 +35,8 @@ def _multiples(text: str) -> tuple[float, ...]:
 
 
 def run(a) -> int:
-    from search.optimize import main_job
     from search.errors import UserError
+    from search.optimize import main_job
 
     enable_cache()
     try:
@@ -62,11 +62,15 @@ def print_main_job(con, sc, out: dict) -> None:
     from rich.table import Table
 
     d, pd = out["result"], out["parallelism"]
-    title = f"{sc.model_name} on {sc.system_name} ({sc.precision_name}, {sc.mode_name.upper()}): best split, {out['method']}"
+    title = (
+        f"{sc.model_name} on {sc.system_name} ({sc.precision_name}, "
+        f"{sc.mode_name.upper()}): best split, {out['method']}"
+    )
     con.print(report.summary_table(d, pd, title=title))
     con.print(report.breakdown_table(d))
     t = Table(
-        title="Latency needed (every per-hop latency and per-step overhead scaled; split re-optimised)",
+        title="Latency needed (every per-hop latency and per-step overhead scaled; "
+        "split re-optimised)",
         title_justify="left",
     )
     for c in ("target", "UTPS", "status", "latency factor", "split at target", "why / values"):
@@ -74,7 +78,8 @@ def print_main_job(con, sc, out: dict) -> None:
     for ans in out["targets"]:
         if ans["status"] == "reachable":
             vals = "; ".join(
-                f"{tier}: hop {report.fmt_time(v['hop_latency_s'])} + {report.fmt_time(v['overhead_s'])}"
+                f"{tier}: hop {report.fmt_time(v['hop_latency_s'])}"
+                f" + {report.fmt_time(v['overhead_s'])}"
                 for tier, v in ans["values"].items()
                 if v["hop_latency_s"] or v["overhead_s"]
             )

@@ -93,7 +93,8 @@ def solve_chips(sc, table, targets):
                     "chips": float("nan"),
                     "utps_at_answer": float("nan"),
                     "split": {},
-                    "why": f"the best split with up to {chips.max():g} chips reaches {u.max():.4g} tok/s",
+                    "why": f"the best split with up to {chips.max():g} chips "
+                    f"reaches {u.max():.4g} tok/s",
                 }
             )
     return out
@@ -135,7 +136,8 @@ def run(a) -> int:
 
     con = report.console()
     t = Table(
-        title=f"{sc.model_name} on {sc.system_name}: {a.knob} needed{' (tier ' + a.tier + ')' if a.tier else ''}",
+        title=f"{sc.model_name} on {sc.system_name}: {a.knob} needed"
+        + (f" (tier {a.tier})" if a.tier else ""),
         title_justify="left",
     )
     for c in ("target UTPS", "status", "answer", "UTPS there", "split", "why"):
