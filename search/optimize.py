@@ -3,7 +3,7 @@
 :func:`main_job` runs, for one scenario:
 
 1. the best parallel split over every valid split (exact enumeration of the table from
-   :func:`search.space.valid_splits` when it is small, else gradient search), with its
+   :func:`search.splits.valid_splits` when it is small, else gradient search), with its
    breakdown;
 2. the latency factor (all tiers scaled, split re-optimised at each latency) needed for
    2× and 5× that UTPS, or why it is unreachable (:mod:`search.target`);
@@ -32,14 +32,15 @@ OBJECTIVES = ("utps", "system_tps", "tps_per_chip")
 
 def split_table(sc: Scenario, chips_max: float | None = None) -> np.ndarray:
     """Valid splits ``[n, 6]`` (attn_tp, attn_dp, kvp, ep, moe_tp, pp) for the scenario."""
-    from search.space import valid_splits
+    from search.splits import valid_splits
 
     cap = float(sc.system.max_chips) if chips_max is None else float(chips_max)
     if not math.isfinite(cap):
         raise UserError(
             f"system {sc.system_name} has a free chip count; give --chips or --chips-max"
         )
-    table = np.asarray(valid_splits(sc.model, cap, float(sc.workload.batch)))
+    wl = sc.workload
+    table = np.asarray(valid_splits(sc.model, cap, float(wl.batch), float(wl.context_tokens)))
     if len(table) == 0:
         raise UserError(f"no valid parallel split with at most {cap:g} chips")
     return table
@@ -113,6 +114,10 @@ def main_job(
     note("solving latency targets")
     targets = [best["utps"] * m for m in multiples]
     answers = solve_targets(sc, as_parallelism(table), targets, knob="latency")
+    from search.target import best_utps, scale_system
+
+    ideal = scale_system(sc.system, "latency", 0.0)
+    ceiling = float(jax.jit(lambda: best_utps(sc, as_parallelism(table), ideal)[0])())
     note("computing sensitivities")
     el = elasticities(sc, par)[:top_sensitivities]
     return {
@@ -123,6 +128,7 @@ def main_job(
         "targets": [
             {"multiple": m, **a.as_dict()} for m, a in zip(multiples, answers, strict=True)
         ],
+        "zero_latency_utps": ceiling,
         "sensitivities": [e.__dict__ for e in el],
         "seconds": time.perf_counter() - t0,
     }

@@ -104,6 +104,23 @@ def fmt_si(x: float, unit: str) -> str:
     return f"{x:.3g} {unit}"
 
 
+def unit_of(name: str) -> str:
+    """SI unit of a field from its name suffix (``_bytes_per_s`` → B/s, ``_s`` → s, …)."""
+    for suffix, unit in (
+        ("_bytes_per_s", "B/s"),
+        ("_flops_per_s", "FLOP/s"),
+        ("_per_s", "/s"),
+        ("_j_per_byte", "J/B"),
+        ("_j_per_flop", "J/FLOP"),
+        ("_bytes", "B"),
+        ("_s", "s"),
+        ("_w", "W"),
+    ):
+        if name.endswith(suffix) or f"{suffix}_" in name:
+            return unit
+    return ""
+
+
 def console(json_mode: bool = False):
     """A rich console on stdout (plain when piped), or stderr when JSON goes to stdout."""
     from rich.console import Console

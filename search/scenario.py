@@ -114,8 +114,14 @@ def scenario(
     (efficiencies fitted per hardware × software family, see ``search.calibrate``).
     """
     spec, native = db.load_model(model)
-    model_name = model if str(model).endswith(".json") else db.resolve("models", model)
-    prec_name = precision or getattr(native, "_recipe", None) or "native"
+    if str(model).endswith(".json"):
+        from pathlib import Path
+
+        model_name, native_name = Path(model).stem.removesuffix("_config"), "config.json"
+    else:
+        model_name = db.resolve("models", model)
+        native_name = db.describe("models", model_name).get("precision", "native")
+    prec_name = precision or native_name
     prec = db.load_precision(precision) if precision else native
     if chips is not None:
         chips = check_range("--chips", chips, 1, 1e9, integer=True)

@@ -73,47 +73,47 @@ def print_main_job(con, sc, out: dict) -> None:
         "split re-optimised)",
         title_justify="left",
     )
-    for c in ("target", "UTPS", "status", "latency factor", "split at target", "why / values"):
+    for c in ("target", "UTPS", "status", "latency factor", "per-hop + overhead", "split"):
         t.add_column(c, justify="right" if c in ("UTPS", "latency factor") else "left")
+    reasons = []
     for ans in out["targets"]:
         if ans["status"] == "reachable":
             vals = "; ".join(
-                f"{tier}: hop {report.fmt_time(v['hop_latency_s'])}"
-                f" + {report.fmt_time(v['overhead_s'])}"
+                f"{tier} {report.fmt_time(v['hop_latency_s'])} + {report.fmt_time(v['overhead_s'])}"
                 for tier, v in ans["values"].items()
                 if v["hop_latency_s"] or v["overhead_s"]
             )
-            fac = (
-                f"×{ans['factor']:.3g} ({1 / ans['factor']:.3g}x lower)"
-                if ans["factor"] > 0
-                else "-"
-            )
+            fac = f"×{ans['factor']:.3g} ({1 / ans['factor']:.3g}x lower)"
             split = " ".join(f"{k}={v}" for k, v in ans["split"].items() if v != 1)
         else:
-            vals, fac, split = ans["why"] or "-", "-", "-"
+            vals, fac, split = "-", "-", "-"
+            if ans["why"]:
+                reasons.append(f"{ans['multiple']:g}x: {ans['why']}")
         t.add_row(
             f"{ans['multiple']:g}x",
             report.fmt_rate(ans["target_utps"]),
             ans["status"],
             fac,
-            split,
             vals,
+            split,
         )
     con.print(t)
+    ceiling = out["zero_latency_utps"]
+    con.print(
+        f"With zero interconnect latency the best split reaches {report.fmt_rate(ceiling)} "
+        f"({ceiling / d['utps']:.3g}x today)."
+    )
+    for r in reasons:
+        con.print(f"  unreachable {r}")
     s = Table(title="Sensitivities at the best split: d log UTPS / d log x", title_justify="left")
     s.add_column("hardware number")
     s.add_column("value", justify="right")
     s.add_column("elasticity", justify="right")
     for e in out["sensitivities"]:
-        unit = (
-            "s"
-            if e["name"].endswith("_s")
-            else (
-                "B/s"
-                if "bw" in e["name"]
-                else ("FLOP/s" if "flops" in e["name"] else ("B" if "bytes" in e["name"] else ""))
-            )
+        s.add_row(
+            e["name"],
+            report.fmt_si(e["value"], report.unit_of(e["name"])),
+            f"{e['elasticity']:+.3f}",
         )
-        s.add_row(e["name"], report.fmt_si(e["value"], unit), f"{e['elasticity']:+.3f}")
     con.print(s)
     con.print(f"[dim]{out['splits']} valid splits; {out['seconds']:.1f} s[/dim]")
