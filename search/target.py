@@ -88,6 +88,44 @@ def best_utps(sc: Scenario, splits: Parallelism, system: SystemSpec | None = Non
     return u[i], i
 
 
+def envelope_rows(
+    sc: Scenario,
+    splits: Parallelism,
+    knob: str = "latency",
+    tier: str | None = None,
+    n_grid: int = 97,
+    log_lo: float = LOG_LO,
+    log_hi: float = LOG_HI,
+) -> np.ndarray:
+    """Indices of the splits that can be the best anywhere in the bracket (exact pruning).
+
+    On a log grid ``s_0 < … < s_G`` of the knob factor, split j can be the best at some
+    ``s ∈ [s_i, s_{i+1}]`` only if ``U_j(s_i) ≥ U*(s_{i+1})`` for latency (``U_j`` falls
+    with s and the envelope ``U* ≥ U*(s_{i+1})`` there), and ``U_j(s_{i+1}) ≥ U*(s_i)`` for
+    bandwidth (rising). Keeping exactly those rows leaves every answer of the bisection
+    unchanged while the predicate scans a handful of splits instead of all.
+    """
+    grid = np.linspace(log_lo, log_hi, n_grid)
+
+    def u_all(log_s):
+        sysm = scale_system(sc.system, knob, jnp.exp(log_s), tier)
+
+        def one(par):
+            r = decode_step(sc.model, sc.precision, sysm, par, sc.workload, sc.mode)
+            return jnp.where(r.fits, r.utps, 0.0)
+
+        return jax.vmap(one)(splits)
+
+    u = np.asarray(jax.jit(jax.vmap(u_all))(jnp.asarray(grid)))  # [G, n]
+    best = u.max(axis=1)
+    if knob == "bandwidth":
+        keep = (u[1:] >= best[:-1, None]).any(axis=0)
+    else:
+        keep = (u[:-1] >= best[1:, None]).any(axis=0)
+    keep |= u.max(axis=0) >= best.max()  # the overall best, always
+    return np.nonzero(keep & (u.max(axis=0) > 0))[0]
+
+
 def _bisect(pred, lo, hi, increasing_ok: bool):
     """Bisection on a monotone predicate over ``[lo, hi]`` (log units).
 
@@ -224,6 +262,9 @@ def solve_targets(
     from search.report import parallelism_dict
 
     targets = np.atleast_1d(np.asarray(targets, dtype=float))
+    rows = envelope_rows(sc, splits, knob, tier)
+    if len(rows):
+        splits = jax.tree.map(lambda x: jnp.asarray(x)[rows], splits)
 
     def one(x):
         factor, status, u = solve_scale(sc, splits, x, knob, tier)
