@@ -68,7 +68,8 @@ def main() -> None:
     emit(
         {
             "benchmark": "bench_eval",
-            "scenario": "kimi-k2.5 on gb200-nvl72, attn_tp=16 kvp=4 moe_tp=64, batch 1, context 8192",
+            "scenario": "kimi-k2.5 on gb200-nvl72, attn_tp=16 kvp=4 moe_tp=64, batch 1, "
+            "context 8192",
             "import_s": round(t_import, 3),
             "first_compile_and_eval_s": round(t_first, 3),
             "import_plus_first_compile_s": round(t_import + t_first, 3),
