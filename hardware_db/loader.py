@@ -126,7 +126,12 @@ def _kind_files(kind: str, root) -> tuple[tuple[str, int, int], ...]:
         return (_stat_key(loc),)
     if not loc.is_dir():
         raise DbError(f"{where(loc)}: expected a folder of .toml files")
-    return tuple(_stat_key(p) for p in sorted(loc.glob("*.toml")))
+    files = sorted(loc.glob("*.toml"))
+    if kind == "models":  # hand-written models without a config.json copy, same schema
+        extra = loc.parent / "extra_models"
+        if extra.is_dir():
+            files += sorted(extra.glob("*.toml"))
+    return tuple(_stat_key(p) for p in files)
 
 
 def _fingerprint(kind: str, root) -> tuple:

@@ -114,10 +114,13 @@ def scenario(
     (efficiencies fitted per hardware × software family, see ``search.calibrate``).
     """
     spec, native = db.load_model(model)
-    if str(model).endswith(".json"):
+    if str(model).endswith((".json", ".toml")):
         from pathlib import Path
 
-        model_name, native_name = Path(model).stem.removesuffix("_config"), "config.json"
+        model_name = Path(model).stem.removesuffix("_config")
+        native_name = "config.json" if str(model).endswith(".json") else "file"
+        if str(model).endswith(".toml"):
+            native_name = db.loader.load_model_file(model).precision
     else:
         model_name = db.resolve("models", model)
         native_name = db.describe("models", model_name).get("precision", "native")
