@@ -20,6 +20,7 @@ COMMANDS = (
     "optimize_cmd",
     "target_cmd",
     "sensitivity_cmd",
+    "sweep_cmd",
     "validate_cmd",
 )
 """Modules of this package that provide sub-commands, in the order of ``--help``."""

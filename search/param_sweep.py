@@ -1,0 +1,120 @@
+"""Sweep one spec field with the best split re-optimised at every point.
+
+For each value ``v`` of a path (:mod:`search.paths`, e.g. ``tiers.nvlink.hop_latency_s``,
+``chip.hbm_bw_bytes_per_s``, ``context``, ``latency_scale``, ``system.max_chips``), every
+valid split of the scenario is evaluated (one ``vmap`` over points × splits) and the best
+feasible one by the objective is kept with its result and breakdown. Sweeping
+``system.max_chips`` (alias ``chips``) restricts the splits to those with at most ``v``
+chips: the reference slide's "UTPS against the number of dies".
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from costmodel.decode import decode_step
+from search.errors import UserError
+from search.optimize import as_parallelism, split_table
+from search.paths import records_of, resolve_path, set_path
+from search.report import BREAKDOWN, parallelism_dict, result_dict
+from search.scenario import Scenario
+
+CHIP_PATHS = ("system.max_chips",)
+
+
+def sweep_param(
+    sc: Scenario,
+    path: str,
+    values,
+    chips_max: float | None = None,
+    objective: str = "utps",
+) -> dict:
+    """Best split and its result at every value of ``path``.
+
+    Returns a dict with ``path``, ``values``, per point ``score``, ``parallelism`` (dicts),
+    ``results`` (result dicts, ``None`` where no split is feasible), and the number of
+    splits considered.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or len(values) == 0:
+        raise UserError("--range: need at least one value")
+    rec = records_of(sc)
+    canon = "system.max_chips" if path in ("chips", "max_chips") else resolve_path(rec, path)
+    chips_sweep = canon in CHIP_PATHS
+    cap = float(values.max()) if chips_sweep else chips_max
+    table = split_table(sc, cap)
+    splits = as_parallelism(table)
+
+    def at(v):
+        r = records_of(set_path(sc, canon, v))
+
+        def one(par):
+            res = decode_step(r.model, r.precision, r.system, par, r.workload, r.mode)
+            ok = res.fits & (res.chips <= v if chips_sweep else True)
+            return jnp.where(ok, getattr(res, objective), -jnp.inf), res
+
+        return jax.vmap(one)(splits)
+
+    scores, res = jax.jit(jax.vmap(at))(jnp.asarray(values, jnp.float32))
+    scores = np.asarray(scores)
+    best = scores.argmax(axis=1)
+    out_pars, out_res, out_score = [], [], []
+    for i, j in enumerate(best):
+        if not np.isfinite(scores[i, j]):
+            out_pars.append(None)
+            out_res.append(None)
+            out_score.append(float("nan"))
+            continue
+        row = jax.tree.map(lambda x, i=i, j=j: np.asarray(x)[i, j], res)
+        out_pars.append(parallelism_dict(as_parallelism(table[j : j + 1]), 0))
+        out_res.append(result_dict(row))
+        out_score.append(float(scores[i, j]))
+    return {
+        "path": canon,
+        "objective": objective,
+        "values": values.tolist(),
+        "score": out_score,
+        "parallelism": out_pars,
+        "results": out_res,
+        "splits": int(len(table)),
+    }
+
+
+def plot_sweep(path_out, sc: Scenario, sweep: dict, log_x: bool = False) -> None:
+    """UTPS against the swept value (top) and the breakdown as a stacked area (bottom)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from search.io import atomic_write
+    from search.report import unit_of
+
+    suffix = str(path_out).lower().rsplit(".", 1)[-1]
+    if suffix not in ("png", "svg", "pdf"):
+        raise UserError(f"--plot {path_out}: use a .png, .svg or .pdf file name")
+    ok = [i for i, r in enumerate(sweep["results"]) if r is not None]
+    x = np.asarray(sweep["values"])[ok]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
+    ax1.plot(x, [sweep["results"][i]["utps"] for i in ok], "o-", color="C0")
+    ax1.set_ylabel("single-user tokens/s (tok/s)")
+    ax1.set_title(f"{sc.model_name} on {sc.system_name}: best split at each point")
+    ax1.grid(True, alpha=0.3)
+    stack = np.array([[sweep["results"][i]["breakdown_s"][k] * 1e6 for i in ok] for k in BREAKDOWN])
+    ax2.stackplot(x, stack, labels=[k.replace("_", " ") for k in BREAKDOWN], alpha=0.85)
+    ax2.set_ylabel("time per step (µs)")
+    unit = unit_of(sweep["path"])
+    ax2.set_xlabel(f"{sweep['path']}" + (f" ({unit})" if unit else ""))
+    ax2.legend(loc="upper left", fontsize=8, ncol=2)
+    ax2.grid(True, alpha=0.3)
+    if log_x:
+        ax1.set_xscale("log")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format=suffix, dpi=120)
+    plt.close(fig)
+    atomic_write(path_out, buf.getvalue(), flag="--plot")
