@@ -19,14 +19,21 @@ wrong basin about half the time. The recipe here:
    splits (log2 distance) of the enumerated table plus its ±1 neighbourhood in every
    log2 degree (the 3^d neighbourhood restricted to valid splits); knobs with discrete
    levels snap to their two nearest levels. Every candidate is re-scored with the exact
-   model (``beta = inf``, hard feasibility and budget) and the best feasible wins.
+   model (``beta = inf``, hard feasibility and budget).
+5. **Hill-climb exactly** from the best candidate: its ±1 log2 neighbourhood of valid
+   splits times ±1 level of every knob, re-scored exactly, until no neighbour improves
+   (at most ``max_climb`` rounds). This repairs relaxed optima that round two steps away
+   from the discrete one (e.g. EP 4 vs EP 1 when the busiest-expert term is flat).
 
 Deterministic for a seed. ``evaluations`` counts model evaluations: one per start per
-step (value and gradient together) plus one per exact candidate.
+step (value and gradient together) plus one per exact candidate; ``forward_equivalents``
+counts each step as ``1 + inputs`` forward passes (one JVP per relaxed variable).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -97,6 +104,7 @@ class GradientResult:
     objective: str
     result: object  # DecodeResult of the winner (exact model)
     evaluations: int
+    forward_equivalents: int
     relaxed_score: float  # exact score at the best start's continuous optimum (if feasible)
     starts: int
     steps: int
@@ -132,11 +140,95 @@ def _log2_table(splits: np.ndarray) -> np.ndarray:
     return np.log2(np.asarray(splits, dtype=np.float64))
 
 
+def log_improvement_budget(vals: dict, args: dict):
+    """A hardware-improvement budget: ``Σ_k max(0, s_k·log(x_k / x_k⁰)) − log B ≤ 0``.
+
+    ``args = {"nominal": {path: x⁰}, "sign": {path: +1 if higher is better else −1},
+    "log_budget": log B}``: improving knobs by factors whose product is at most B (e.g.
+    B = 4: a 4× lower latency, or 2× lower latency and 2× the bandwidth); degrading a
+    knob earns nothing.
+    """
+    cost = 0.0
+    for path, v in vals.items():
+        gain = args["sign"][path] * jnp.log(v / args["nominal"][path])
+        cost = cost + jnp.maximum(gain, 0.0)
+    return cost - args["log_budget"]
+
+
+def _unpack(x, knob_paths):
+    nd = len(FREE)
+    deg = jnp.exp2(x[:nd])
+    tp, dp, kvp, ep, pp = (deg[i] for i in range(nd))
+    par = Parallelism(tp, dp, kvp, ep, tp * kvp * dp / ep, pp)
+    vals = {p: jnp.exp(x[nd + i]) for i, p in enumerate(knob_paths)}
+    return par, vals
+
+
+def _evaluate(sc, par, vals, beta):
+    s = sc.system
+    for path, v in vals.items():
+        s = set_knob(s, path, v)
+    return decode_step(sc.model, sc.precision, s, par, sc.workload, sc.mode, beta)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_search(knob_paths, objective, n_steps, lr, beta, mu, kappa, budget):
+    """The multi-start Adam run, compiled once per static configuration; the scenario,
+    bounds, starts and budget arguments are traced (one compile serves every scenario of
+    the same structure)."""
+    opt = optax.adam(lr)
+
+    def loss(x, sc, budget_args):
+        par, vals = _unpack(x, knob_paths)
+        r = _evaluate(sc, par, vals, beta)
+        sp = lambda g: jax.nn.softplus(kappa * g) / kappa  # noqa: E731
+        pen = sp(r.capacity_violation) + sp(jnp.log2(r.chips) - jnp.log2(sc.system.max_chips))
+        pen = pen + sp(-jnp.log2(par.moe_tp))
+        pen = pen + sp(jnp.log2(par.attn_dp) - jnp.log2(sc.workload.batch))
+        if budget is not None:
+            pen = pen + sp(budget(vals, budget_args))
+        return -jnp.log(_score(r, objective)) + mu * pen
+
+    def run_start(x0, lo, hi, sc, budget_args):
+        state = opt.init(x0)
+        f = lambda x: loss(x, sc, budget_args)  # noqa: E731
+
+        def step(carry, _):
+            x, st = carry
+            val, g = value_and_jacfwd(f, x)
+            g = jnp.where(jnp.isfinite(g), g, 0.0)
+            upd, st = opt.update(g, st, x)
+            x = optax.projections.projection_box(optax.apply_updates(x, upd), lo, hi)
+            return (x, st), val
+
+        (x, _), vals = jax.lax.scan(step, (x0, state), None, length=n_steps)
+        return x, vals
+
+    return jit_derivative(jax.vmap(run_start, in_axes=(0, None, None, None, None)))
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_exact(knob_paths, objective, budget):
+    """Exact re-scoring of candidate (split, knob values) rows, compiled once."""
+
+    def exact(par_row, kvals, sc, budget_args):
+        par = Parallelism(*(par_row[i] for i in range(6)))
+        vals = {p: kvals[i] for i, p in enumerate(knob_paths)}
+        r = _evaluate(sc, par, vals, math.inf)
+        ok = r.fits
+        if budget is not None:
+            ok = ok & (budget(vals, budget_args) <= 0)
+        return jnp.where(ok, _score(r, objective), -jnp.inf), r
+
+    return jax.jit(jax.vmap(exact, in_axes=(0, 0, None, None)))
+
+
 def optimize(
     sc: Scenario,
     splits: np.ndarray,
     knobs: tuple[Knob, ...] = (),
     budget=None,
+    budget_args=None,
     objective: str = "utps",
     n_starts: int = 16,
     steps: int = 200,
@@ -145,6 +237,7 @@ def optimize(
     mu: float = 10.0,
     kappa: float = 20.0,
     n_near: int = 4,
+    max_climb: int = 20,
     seed: int = 0,
 ) -> GradientResult:
     """Multi-start relaxed search, then exact rounding (see the module docstring).
@@ -152,9 +245,12 @@ def optimize(
     Args:
       sc: the scenario (model, precision, system, workload, mode).
       splits: valid split table ``[n, 6]`` (columns ``DEGREE_COLS``), e.g. from
-        ``search.space.valid_splits``; rounding chooses only among these rows.
+        ``search.splits.valid_splits``; rounding chooses only among these rows.
       knobs: hardware knobs to co-design (empty: parallelism only).
-      budget: ``f(dict path → value) -> scalar``; feasible iff ``≤ 0`` (traceable).
+      budget: ``f(vals, budget_args) -> scalar`` (``vals``: dict path → value); a
+        configuration is within budget iff ``≤ 0``. Traceable; a module-level function
+        (it keys the compilation cache).
+      budget_args: any pytree handed to ``budget`` (traced).
       objective: ``utps`` | ``system_tps`` | ``tps_per_chip`` (maximised).
     """
     if objective not in OBJECTIVES:
@@ -163,74 +259,24 @@ def optimize(
     if table.ndim != 2 or table.shape[1] != 6 or len(table) == 0:
         raise UserError("no valid parallel split to search (empty split table)")
     lt = _log2_table(table)
-    d_lo = lt[:, FREE].min(0)
-    d_hi = lt[:, FREE].max(0)
-    k_lo = np.array([math.log(k.lo) for k in knobs])
-    k_hi = np.array([math.log(k.hi) for k in knobs])
-    lo = np.concatenate([d_lo, k_lo])
-    hi = np.concatenate([d_hi, k_hi])
+    lo = np.concatenate([lt[:, FREE].min(0), [math.log(k.lo) for k in knobs]])
+    hi = np.concatenate([lt[:, FREE].max(0), [math.log(k.hi) for k in knobs]])
     nd = len(FREE)
-    max_chips = float(sc.system.max_chips)
-    batch = float(sc.workload.batch)
-
-    def unpack(x):
-        deg = jnp.exp2(x[:nd])
-        tp, dp, kvp, ep, pp = (deg[i] for i in range(nd))
-        moe_tp = tp * kvp * dp / ep
-        par = Parallelism(tp, dp, kvp, ep, moe_tp, pp)
-        vals = {k.path: jnp.exp(x[nd + i]) for i, k in enumerate(knobs)}
-        return par, vals
-
-    def system_for(vals):
-        s = sc.system
-        for path, v in vals.items():
-            s = set_knob(s, path, v)
-        return s
-
-    def evaluate(par, vals, b):
-        return decode_step(sc.model, sc.precision, system_for(vals), par, sc.workload, sc.mode, b)
-
-    def loss(x):
-        par, vals = unpack(x)
-        r = evaluate(par, vals, beta)
-        sp = lambda g: jax.nn.softplus(kappa * g) / kappa  # noqa: E731
-        pen = sp(r.capacity_violation) + sp(jnp.log2(r.chips) - math.log2(max_chips))
-        pen = pen + sp(-jnp.log2(par.moe_tp)) + sp(jnp.log2(par.attn_dp) - math.log2(batch))
-        if budget is not None:
-            pen = pen + sp(budget(vals))
-        return -jnp.log(_score(r, objective)) + mu * pen
-
-    opt = optax.adam(lr)
-
-    def run_start(x0):
-        state = opt.init(x0)
-
-        def step(carry, _):
-            x, st = carry
-            val, g = value_and_jacfwd(loss, x)
-            g = jnp.where(jnp.isfinite(g), g, 0.0)
-            upd, st = opt.update(g, st, x)
-            x = optax.projections.projection_box(optax.apply_updates(x, upd), lo, hi)
-            return (x, st), val
-
-        (x, _), vals = jax.lax.scan(step, (x0, state), None, length=steps)
-        return x, vals
-
+    paths = tuple(k.path for k in knobs)
+    run = _compiled_search(paths, objective, steps, lr, beta, mu, kappa, budget)
     with jax.enable_x64(True):
-        key = jax.random.PRNGKey(seed)
-        u = jax.random.uniform(key, (n_starts, len(lo)), dtype=jnp.float64)
+        sc64 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), sc)
+        u = jax.random.uniform(jax.random.PRNGKey(seed), (n_starts, len(lo)), dtype=jnp.float64)
         x0 = jnp.asarray(lo) + u * (jnp.asarray(hi) - jnp.asarray(lo))
-        xs, hist = jit_derivative(jax.vmap(run_start))(x0)
+        xs, hist = run(x0, jnp.asarray(lo), jnp.asarray(hi), sc64, budget_args)
     xs = np.asarray(xs)
 
     # ---- rounding: nearest valid splits + ±1 log2 neighbourhood, knob levels
     cand_rows: set[int] = set()
     for x in xs:
-        d = np.abs(lt[:, FREE] - x[:nd])
-        dist = d.sum(1)
+        dist = np.abs(lt[:, FREE] - x[:nd]).sum(1)
         cand_rows.update(np.argsort(dist, kind="stable")[:n_near].tolist())
-        r0 = np.round(x[:nd])
-        near = np.all(np.abs(lt[:, FREE] - r0) <= 1.0 + 1e-9, axis=1)
+        near = np.all(np.abs(lt[:, FREE] - np.round(x[:nd])) <= 1.0 + 1e-9, axis=1)
         cand_rows.update(np.nonzero(near)[0].tolist())
     rows = np.array(sorted(cand_rows), dtype=np.int64)
     knob_choices = []
@@ -249,32 +295,66 @@ def optimize(
     kv = np.stack([g.ravel() for g in grids], 1) if knobs else np.zeros((1, 0))
     cand_par = np.repeat(table[rows], len(kv), axis=0)
     cand_kv = np.tile(kv, (len(rows), 1))
-
-    def exact(par_row, kvals):
-        par = Parallelism(*(par_row[i] for i in range(6)))
-        vals = {k.path: kvals[i] for i, k in enumerate(knobs)}
-        r = evaluate(par, vals, math.inf)
-        ok = r.fits
-        if budget is not None:
-            ok = ok & (budget(vals) <= 0)
-        return jnp.where(ok, _score(r, objective), -jnp.inf), r
-
     # the best start's continuous point rides along (last row) for the relaxation gap
     i0 = int(np.argmin(np.asarray(hist)[:, -1]))
-    x0_deg = np.exp2(xs[i0, :nd])
-    relaxed_row = np.array([*x0_deg[:4], x0_deg[0] * x0_deg[1] * x0_deg[2] / x0_deg[3], x0_deg[4]])
+    d0 = np.exp2(xs[i0, :nd])
+    relaxed_row = np.array([*d0[:4], d0[0] * d0[1] * d0[2] / d0[3], d0[4]])
     all_par = np.vstack([cand_par, relaxed_row[None]])
     all_kv = np.vstack([cand_kv, np.exp(xs[i0, nd:])[None] if knobs else np.zeros((1, 0))])
+    exact = _compiled_exact(paths, objective, budget)
     with jax.enable_x64(True):
-        scores, results = jax.jit(jax.vmap(exact))(jnp.asarray(all_par), jnp.asarray(all_kv))
+        scores, results = exact(jnp.asarray(all_par), jnp.asarray(all_kv), sc64, budget_args)
         scores = np.asarray(scores)
-    relaxed = float(getattr(results, objective)[-1])
+    relaxed = float(np.asarray(getattr(results, objective))[-1])
     scores = scores[:-1]
+    results = jax.tree.map(lambda a: np.asarray(a)[:-1], results)
+    n_exact = len(cand_par)
+
+    # ---- exact hill-climb: ±1 in every log2 degree and ±1 knob level, until no gain
+    level_sets = [np.asarray(sorted(k.levels), np.float64) if k.levels else None for k in knobs]
+    seen = {(tuple(r), tuple(v)) for r, v in zip(cand_par, cand_kv, strict=True)}
     best = int(np.argmax(scores))
-    if not np.isfinite(scores[best]):
+    b_par, b_kv, b_score = cand_par[best], cand_kv[best], scores[best]
+    b_res = jax.tree.map(lambda a: a[best], results)
+    for _ in range(max_climb):
+        if not np.isfinite(b_score):
+            break
+        lb = np.log2(b_par)[list(FREE)]
+        box = table[np.all(np.abs(lt[:, FREE] - lb) <= 1.0 + 1e-9, axis=1)]
+        kopts = []
+        for i, lv in enumerate(level_sets):
+            if lv is None:
+                kopts.append(np.array([b_kv[i]]))
+            else:
+                j = int(np.argmin(np.abs(lv - b_kv[i])))
+                kopts.append(lv[max(j - 1, 0) : j + 2])
+        combos = list(itertools.product(*kopts)) if knobs else [()]
+        new = [
+            (r, np.asarray(c, np.float64))
+            for r in box
+            for c in combos
+            if (tuple(r), tuple(c)) not in seen
+        ]
+        if not new:
+            break
+        seen.update((tuple(r), tuple(c)) for r, c in new)
+        npar = np.array([r for r, _ in new])
+        nkv = np.array([c for _, c in new]).reshape(len(new), len(knobs))
+        pad = 1 << max(6, int(math.ceil(math.log2(len(new)))))  # fixed shapes: few compiles
+        ppar = np.vstack([npar, np.repeat(npar[:1], pad - len(new), 0)])
+        pkv = np.vstack([nkv, np.repeat(nkv[:1], pad - len(new), 0)])
+        with jax.enable_x64(True):
+            sc_, rs_ = exact(jnp.asarray(ppar), jnp.asarray(pkv), sc64, budget_args)
+        sc_ = np.asarray(sc_)[: len(new)]
+        n_exact += len(new)
+        j = int(np.argmax(sc_))
+        if not sc_[j] > b_score:
+            break
+        b_par, b_kv, b_score = npar[j], nkv[j], sc_[j]
+        b_res = jax.tree.map(lambda a, j=j: np.asarray(a)[j], rs_)
+    if not np.isfinite(b_score):
         raise UserError("no feasible configuration found (capacity, chips or budget)")
-    s_best = scores[best]
-    r_best = jax.tree.map(lambda a: np.asarray(a)[best], results)
+    cand_par, cand_kv, best, s_best, r_best = b_par[None], b_kv[None], 0, b_score, b_res
     par = {c: int(round(float(cand_par[best][i]))) for i, c in enumerate(DEGREE_COLS)}
     kvals = {k.path: float(cand_kv[best][i]) for i, k in enumerate(knobs)}
     return GradientResult(
@@ -283,7 +363,8 @@ def optimize(
         score=float(s_best),
         objective=objective,
         result=r_best,
-        evaluations=int(n_starts * steps + len(cand_par)),
+        evaluations=int(n_starts * steps + n_exact),
+        forward_equivalents=int(n_starts * steps * (len(lo) + 1) + n_exact),
         relaxed_score=relaxed,
         starts=n_starts,
         steps=steps,
