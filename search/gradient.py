@@ -16,12 +16,14 @@ wrong basin about half the time. The recipe here:
 3. **Optimise** ``n_starts`` seeded random starts in the box with ``optax.adam`` and a box
    projection after every step, all starts vmapped inside one ``lax.scan``.
 4. **Round and check exactly**: each start's degrees snap to the ``n_near`` nearest valid
-   splits (log2 distance) of the enumerated table plus its ±1 neighbourhood in every
-   log2 degree (the 3^d neighbourhood restricted to valid splits); knobs with discrete
-   levels snap to their two nearest levels. Every candidate is re-scored with the exact
-   model (``beta = inf``, hard feasibility and budget).
-5. **Hill-climb exactly** from the best candidate: its ±1 log2 neighbourhood of valid
-   splits times ±1 level of every knob, re-scored exactly, until no neighbour improves
+   splits (log2 distance) of the enumerated table plus the neighbourhood of the nearest
+   (every free degree at its value or an adjacent distinct value of the table: the 3^d
+   neighbourhood restricted to valid splits); knobs with discrete levels snap to their
+   nearest level. Every candidate is re-scored with the exact model (``beta = inf``,
+   hard feasibility and budget).
+5. **Hill-climb exactly** from each of the ``n_climbs`` best distinct candidates: its
+   neighbourhood of valid splits (knobs fixed) and ±1 level of every knob (split fixed), re-scored exactly,
+   until no neighbour improves
    (at most ``max_climb`` rounds). This repairs relaxed optima that round two steps away
    from the discrete one (e.g. EP 4 vs EP 1 when the busiest-expert term is flat).
 
@@ -136,6 +138,17 @@ def value_and_jacfwd(f, x):
     return y, g
 
 
+def neighbourhood(table: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Rows of ``table`` whose every free degree is the centre's value or an adjacent
+    distinct value of that column (at most 3^5 rows; ``moe_tp`` follows)."""
+    keep = np.ones(len(table), bool)
+    for c in FREE:
+        vals = np.unique(table[:, c])
+        j = int(np.argmin(np.abs(np.log2(vals) - np.log2(center[c]))))
+        keep &= np.isin(table[:, c], vals[max(j - 1, 0) : j + 2])
+    return table[keep]
+
+
 def _log2_table(splits: np.ndarray) -> np.ndarray:
     return np.log2(np.asarray(splits, dtype=np.float64))
 
@@ -238,6 +251,7 @@ def optimize(
     kappa: float = 20.0,
     n_near: int = 4,
     max_climb: int = 20,
+    n_climbs: int = 4,
     seed: int = 0,
 ) -> GradientResult:
     """Multi-start relaxed search, then exact rounding (see the module docstring).
@@ -271,30 +285,23 @@ def optimize(
         xs, hist = run(x0, jnp.asarray(lo), jnp.asarray(hi), sc64, budget_args)
     xs = np.asarray(xs)
 
-    # ---- rounding: nearest valid splits + ±1 log2 neighbourhood, knob levels
-    cand_rows: set[int] = set()
+    # ---- rounding: per start, its nearest valid splits and their neighbourhood, at the
+    # start's nearest knob levels (knob moves are left to the hill-climb)
+    level_sets = [np.asarray(sorted(k.levels), np.float64) if k.levels else None for k in knobs]
+    cand: dict[tuple, tuple] = {}
     for x in xs:
         dist = np.abs(lt[:, FREE] - x[:nd]).sum(1)
-        cand_rows.update(np.argsort(dist, kind="stable")[:n_near].tolist())
-        near = np.all(np.abs(lt[:, FREE] - np.round(x[:nd])) <= 1.0 + 1e-9, axis=1)
-        cand_rows.update(np.nonzero(near)[0].tolist())
-    rows = np.array(sorted(cand_rows), dtype=np.int64)
-    knob_choices = []
-    for i, k in enumerate(knobs):
-        vals = np.exp(xs[:, nd + i])
-        if k.levels:
-            lv = np.asarray(sorted(k.levels), dtype=np.float64)
-            pick = set()
-            for v in vals:
-                j = int(np.searchsorted(lv, v))
-                pick.update({max(j - 1, 0), min(j, len(lv) - 1)})
-            knob_choices.append(lv[sorted(pick)])
-        else:
-            knob_choices.append(np.unique(vals))
-    grids = np.meshgrid(*knob_choices, indexing="ij") if knobs else []
-    kv = np.stack([g.ravel() for g in grids], 1) if knobs else np.zeros((1, 0))
-    cand_par = np.repeat(table[rows], len(kv), axis=0)
-    cand_kv = np.tile(kv, (len(rows), 1))
+        near = table[np.argsort(dist, kind="stable")[:n_near]]
+        rows_x = np.unique(np.vstack([near, neighbourhood(table, near[0])]), axis=0)
+        kv_x = []
+        for i, lv in enumerate(level_sets):
+            v = float(np.exp(x[nd + i]))
+            kv_x.append(lv[int(np.argmin(np.abs(np.log(lv) - np.log(v))))] if lv is not None else v)
+        kv_x = np.asarray(kv_x, np.float64)
+        for r in rows_x:
+            cand[(tuple(r), tuple(kv_x))] = (r, kv_x)
+    cand_par = np.array([r for r, _ in cand.values()])
+    cand_kv = np.array([k for _, k in cand.values()]).reshape(len(cand), len(knobs))
     # the best start's continuous point rides along (last row) for the relaxation gap
     i0 = int(np.argmin(np.asarray(hist)[:, -1]))
     d0 = np.exp2(xs[i0, :nd])
@@ -310,50 +317,63 @@ def optimize(
     results = jax.tree.map(lambda a: np.asarray(a)[:-1], results)
     n_exact = len(cand_par)
 
-    # ---- exact hill-climb: ±1 in every log2 degree and ±1 knob level, until no gain
-    level_sets = [np.asarray(sorted(k.levels), np.float64) if k.levels else None for k in knobs]
+    # ---- exact hill-climbs from the best few distinct splits of the rounding phase
     seen = {(tuple(r), tuple(v)) for r, v in zip(cand_par, cand_kv, strict=True)}
-    best = int(np.argmax(scores))
-    b_par, b_kv, b_score = cand_par[best], cand_kv[best], scores[best]
-    b_res = jax.tree.map(lambda a: a[best], results)
-    for _ in range(max_climb):
-        if not np.isfinite(b_score):
+
+    def climb(b_par, b_kv, b_score, b_res):
+        nonlocal n_exact
+        for _ in range(max_climb):
+            box = neighbourhood(table, b_par)
+            kopts = []
+            for i, lv in enumerate(level_sets):
+                if lv is None:
+                    kopts.append(np.array([b_kv[i]]))
+                else:
+                    j = int(np.argmin(np.abs(lv - b_kv[i])))
+                    kopts.append(lv[max(j - 1, 0) : j + 2])
+            # separable neighbourhood: split moves at the current knob values, and knob
+            # moves (±1 level on each knob jointly) at the current split
+            combos = list(itertools.product(*kopts)) if knobs else [()]
+            cands = [(r, b_kv) for r in box] + [(b_par, np.asarray(c, np.float64)) for c in combos]
+            new = [
+                (r, np.asarray(c, np.float64)) for r, c in cands if (tuple(r), tuple(c)) not in seen
+            ]
+            if not new:
+                break
+            seen.update((tuple(r), tuple(c)) for r, c in new)
+            npar = np.array([r for r, _ in new])
+            nkv = np.array([c for _, c in new]).reshape(len(new), len(knobs))
+            pad = 1 << max(6, int(math.ceil(math.log2(len(new)))))  # few distinct shapes
+            ppar = np.vstack([npar, np.repeat(npar[:1], pad - len(new), 0)])
+            pkv = np.vstack([nkv, np.repeat(nkv[:1], pad - len(new), 0)])
+            with jax.enable_x64(True):
+                sc_, rs_ = exact(jnp.asarray(ppar), jnp.asarray(pkv), sc64, budget_args)
+            sc_ = np.asarray(sc_)[: len(new)]
+            n_exact += len(new)
+            j = int(np.argmax(sc_))
+            if not sc_[j] > b_score:
+                break
+            b_par, b_kv, b_score = npar[j], nkv[j], sc_[j]
+            b_res = jax.tree.map(lambda a, j=j: np.asarray(a)[j], rs_)
+        return b_par, b_kv, b_score, b_res
+
+    order = np.argsort(-scores, kind="stable")
+    seeds, used = [], set()
+    for i in order:
+        if not np.isfinite(scores[i]) or len(seeds) == n_climbs:
             break
-        lb = np.log2(b_par)[list(FREE)]
-        box = table[np.all(np.abs(lt[:, FREE] - lb) <= 1.0 + 1e-9, axis=1)]
-        kopts = []
-        for i, lv in enumerate(level_sets):
-            if lv is None:
-                kopts.append(np.array([b_kv[i]]))
-            else:
-                j = int(np.argmin(np.abs(lv - b_kv[i])))
-                kopts.append(lv[max(j - 1, 0) : j + 2])
-        combos = list(itertools.product(*kopts)) if knobs else [()]
-        new = [
-            (r, np.asarray(c, np.float64))
-            for r in box
-            for c in combos
-            if (tuple(r), tuple(c)) not in seen
-        ]
-        if not new:
-            break
-        seen.update((tuple(r), tuple(c)) for r, c in new)
-        npar = np.array([r for r, _ in new])
-        nkv = np.array([c for _, c in new]).reshape(len(new), len(knobs))
-        pad = 1 << max(6, int(math.ceil(math.log2(len(new)))))  # fixed shapes: few compiles
-        ppar = np.vstack([npar, np.repeat(npar[:1], pad - len(new), 0)])
-        pkv = np.vstack([nkv, np.repeat(nkv[:1], pad - len(new), 0)])
-        with jax.enable_x64(True):
-            sc_, rs_ = exact(jnp.asarray(ppar), jnp.asarray(pkv), sc64, budget_args)
-        sc_ = np.asarray(sc_)[: len(new)]
-        n_exact += len(new)
-        j = int(np.argmax(sc_))
-        if not sc_[j] > b_score:
-            break
-        b_par, b_kv, b_score = npar[j], nkv[j], sc_[j]
-        b_res = jax.tree.map(lambda a, j=j: np.asarray(a)[j], rs_)
-    if not np.isfinite(b_score):
+        if tuple(cand_par[i]) not in used:
+            used.add(tuple(cand_par[i]))
+            seeds.append(int(i))
+    if not seeds:
         raise UserError("no feasible configuration found (capacity, chips or budget)")
+    b_par = b_kv = b_res = None
+    b_score = -np.inf
+    for i in seeds:
+        res_i = jax.tree.map(lambda a, i=i: a[i], results)
+        p_, k_, s_, r_ = climb(cand_par[i], cand_kv[i], scores[i], res_i)
+        if s_ > b_score:
+            b_par, b_kv, b_score, b_res = p_, k_, s_, r_
     cand_par, cand_kv, best, s_best, r_best = b_par[None], b_kv[None], 0, b_score, b_res
     par = {c: int(round(float(cand_par[best][i]))) for i, c in enumerate(DEGREE_COLS)}
     kvals = {k.path: float(cand_kv[best][i]) for i, k in enumerate(knobs)}

@@ -1,0 +1,232 @@
+"""Gradient search against the grid optimum on random co-design scenarios (issue 6).
+
+Each scenario (seeded): a model × system pair, a batch and context, and random hardware
+perturbations (HBM/SRAM bandwidth, link bandwidth, latency × log-uniform factors). The
+space is every valid parallel split × four hardware knobs at ``LEVELS`` log-spaced
+levels each — the first inter-chip tier's per-hop latency and per-step overhead (×0.1…1),
+the chip's memory bandwidth and the tier's link bandwidth (×1…4) — under a hardware
+improvement budget: the product of the improvement factors ≤ 4
+(:func:`search.gradient.log_improvement_budget`). The objective is UTPS.
+
+* **grid**: every (split, knob levels) candidate within budget, exact model, float32
+  sweep; the best is re-scored in float64.
+* **gradient**: :func:`search.gradient.optimize` (16 starts × 100 Adam steps in log space,
+  rounding, exact hill-climb).
+
+Prints JSON: the share of scenarios where the gradient answer is within 1 % of the grid
+optimum (target ≥ 95 %), the evaluations it used as a fraction of the grid's (target
+≤ 1 %; a value-and-gradient step counts as one evaluation, forward-equivalents reported
+too), and the wall time of both.
+
+    python benchmarks/bench_gradient.py [--scenarios 200] [--levels 16] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+
+MODELS = (
+    "kimi-k2.5",
+    "deepseek-v3",
+    "llama-3.1-70b",
+    "llama-3.1-405b",
+    "qwen3-235b-a22b",
+    "gpt-oss-120b",
+    "mixtral-8x7b",
+    "qwen3-32b",
+)
+SYSTEMS = (
+    ("gb200-nvl72", None),
+    ("hgx-h200-8", None),
+    ("hgx-b200-8", None),
+    ("mi300x-8", None),
+    ("tpu-v5p-pod", 64),
+    ("lpu-rack", None),
+    ("reticle-die", 512),
+)
+BATCHES = (1, 2, 8, 32)
+CONTEXTS = (1024, 8192, 32768)
+
+
+def first_link_tier(system):
+    for t in system.tiers:
+        if float(t.domain_chips) > 1:
+            return t.name
+    return system.tiers[-1].name
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenarios", type=int, default=200)
+    ap.add_argument("--levels", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--starts", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=100)
+    args = ap.parse_args()
+
+    import functools
+    import itertools
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    sys.path.insert(0, __file__.rsplit("/", 1)[0])
+    from _common import emit, meta
+
+    from costmodel.decode import decode_step
+    from costmodel.specs import Parallelism
+    from search.errors import UserError
+    from search.gradient import Knob, log_improvement_budget, optimize, set_knob
+    from search.jit import enable_cache
+    from search.optimize import split_table
+    from search.scenario import scenario
+    from search.target import scale_system
+
+    enable_cache()
+    rng = np.random.default_rng(args.seed)
+    L = args.levels
+
+    @functools.partial(jax.jit, static_argnames=("paths_vals",))
+    def grid_scores(sc, combos, paths_vals, table):
+        """Scores [C, n] of every split for every knob combination (float32)."""
+
+        def per_combo(c):
+            s = sc.system
+            for i, path in enumerate(paths_vals):
+                s = set_knob(s, path, c[i])
+
+            def one(row):
+                par = Parallelism(*(row[j] for j in range(6)))
+                r = decode_step(sc.model, sc.precision, s, par, sc.workload, sc.mode)
+                return jnp.where(r.fits, r.utps, -jnp.inf)
+
+            return jax.vmap(one)(table)
+
+        return jax.vmap(per_combo)(combos)
+
+    rows = []
+    t_grid_total = t_grad_total = 0.0
+    attempts = 0
+    while len(rows) < args.scenarios and attempts < 20 * args.scenarios:
+        attempts += 1
+        mname = MODELS[rng.integers(len(MODELS))]
+        sname, chips = SYSTEMS[rng.integers(len(SYSTEMS))]
+        batch = int(BATCHES[rng.integers(len(BATCHES))])
+        context = int(CONTEXTS[rng.integers(len(CONTEXTS))])
+        try:
+            sc = scenario(mname, sname, chips=chips, batch=batch, context=context)
+        except UserError:
+            continue
+        f_mem, f_link, f_lat = np.exp(rng.uniform(np.log(0.5), np.log(2.0), 3))
+        chip = sc.system.chip
+        mem_field = "sram_bw_bytes_per_s" if float(chip.sram_capacity_bytes) > 0 else "hbm_bw_bytes_per_s"
+        system = sc.system.replace(chip=chip.replace(**{mem_field: getattr(chip, mem_field) * f_mem}))
+        system = scale_system(system, "bandwidth", f_link)
+        system = scale_system(system, "latency", f_lat)
+        # canonical names: one compile per system structure, not per scenario
+        sc = sc.replace(system=system, model_name="m", system_name="s", precision_name="p")
+        tier = first_link_tier(system)
+        t_obj = next(t for t in system.tiers if t.name == tier)
+        nominal = {
+            f"tiers.{tier}.hop_latency_s": float(t_obj.hop_latency_s),
+            f"tiers.{tier}.overhead_s": float(t_obj.overhead_s),
+            f"chip.{mem_field}": float(getattr(system.chip, mem_field)),
+            f"tiers.{tier}.bw_bytes_per_s": float(t_obj.bw_bytes_per_s),
+        }
+        sign = {p: (-1.0 if p.endswith("_s") and "bytes" not in p else 1.0) for p in nominal}
+        if nominal[f"tiers.{tier}.hop_latency_s"] <= 0 or nominal[f"tiers.{tier}.overhead_s"] <= 0:
+            continue
+        knobs = []
+        for p, v in nominal.items():
+            lv = v * (np.geomspace(0.1, 1.0, L) if sign[p] < 0 else np.geomspace(1.0, 4.0, L))
+            knobs.append(Knob(p, float(lv.min()), float(lv.max()), tuple(float(x) for x in lv)))
+        bud = {"nominal": nominal, "sign": sign, "log_budget": math.log(4.0) + 1e-9}
+        try:
+            table = split_table(sc, min(float(sc.system.max_chips), 512.0))
+        except UserError:
+            continue
+        # ---- grid: all knob combinations within budget × all splits
+        lv = [np.asarray(k.levels) for k in knobs]
+        gains = [
+            np.maximum(sign[k.path] * np.log(lv[i] / nominal[k.path]), 0.0) for i, k in enumerate(knobs)
+        ]
+        idx = np.array(list(itertools.product(*(range(L) for _ in knobs))))
+        cost = sum(gains[i][idx[:, i]] for i in range(len(knobs)))
+        idx = idx[cost <= bud["log_budget"]]
+        combos = np.stack([lv[i][idx[:, i]] for i in range(len(knobs))], 1)
+        paths = tuple(k.path for k in knobs)
+        t0 = time.perf_counter()
+        best, chunk = -np.inf, 4096
+        for s in range(0, len(combos), chunk):
+            c = combos[s : s + chunk]
+            if len(c) < chunk:
+                c = np.vstack([c, np.repeat(c[:1], chunk - len(c), 0)])
+            u = np.asarray(grid_scores(sc, jnp.asarray(c, jnp.float32), paths_vals=paths, table=jnp.asarray(table, jnp.float32)))
+            best = max(best, float(u.max()))
+        t_grid = time.perf_counter() - t0
+        if not np.isfinite(best):
+            continue  # nothing fits: resample
+        n_grid = len(combos) * len(table)
+        # ---- gradient
+        t0 = time.perf_counter()
+        try:
+            g = optimize(sc, table, tuple(knobs), log_improvement_budget, bud, n_starts=args.starts, steps=args.steps)
+            score, evals, fwd = g.score, g.evaluations, g.forward_equivalents
+        except UserError:
+            score, evals, fwd = -np.inf, 0, 0
+        t_grad = time.perf_counter() - t0
+        t_grid_total += t_grid
+        t_grad_total += t_grad
+        rows.append(
+            {
+                "model": mname,
+                "system": sname,
+                "batch": batch,
+                "context": context,
+                "grid_best": best,
+                "gradient_best": score,
+                "gap": 1.0 - score / best,
+                "grid_evaluations": n_grid,
+                "gradient_evaluations": evals,
+                "gradient_forward_equivalents": fwd,
+                "grid_s": t_grid,
+                "gradient_s": t_grad,
+            }
+        )
+        print(
+            f"[{len(rows)}/{args.scenarios}] {mname} {sname} B{batch} S{context}: grid {best:.1f} "
+            f"grad {score:.1f} gap {100 * (1 - score / best):.2f}% evals {evals}/{n_grid}",
+            file=sys.stderr,
+        )
+    gaps = np.array([r["gap"] for r in rows])
+    frac = np.array([r["gradient_evaluations"] / r["grid_evaluations"] for r in rows])
+    frac_fwd = np.array([r["gradient_forward_equivalents"] / r["grid_evaluations"] for r in rows])
+    emit(
+        {
+            "benchmark": "bench_gradient",
+            "scenarios": len(rows),
+            "knobs": 4,
+            "levels_per_knob": L,
+            "budget": "product of improvement factors <= 4",
+            "share_within_1pct": float((gaps <= 0.01).mean()),
+            "share_exact": float((gaps <= 1e-6).mean()),
+            "max_gap": float(gaps.max()),
+            "median_eval_fraction": float(np.median(frac)),
+            "mean_eval_fraction": float(frac.mean()),
+            "total_eval_fraction": float(sum(r["gradient_evaluations"] for r in rows) / sum(r["grid_evaluations"] for r in rows)),
+            "median_forward_equivalent_fraction": float(np.median(frac_fwd)),
+            "grid_wall_s": round(t_grid_total, 1),
+            "gradient_wall_s": round(t_grad_total, 1),
+            "targets": {"share_within_1pct": ">= 0.95", "eval_fraction": "<= 0.01"},
+            "worst": sorted(rows, key=lambda r: -r["gap"])[:5],
+            **meta(),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
