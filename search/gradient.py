@@ -22,9 +22,9 @@ wrong basin about half the time. The recipe here:
    nearest level. Every candidate is re-scored with the exact model (``beta = inf``,
    hard feasibility and budget).
 5. **Hill-climb exactly** from each of the ``n_climbs`` best distinct candidates: its
-   neighbourhood of valid splits (knobs fixed) and ±1 level of every knob (split fixed), re-scored exactly,
-   until no neighbour improves
-   (at most ``max_climb`` rounds). This repairs relaxed optima that round two steps away
+   neighbourhood of valid splits (knobs fixed) and ±1 level of every knob (split
+   fixed), re-scored exactly, until no neighbour improves (at most ``max_climb``
+   rounds). This repairs relaxed optima that round two steps away
    from the discrete one (e.g. EP 4 vs EP 1 when the busiest-expert term is flat).
 
 Deterministic for a seed. ``evaluations`` counts model evaluations: one per start per
