@@ -10,7 +10,7 @@ improvement budget: the product of the improvement factors ≤ 4
 
 * **grid**: every (split, knob levels) candidate within budget, exact model, float32
   sweep; the best is re-scored in float64.
-* **gradient**: :func:`search.gradient.optimize` (16 starts × 100 Adam steps in log space,
+* **gradient**: :func:`search.gradient.optimize` (12 starts × 60 Adam steps in log space,
   rounding, exact hill-climb).
 
 Prints JSON: the share of scenarios where the gradient answer is within 1 % of the grid
@@ -63,8 +63,8 @@ def main() -> None:
     ap.add_argument("--scenarios", type=int, default=200)
     ap.add_argument("--levels", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--starts", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--starts", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=60)
     args = ap.parse_args()
 
     import functools
@@ -123,8 +123,12 @@ def main() -> None:
             continue
         f_mem, f_link, f_lat = np.exp(rng.uniform(np.log(0.5), np.log(2.0), 3))
         chip = sc.system.chip
-        mem_field = "sram_bw_bytes_per_s" if float(chip.sram_capacity_bytes) > 0 else "hbm_bw_bytes_per_s"
-        system = sc.system.replace(chip=chip.replace(**{mem_field: getattr(chip, mem_field) * f_mem}))
+        mem_field = (
+            "sram_bw_bytes_per_s" if float(chip.sram_capacity_bytes) > 0 else "hbm_bw_bytes_per_s"
+        )
+        system = sc.system.replace(
+            chip=chip.replace(**{mem_field: getattr(chip, mem_field) * f_mem})
+        )
         system = scale_system(system, "bandwidth", f_link)
         system = scale_system(system, "latency", f_lat)
         # canonical names: one compile per system structure, not per scenario
@@ -152,7 +156,8 @@ def main() -> None:
         # ---- grid: all knob combinations within budget × all splits
         lv = [np.asarray(k.levels) for k in knobs]
         gains = [
-            np.maximum(sign[k.path] * np.log(lv[i] / nominal[k.path]), 0.0) for i, k in enumerate(knobs)
+            np.maximum(sign[k.path] * np.log(lv[i] / nominal[k.path]), 0.0)
+            for i, k in enumerate(knobs)
         ]
         idx = np.array(list(itertools.product(*(range(L) for _ in knobs))))
         cost = sum(gains[i][idx[:, i]] for i in range(len(knobs)))
@@ -165,7 +170,14 @@ def main() -> None:
             c = combos[s : s + chunk]
             if len(c) < chunk:
                 c = np.vstack([c, np.repeat(c[:1], chunk - len(c), 0)])
-            u = np.asarray(grid_scores(sc, jnp.asarray(c, jnp.float32), paths_vals=paths, table=jnp.asarray(table, jnp.float32)))
+            u = np.asarray(
+                grid_scores(
+                    sc,
+                    jnp.asarray(c, jnp.float32),
+                    paths_vals=paths,
+                    table=jnp.asarray(table, jnp.float32),
+                )
+            )
             best = max(best, float(u.max()))
         t_grid = time.perf_counter() - t0
         if not np.isfinite(best):
@@ -174,7 +186,15 @@ def main() -> None:
         # ---- gradient
         t0 = time.perf_counter()
         try:
-            g = optimize(sc, table, tuple(knobs), log_improvement_budget, bud, n_starts=args.starts, steps=args.steps)
+            g = optimize(
+                sc,
+                table,
+                tuple(knobs),
+                log_improvement_budget,
+                bud,
+                n_starts=args.starts,
+                steps=args.steps,
+            )
             score, evals, fwd = g.score, g.evaluations, g.forward_equivalents
         except UserError:
             score, evals, fwd = -np.inf, 0, 0
@@ -217,7 +237,10 @@ def main() -> None:
             "max_gap": float(gaps.max()),
             "median_eval_fraction": float(np.median(frac)),
             "mean_eval_fraction": float(frac.mean()),
-            "total_eval_fraction": float(sum(r["gradient_evaluations"] for r in rows) / sum(r["grid_evaluations"] for r in rows)),
+            "total_eval_fraction": float(
+                sum(r["gradient_evaluations"] for r in rows)
+                / sum(r["grid_evaluations"] for r in rows)
+            ),
             "median_forward_equivalent_fraction": float(np.median(frac_fwd)),
             "grid_wall_s": round(t_grid_total, 1),
             "gradient_wall_s": round(t_grad_total, 1),

@@ -21,7 +21,10 @@ wrong basin about half the time. The recipe here:
    neighbourhood restricted to valid splits); knobs with discrete levels snap to their
    nearest level. Every candidate is re-scored with the exact model (``beta = inf``,
    hard feasibility and budget).
-5. **Hill-climb exactly** from each of the ``n_climbs`` best distinct candidates: its
+5. **Scan the split table** at the ``n_scans`` best knob combinations found so far (with
+   knobs only: the table has at most a few thousand rows, cheap next to a grid over
+   knob levels × splits, and it repairs splits that round badly from the relaxation).
+6. **Hill-climb exactly** from each of the ``n_climbs`` best distinct candidates: its
    neighbourhood of valid splits (knobs fixed) and ±1 level of every knob (split
    fixed), re-scored exactly, until no neighbour improves (at most ``max_climb``
    rounds). This repairs relaxed optima that round two steps away
@@ -252,6 +255,7 @@ def optimize(
     n_near: int = 4,
     max_climb: int = 20,
     n_climbs: int = 4,
+    n_scans: int = 2,
     seed: int = 0,
 ) -> GradientResult:
     """Multi-start relaxed search, then exact rounding (see the module docstring).
@@ -316,6 +320,30 @@ def optimize(
     scores = scores[:-1]
     results = jax.tree.map(lambda a: np.asarray(a)[:-1], results)
     n_exact = len(cand_par)
+
+    # ---- the whole split table at the best few knob combinations (the table is small:
+    # exhaustive there costs little and repairs splits the relaxation rounds badly)
+    if knobs and n_scans > 0:
+        best_per_kv: dict[tuple, float] = {}
+        for kvr, sc_r in zip(cand_kv, scores, strict=True):
+            best_per_kv[tuple(kvr)] = max(best_per_kv.get(tuple(kvr), -np.inf), float(sc_r))
+        top_kv = sorted(best_per_kv, key=lambda k: -best_per_kv[k])[:n_scans]
+        for kvt in top_kv:
+            kvt = np.asarray(kvt, np.float64)
+            with jax.enable_x64(True):
+                s_t, r_t = exact(
+                    jnp.asarray(table),
+                    jnp.asarray(np.tile(kvt, (len(table), 1))),
+                    sc64,
+                    budget_args,
+                )
+            n_exact += len(table)
+            cand_par = np.vstack([cand_par, table])
+            cand_kv = np.vstack([cand_kv, np.tile(kvt, (len(table), 1))])
+            scores = np.concatenate([scores, np.asarray(s_t)])
+            results = jax.tree.map(
+                lambda a, b: np.concatenate([np.asarray(a), np.asarray(b)]), results, r_t
+            )
 
     # ---- exact hill-climbs from the best few distinct splits of the rounding phase
     seen = {(tuple(r), tuple(v)) for r, v in zip(cand_par, cand_kv, strict=True)}
