@@ -34,3 +34,20 @@ def atomic_write(path, data: str | bytes, flag: str = "--out") -> Path:
             pass
         raise
     return path
+
+
+PLOT_SUFFIXES = ("png", "svg", "pdf")
+
+
+def check_plot_path(path, flag: str = "--plot") -> str:
+    """Validate a plot file name up front (suffix, folder); return the format."""
+    path = Path(path)
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in PLOT_SUFFIXES:
+        raise UserError(f"{flag} {path}: use a .png, .svg or .pdf file name")
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a directory; give a file path")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"{flag} {path}: folder {folder} does not exist")
+    return suffix

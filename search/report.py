@@ -115,6 +115,7 @@ def unit_of(name: str) -> str:
         ("_bytes", "B"),
         ("_s", "s"),
         ("_w", "W"),
+        ("latency_scale", "×"),
     ):
         if name.endswith(suffix) or f"{suffix}_" in name:
             return unit

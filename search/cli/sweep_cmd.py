@@ -52,6 +52,10 @@ def run(a) -> int:
     from search.paths import check_value, records_of, resolve_path
 
     enable_cache()
+    if a.plot:
+        from search.io import check_plot_path
+
+        check_plot_path(a.plot)
     values = parse_range(a.range, a.log)
     sc = scenario_from_args(a)
     path = a.param

@@ -105,6 +105,10 @@ def run(a) -> int:
     from search.target import solve_targets
 
     enable_cache()
+    if a.plot:
+        from search.io import check_plot_path
+
+        check_plot_path(a.plot)
     targets = parse_targets(a.utps)
     sc = scenario_from_args(a)
     if a.tier is not None and a.tier not in [t.name for t in sc.system.tiers]:
@@ -183,7 +187,15 @@ def plot_targets(path, sc, answers, knob):
         if a["status"] == "reachable"
     ]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.loglog(x, y, "o-")
+    ax.loglog(x, y, "o-", label="reachable")
+    bad = [a["target_utps"] for a in answers if a["status"] == "unreachable"]
+    if bad:
+        ax.axvline(min(bad), color="C3", ls=":", label=f"unreachable from {min(bad):,.0f} tok/s")
+        ax.legend(fontsize=8)
+    if knob == "chips":
+        from matplotlib.ticker import ScalarFormatter
+
+        ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.set_xlabel("target single-user tokens/s (tok/s)")
     label = {
         "latency": "required latency factor (× today's per-hop latency and overhead)",
