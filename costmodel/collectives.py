@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 
 from costmodel.smooth import active, safe_div, select
@@ -144,6 +145,25 @@ def _members_per_domain(system: SystemSpec, g, stride):
     return ms
 
 
+def _concrete(x):
+    """``x`` as a float if it is a concrete (untraced) scalar, else None."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _single_chip_tier(tier: TierSpec, stride) -> bool:
+    """True if, with concrete numbers, the tier's domain holds one chip and the group's
+    stride is ≥ 1: then ``m = clip(domain/stride, 1, g) = 1`` exactly (e.g. the on-die
+    tier), the tier's sub-group is one chip and its cost is exactly 0, so it is skipped
+    (XLA need not compute it)."""
+    d, s = _concrete(tier.domain_chips), _concrete(stride)
+    return d is not None and s is not None and d <= 1.0 and s >= 1.0
+
+
 def collective(
     kind: str,
     msg_bytes,
@@ -176,7 +196,11 @@ def collective(
     lat = bw = energy = 0.0
     prev_m = 1.0
     prev_domain = 1.0
-    for tier, m in zip(system.tiers, ms, strict=True):
+    n_tiers, leading = len(system.tiers), True
+    for i, (tier, m) in enumerate(zip(system.tiers, ms, strict=True)):
+        leading = leading and i < n_tiers - 1 and _single_chip_tier(tier, stride)
+        if leading:
+            continue  # m = 1 exactly (prev_m stays 1): a one-chip sub-group adds 0
         k = safe_div(m, prev_m)
         if kind == "all_reduce":
             msg = safe_div(msg_bytes, prev_m)

@@ -38,7 +38,9 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from costmodel import operators as O
@@ -110,8 +112,29 @@ class Comm(NamedTuple):
 # --------------------------------------------------------------------------- plan
 
 
+def _static_zero(x) -> bool:
+    """True if ``x`` is a concrete (not traced) zero, e.g. the count of an absent layer
+    class or of the draft model without speculation. Such operators and collectives
+    add exactly 0 and are left out of the sums, so XLA does not compute them."""
+    if isinstance(x, jax.core.Tracer):
+        return False
+    try:
+        return bool(np.all(np.asarray(x) == 0))
+    except (TypeError, ValueError):
+        return False
+
+
+def _live(classes: dict, mult) -> dict:
+    """The layer classes whose count (times ``mult``) is not a concrete zero."""
+    if _static_zero(mult):
+        return {}
+    return {k: v for k, v in classes.items() if not _static_zero(v)}
+
+
 def _layer_ops(m: ModelSpec, p: Precision, c: O.Ctx, mult, classes) -> list[O.Op]:
-    """Operators of the layer classes ``{name: count}``, each count times ``mult``."""
+    """Operators of the layer classes ``{name: count}``, each count times ``mult``
+    (classes with a concrete zero count, or a concrete zero ``mult``, are left out)."""
+    classes = _live(classes, mult)
     ops: list[O.Op] = []
     for kind in ("full", "window", "sparse"):
         if kind in classes:
@@ -127,6 +150,9 @@ def _layer_ops(m: ModelSpec, p: Precision, c: O.Ctx, mult, classes) -> list[O.Op
 
 def _layer_comms(m: ModelSpec, p: Precision, c: O.Ctx, mult, classes) -> list[Comm]:
     """Collectives of the layer classes (see :func:`comm_plan`)."""
+    classes = _live(classes, mult)
+    if not classes:
+        return []
     act = p.act_bytes
     hidden_r = c.tok_replica * m.d_model * act
     hidden_s = c.tok_stage * m.d_model * act
@@ -206,7 +232,9 @@ def comm_plan(m: ModelSpec, p: Precision, par: Parallelism, wl: Workload) -> lis
     ``n_r/N_a`` tokens to ``min(k, ep)`` expert groups of ``moe_tp`` chips) plus an
     all-reduce of the shared experts over ``N_a``. Pipeline: ``pp − 1`` point-to-point
     hops. Embedding all-reduce and sampling all-gather once per forward pass. The draft
-    model repeats a block's collectives per draft token.
+    model repeats a block's collectives per draft token. Layer classes whose count is a
+    concrete (untraced) zero — absent from the model, or the draft model without
+    speculation — are omitted: they would add exactly 0.
     """
     c = O.make_ctx(par, wl, 1.0 + wl.mtp_depth)
     act = p.act_bytes
@@ -226,7 +254,8 @@ def comm_plan(m: ModelSpec, p: Precision, par: Parallelism, wl: Workload) -> lis
 
 def op_plan(m: ModelSpec, p: Precision, par: Parallelism, wl: Workload) -> list[O.Op]:
     """All operators of one step: the main model verifying ``1 + k`` tokens per sequence,
-    embedding and LM head, and ``k`` draft passes (MTP block + projection + LM head)."""
+    embedding and LM head, and ``k`` draft passes (MTP block + projection + LM head).
+    Layer classes with a concrete zero count are omitted (see :func:`comm_plan`)."""
     c = O.make_ctx(par, wl, 1.0 + wl.mtp_depth)
     ops = _layer_ops(m, p, c, 1.0, layer_classes(m))
     ops += O.embedding_ops(m, p, c, 1.0) + O.lm_head_ops(m, p, c, 1.0)
@@ -339,6 +368,103 @@ def _stack(ops, field):
     return stack([getattr(o, field) for o in ops])
 
 
+def _roofline(flops, wbytes, kvbytes, abytes, bits, chip, s_per_byte, eff, beta):
+    """One operator's roofline: compute time and per-byte memory time of the winner."""
+    t_c = flops / (peak_flops_per_s(chip, bits) * eff.compute_efficiency)
+    mem_bytes = wbytes + kvbytes + abytes
+    t_m = mem_bytes * s_per_byte
+    _, (c_part, m_part) = select((t_c, t_m), ((t_c, 0.0 * t_m), (0.0 * t_c, t_m)), beta=beta)
+    return c_part, safe_div(m_part, mem_bytes), mem_bytes
+
+
+def _op_energy(count, mem_bytes, flops, e_byte, chip):
+    return count * (mem_bytes * e_byte + flops * chip.flop_energy_j_per_flop)
+
+
+def _op_sums_stacked(ops, chip, s_per_byte, e_byte, eff, beta):
+    """``Σ_ops count·(t_compute, t_weight, t_kv, t_act, kernels, energy)``, evaluated on
+    ``[ops]`` arrays: a small graph, quick to compile and to differentiate."""
+    flops, wbytes, kvbytes, abytes = (
+        _stack(ops, f) for f in ("flops", "weight_bytes", "kv_bytes", "act_bytes")
+    )
+    bits, kernels, count = (_stack(ops, f) for f in ("compute_bits", "kernels", "count"))
+    c_part, share, mem_bytes = _roofline(
+        flops, wbytes, kvbytes, abytes, bits, chip, s_per_byte, eff, beta
+    )
+    return (
+        jnp.sum(count * c_part),
+        jnp.sum(count * share * wbytes),
+        jnp.sum(count * share * kvbytes),
+        jnp.sum(count * share * abytes),
+        jnp.sum(count * kernels),
+        jnp.sum(_op_energy(count, mem_bytes, flops, e_byte, chip)),
+    )
+
+
+def _op_sums_fused(ops, chip, s_per_byte, e_byte, eff, beta):
+    """Same sums as :func:`_op_sums_stacked`, as a Python loop of scalar arithmetic:
+    under ``vmap`` everything stays elementwise over the batch and XLA fuses it into a
+    few loops (no ``[batch, ops]`` intermediates), ~10× faster on CPU, but a larger
+    graph that compiles slowly under ``jax.grad``."""
+    sums = [0.0] * 6
+    for o in ops:
+        c_part, share, mem_bytes = _roofline(
+            o.flops, o.weight_bytes, o.kv_bytes, o.act_bytes, o.compute_bits, chip,
+            s_per_byte, eff, beta,
+        )  # fmt: skip
+        share = o.count * share
+        terms = (
+            o.count * c_part,
+            share * o.weight_bytes,
+            share * o.kv_bytes,
+            share * o.act_bytes,
+            o.count * o.kernels,
+            _op_energy(o.count, mem_bytes, o.flops, e_byte, chip),
+        )
+        sums = [s + t for s, t in zip(sums, terms, strict=True)]
+    return tuple(sums)
+
+
+_KINDS = ("all_reduce", "all_gather", "all_to_all", "p2p")
+
+
+def _comm_sums_stacked(plan, system, eff, beta):
+    """``Σ count·(latency, bandwidth time, energy, active)`` over the collectives, one
+    vectorised :func:`collective` call per kind."""
+    lat = band = e_link = n_coll = 0.0
+    for kind in _KINDS:
+        cms = [cm for cm in plan if cm.kind == kind]
+        if not cms:
+            continue
+        msg, group, stride, cnt = (
+            stack([getattr(cm, f) for cm in cms]) for f in ("msg_bytes", "group", "stride", "count")
+        )
+        c_lat, c_bw, c_e = collective(kind, msg, group, stride, system, eff, beta)
+        lat = lat + jnp.sum(cnt * c_lat)
+        band = band + jnp.sum(cnt * c_bw)
+        e_link = e_link + jnp.sum(cnt * c_e)
+        n_coll = n_coll + jnp.sum(cnt * active(group))
+    return lat, band, e_link, n_coll
+
+
+def _comm_sums_fused(plan, system, eff, beta):
+    """Same sums as :func:`_comm_sums_stacked`, one scalar :func:`collective` call per
+    collective (see :func:`_op_sums_fused`)."""
+    lat = band = e_link = n_coll = 0.0
+    for kind in _KINDS:
+        for cm in plan:
+            if cm.kind != kind:
+                continue
+            c_lat, c_bw, c_e = collective(
+                kind, cm.msg_bytes, cm.group, cm.stride, system, eff, beta
+            )
+            lat = lat + cm.count * c_lat
+            band = band + cm.count * c_bw
+            e_link = e_link + cm.count * c_e
+            n_coll = n_coll + cm.count * active(cm.group)
+    return lat, band, e_link, n_coll
+
+
 def decode_step(
     model: ModelSpec,
     precision: Precision,
@@ -347,6 +473,8 @@ def decode_step(
     workload: Workload,
     mode: Efficiency = SOL,
     beta: float = math.inf,
+    *,
+    fused: bool = False,
 ) -> DecodeResult:
     """Time, capacity and energy of one decode step (see the module docstring).
 
@@ -355,6 +483,12 @@ def decode_step(
       mode: ``SOL`` (speed of light) or a calibrated :class:`Efficiency`.
       beta: gradient sharpness at kinks (``inf``: exact subgradients; finite: log-space
         soft-max weights, see :mod:`costmodel.smooth`). Values are exact either way.
+      fused: how the sums over operators and collectives are laid out (same values, to
+        float rounding). ``False``: on ``[ops]`` arrays, a small graph that compiles
+        quickly, also under ``jax.grad``. ``True``: as chains of scalar arithmetic, which
+        under ``jax.vmap`` XLA fuses into a few elementwise loops, ~10× more candidates/s
+        on CPU, but slow to compile under ``jax.grad``; for value-only sweeps
+        (``search.grid``).
 
     Returns:
       :class:`DecodeResult`; infeasible configurations have ``fits = False`` and the
@@ -375,40 +509,18 @@ def decode_step(
     f_sram = sram_fraction(chip, mem)
     s_per_byte = read_s_per_byte(chip, f_sram, eff)
 
-    # operators: roofline per op
-    ops = op_plan(m, p, par, wl)
-    flops, wbytes, kvbytes, abytes = (
-        _stack(ops, f) for f in ("flops", "weight_bytes", "kv_bytes", "act_bytes")
+    # operators (roofline per op) and collectives, summed over the plan
+    e_byte = f_sram * chip.sram_energy_j_per_byte + (1 - f_sram) * chip.hbm_energy_j_per_byte
+    ops = [o for o in op_plan(m, p, par, wl) if not _static_zero(o.count)]
+    op_sums = _op_sums_fused if fused else _op_sums_stacked
+    t_compute, t_weight, t_kv, t_act, n_kernels, e_ops = op_sums(
+        ops, chip, s_per_byte, e_byte, eff, beta
     )
-    bits, kernels, count = (_stack(ops, f) for f in ("compute_bits", "kernels", "count"))
-    t_c = flops / (peak_flops_per_s(chip, bits) * eff.compute_efficiency)
-    mem_bytes = wbytes + kvbytes + abytes
-    t_m = mem_bytes * s_per_byte
-    _, (c_part, m_part) = select((t_c, t_m), ((t_c, 0.0 * t_m), (0.0 * t_c, t_m)), beta=beta)
-    share = safe_div(m_part, mem_bytes)
-    t_compute = jnp.sum(count * c_part)
-    t_weight = jnp.sum(count * share * wbytes)
-    t_kv = jnp.sum(count * share * kvbytes)
-    t_act = jnp.sum(count * share * abytes)
-    n_kernels = jnp.sum(count * kernels)
     t_onchip = n_kernels * t_onchip_s(system)
     t_overhead = n_kernels * eff.kernel_overhead_s
-
-    # collectives: one vectorised evaluation per kind
-    lat = band = e_link = n_coll = 0.0
-    plan = comm_plan(m, p, par, wl)
-    for kind in ("all_reduce", "all_gather", "all_to_all", "p2p"):
-        cms = [cm for cm in plan if cm.kind == kind]
-        if not cms:
-            continue
-        msg, group, stride, cnt = (
-            stack([getattr(cm, f) for cm in cms]) for f in ("msg_bytes", "group", "stride", "count")
-        )
-        c_lat, c_bw, c_e = collective(kind, msg, group, stride, system, eff, beta)
-        lat = lat + jnp.sum(cnt * c_lat)
-        band = band + jnp.sum(cnt * c_bw)
-        e_link = e_link + jnp.sum(cnt * c_e)
-        n_coll = n_coll + jnp.sum(cnt * active(group))
+    comm_sums = _comm_sums_fused if fused else _comm_sums_stacked
+    plan = [cm for cm in comm_plan(m, p, par, wl) if not _static_zero(cm.count)]
+    lat, band, e_link, n_coll = comm_sums(plan, system, eff, beta)
     lat = lat + t_onchip
 
     # overlap (Helix HOP-B): hide communication behind other requests' work
@@ -426,10 +538,7 @@ def decode_step(
     n_stage = par.attn_tp * par.kvp * par.attn_dp
 
     # energy: bytes per memory tier, FLOPs, link bytes; per chip × chips of a stage
-    e_byte = f_sram * chip.sram_energy_j_per_byte + (1 - f_sram) * chip.hbm_energy_j_per_byte
-    e_step = n_stage * (
-        jnp.sum(count * (mem_bytes * e_byte + flops * chip.flop_energy_j_per_flop)) + e_link
-    )
+    e_step = n_stage * (e_ops + e_link)
 
     reason = reason_bits(m, system, par, wl, mem, cap)
     return DecodeResult(

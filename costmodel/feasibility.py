@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from costmodel import params as P
-from costmodel.smooth import stack
 from costmodel.specs import ModelSpec, Parallelism, SystemSpec, Workload
 
 CAPACITY = 1
@@ -51,7 +50,10 @@ def reason_bits(
     m: ModelSpec, system: SystemSpec, par: Parallelism, wl: Workload, memory_bytes, capacity_bytes
 ):
     """Bitmask (int32) of violated rules; 0 means feasible."""
-    degrees = stack([par.attn_tp, par.attn_dp, par.kvp, par.ep, par.moe_tp, par.pp])
+    degrees = (par.attn_tp, par.attn_dp, par.kvp, par.ep, par.moe_tp, par.pp)
+    not_integer = False  # an or-chain, not stack + any: stays elementwise under vmap
+    for d in degrees:
+        not_integer = not_integer | (d < 1 - 1e-9) | (jnp.abs(d - jnp.round(d)) > 1e-6)
     n_attn = par.attn_tp * par.kvp * par.attn_dp
     n_ffn = par.ep * par.moe_tp
     chips = n_attn * par.pp
@@ -74,7 +76,7 @@ def reason_bits(
         (HEADS, heads_bad),
         (EXPERTS, experts_bad),
         (BATCH, (par.attn_dp > wl.batch) | _not_multiple(wl.batch, par.attn_dp)),
-        (INTEGER, jnp.any((degrees < 1 - 1e-9) | (jnp.abs(degrees - jnp.round(degrees)) > 1e-6))),
+        (INTEGER, not_integer),
         (LAYERS, par.pp > m.n_layers),
         (CONTEXT, par.kvp > wl.context_tokens),
     ]

@@ -1,1 +1,13 @@
-"""Searches over the cost model: grid, gradient, targets, sensitivity, calibration, CLI."""
+"""Searches over the cost model: grid, gradient, targets, sensitivity, calibration, CLI.
+
+Entry points::
+
+    import search.grid, search.space
+    res = search.grid(search.space.make_space("kimi-k2.5", "gb200-nvl72"))   # grid search
+    from search.scenario import scenario            # named records from the database
+    from search.optimize import main_job            # best split, targets, sensitivities
+    from search.gradient import optimize            # gradient search / co-design
+    from search.target import solve_targets         # inverse design
+    from search.sensitivity import elasticities     # d log UTPS / d log x
+    from search.calibrate import efficiency_for     # calibrated mode
+"""

@@ -17,6 +17,7 @@ COMMANDS = (
     "show_cmd",
     "import_cmd",
     "eval_cmd",
+    "grid_cmd",
     "optimize_cmd",
     "target_cmd",
     "sensitivity_cmd",
