@@ -44,7 +44,9 @@ def exhaustive(knobs=(), budget_args=None):
         s = SC.system
         for k, v in zip(knobs, kv, strict=True):
             s = set_knob(s, k.path, v)
-        r = decode_step(SC.model, SC.precision, s, Parallelism(*(row[i] for i in range(6))), SC.workload)
+        r = decode_step(
+            SC.model, SC.precision, s, Parallelism(*(row[i] for i in range(6))), SC.workload
+        )
         return jnp.where(r.fits, r.utps, -jnp.inf)
 
     best, n = -np.inf, 0
