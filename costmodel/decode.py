@@ -369,12 +369,15 @@ def _stack(ops, field):
 
 
 def _roofline(flops, wbytes, kvbytes, abytes, bits, chip, s_per_byte, eff, beta):
-    """One operator's roofline: compute time and per-byte memory time of the winner."""
+    """One operator's roofline: compute time of the winner, memory seconds per
+    effective byte of the winner, effective bytes (KV bytes ÷ ``kv_efficiency``) and the
+    bytes actually moved."""
     t_c = flops / (peak_flops_per_s(chip, bits) * eff.compute_efficiency)
-    mem_bytes = wbytes + kvbytes + abytes
-    t_m = mem_bytes * s_per_byte
+    kv_eff = kvbytes / eff.kv_efficiency
+    eff_bytes = wbytes + kv_eff + abytes
+    t_m = eff_bytes * s_per_byte
     _, (c_part, m_part) = select((t_c, t_m), ((t_c, 0.0 * t_m), (0.0 * t_c, t_m)), beta=beta)
-    return c_part, safe_div(m_part, mem_bytes), mem_bytes
+    return c_part, safe_div(m_part, eff_bytes), kv_eff, wbytes + kvbytes + abytes
 
 
 def _op_energy(count, mem_bytes, flops, e_byte, chip):
@@ -388,13 +391,13 @@ def _op_sums_stacked(ops, chip, s_per_byte, e_byte, eff, beta):
         _stack(ops, f) for f in ("flops", "weight_bytes", "kv_bytes", "act_bytes")
     )
     bits, kernels, count = (_stack(ops, f) for f in ("compute_bits", "kernels", "count"))
-    c_part, share, mem_bytes = _roofline(
+    c_part, share, kv_eff, mem_bytes = _roofline(
         flops, wbytes, kvbytes, abytes, bits, chip, s_per_byte, eff, beta
     )
     return (
         jnp.sum(count * c_part),
         jnp.sum(count * share * wbytes),
-        jnp.sum(count * share * kvbytes),
+        jnp.sum(count * share * kv_eff),
         jnp.sum(count * share * abytes),
         jnp.sum(count * kernels),
         jnp.sum(_op_energy(count, mem_bytes, flops, e_byte, chip)),
@@ -408,7 +411,7 @@ def _op_sums_fused(ops, chip, s_per_byte, e_byte, eff, beta):
     graph that compiles slowly under ``jax.grad``."""
     sums = [0.0] * 6
     for o in ops:
-        c_part, share, mem_bytes = _roofline(
+        c_part, share, kv_eff, mem_bytes = _roofline(
             o.flops, o.weight_bytes, o.kv_bytes, o.act_bytes, o.compute_bits, chip,
             s_per_byte, eff, beta,
         )  # fmt: skip
@@ -416,7 +419,7 @@ def _op_sums_fused(ops, chip, s_per_byte, e_byte, eff, beta):
         terms = (
             o.count * c_part,
             share * o.weight_bytes,
-            share * o.kv_bytes,
+            share * kv_eff,
             share * o.act_bytes,
             o.count * o.kernels,
             _op_energy(o.count, mem_bytes, o.flops, e_byte, chip),
@@ -517,7 +520,7 @@ def decode_step(
         ops, chip, s_per_byte, e_byte, eff, beta
     )
     t_onchip = n_kernels * t_onchip_s(system)
-    t_overhead = n_kernels * eff.kernel_overhead_s
+    t_overhead = n_kernels * eff.kernel_overhead_s + eff.step_overhead_s
     comm_sums = _comm_sums_fused if fused else _comm_sums_stacked
     plan = [cm for cm in comm_plan(m, p, par, wl) if not _static_zero(cm.count)]
     lat, band, e_link, n_coll = comm_sums(plan, system, eff, beta)

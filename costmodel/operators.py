@@ -143,8 +143,11 @@ def softmax_attention_ops(m: ModelSpec, p: Precision, c: Ctx, kind: str, count) 
 
     Attention core FLOPs per query token per head per KV token: GQA ``2·d_qk + 2·d_v``;
     MLA with absorbed projections ``2·(r_kv + d_r) + 2·r_kv`` (scores over the latent, then
-    the latent-weighted sum). MLA kernels: fused down-projection, q up-projection,
-    ``W_UK`` absorption, attention, ``W_UV`` absorption, output projection (6); GQA 3.
+    the latent-weighted sum). Kernels: the pre-attention RMSNorm, then MLA: fused
+    down-projection, the q/kv latent norms, q up-projection, ``W_UK`` absorption,
+    attention, ``W_UV`` absorption, output projection (9); GQA: norm, QKV, attention,
+    output (4). A norm is a reduction over the hidden vector: a kernel on a GPU, an
+    on-chip all-to-all on a die whose SRAM is spread over tiles.
     """
     mla = P.is_mla(m) > 0
     act = p.act_bytes
@@ -167,7 +170,7 @@ def softmax_attention_ops(m: ModelSpec, p: Precision, c: Ctx, kind: str, count) 
             kv_bytes=0.0,
             act_bytes=c.tok_replica * (m.d_model + w_proj / m.d_model) * act,
             compute_bits=p.attn_compute_bits,
-            kernels=jnp.where(mla, 3.0, 1.0),
+            kernels=jnp.where(mla, 6.0, 2.0),  # norm (+ 2 latent norms) + projections
             count=count,
         ),
         Op(
@@ -228,7 +231,7 @@ def linear_attention_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             kv_bytes=0.0,
             act_bytes=c.tok_replica * 2 * (m.d_model + w / m.d_model) * act,
             compute_bits=p.attn_compute_bits,
-            kernels=2.0,
+            kernels=3.0,  # pre-norm, in-projection, out-projection
             count=count,
         ),
         Op(
@@ -253,7 +256,7 @@ def dense_ffn_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             kv_bytes=0.0,
             act_bytes=c.tok_stage * (2 * m.d_model + 2 * w / m.d_model) * p.act_bytes,
             compute_bits=p.ffn_compute_bits,
-            kernels=2.0,
+            kernels=3.0,  # pre-FFN norm, gate/up, down
             count=count,
         )
     ]
@@ -324,7 +327,7 @@ def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             kv_bytes=0.0,
             act_bytes=c.tok_replica * (m.d_model + m.n_experts) * act,
             compute_bits=16.0,
-            kernels=1.0,
+            kernels=2.0,  # pre-FFN norm, router
             count=count,
         ),
         Op(
@@ -358,7 +361,7 @@ def lm_head_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             kv_bytes=0.0,
             act_bytes=c.tok_replica * (m.d_model + m.vocab_size / c.n_attn) * p.act_bytes,
             compute_bits=p.attn_compute_bits,
-            kernels=1.0,
+            kernels=3.0,  # final norm, LM head, sampling
             count=count,
         )
     ]

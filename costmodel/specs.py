@@ -250,8 +250,12 @@ class Efficiency:
     """Achieved fraction of peak, and fixed software overheads (the calibrated mode).
 
     ``SOL`` (all efficiencies 1, overheads 0) gives the speed-of-light bound.
-    ``kernel_overhead_s`` is paid once per operator (kernel launch / pipeline bubble);
-    ``collective_overhead_s`` once per collective on top of the tier's own overhead.
+    ``mem_efficiency`` scales memory bandwidth for weight and activation reads;
+    ``kv_efficiency`` additionally for KV-cache / recurrent-state reads (attention kernels
+    over paged caches reach less of the bandwidth than weight GEMVs);
+    ``kernel_overhead_s`` is paid once per kernel (launch / pipeline bubble);
+    ``collective_overhead_s`` once per collective on top of the tier's own overhead;
+    ``step_overhead_s`` once per decode step (scheduling, sampling, host work).
     """
 
     mem_efficiency: float = 1.0
@@ -259,6 +263,8 @@ class Efficiency:
     link_efficiency: float = 1.0
     kernel_overhead_s: float = 0.0
     collective_overhead_s: float = 0.0
+    kv_efficiency: float = 1.0
+    step_overhead_s: float = 0.0
 
 
 SOL = Efficiency()

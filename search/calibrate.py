@@ -1,14 +1,16 @@
 r"""Calibrated mode: efficiencies and fixed overheads per hardware × software family.
 
-Four interpretable numbers of :class:`~costmodel.specs.Efficiency` are fitted to the
+Six interpretable numbers of :class:`~costmodel.specs.Efficiency` are fitted to the
 per-step decode times of ``hardware_db/data/measurements.csv`` (usable rows, grades A
-and B): the achieved fraction of memory bandwidth ``η_m`` and of peak FLOP/s ``η_c``, a
-fixed overhead per kernel ``o_k`` and per collective ``o_c`` (``link_efficiency`` stays
-1). A family is ``"<chip>/<software>"`` (``b200/trtllm``, ``mi300x/vllm``, …).
+and B): the achieved fraction of memory bandwidth ``η_m`` for weight reads and ``η_kv``
+for KV-cache reads, of peak FLOP/s ``η_c``, a fixed overhead per kernel ``o_k``, per
+collective ``o_c`` and per step ``o_s`` (``link_efficiency`` stays 1). A family is
+``"<chip>/<software>"`` (``b200/trtllm``, ``mi300x/vllm``, …).
 
-**Parametrisation** (unconstrained vector θ of four entries)::
+**Parametrisation** (unconstrained vector θ of six entries)::
 
-    η = 0.2 + 0.8·sigmoid(θ_η)          efficiencies bounded in (0.2, 1]
+    η = f + (1 − f)·sigmoid(θ_η)        efficiencies bounded in (f, 1]; f = 0.2
+                                        (0.02 for η_kv, see :data:`FLOORS`)
     o = exp(θ_o)                        overheads positive, log-space
 
 **Hierarchy** (additive in θ, so one-row families borrow from their relatives)::
@@ -16,7 +18,7 @@ fixed overhead per kernel ``o_k`` and per collective ``o_c`` (``link_efficiency`
     θ_{h,s} = θ_g + a_h + b_s + c_{h,s}
     θ_g ~ N(μ_0, S_0²),  a_h ~ N(0, (λ·S_h)²),  b_s ~ N(0, (λ·S_s)²),  c ~ N(0, (λ·S_c)²)
 
-with a weak global prior μ_0 (η_m 0.8, η_c 0.5, o_k 3 µs, o_c 5 µs) and one prior scale
+with a weak global prior μ_0 (η_m 0.8, η_c 0.5, o_k 3 µs, o_c 5 µs, η_kv 0.8, o_s 20 µs) and one prior scale
 λ chosen by leave-out error (mean of leave-one-row-out and leave-one-family-out MAPE,
 :func:`tune_prior_scale`). **MAP fit**: minimise ::
 
@@ -68,20 +70,43 @@ CALIBRATION_TOML = DATA_ROOT / "calibration.toml"
 REGENERATE = "python -m search.calibrate --write"
 """The command that regenerates :data:`CALIBRATION_TOML`."""
 
-PARAMS = ("mem_efficiency", "compute_efficiency", "kernel_overhead_s", "collective_overhead_s")
+PARAMS = (
+    "mem_efficiency",
+    "compute_efficiency",
+    "kernel_overhead_s",
+    "collective_overhead_s",
+    "kv_efficiency",
+    "step_overhead_s",
+)
 """Fitted fields of :class:`~costmodel.specs.Efficiency`, in θ order."""
 
 EFF_FLOOR = 0.2
 """Lower bound of the fitted efficiencies."""
+
+FLOORS = {"kv_efficiency": 0.02}
+"""Per-parameter lower bounds that differ from :data:`EFF_FLOOR`: attention over long
+paged caches reaches a few percent of HBM bandwidth on some stacks (measured: +25 ms for
+112K more tokens of Llama-3.1-405B on 8×MI300X with vLLM, D62→D63, about 16× the
+KV-read time at full bandwidth)."""
+
+
+def floor_of(name: str) -> float:
+    """Lower bound of the efficiency ``name``."""
+    return FLOORS.get(name, EFF_FLOOR)
+
 
 PRIOR_MEAN = {
     "mem_efficiency": 0.8,
     "compute_efficiency": 0.5,
     "kernel_overhead_s": 3e-6,
     "collective_overhead_s": 5e-6,
+    "kv_efficiency": 0.8,
+    "step_overhead_s": 20e-6,
 }
 """Centre of the global prior (values, not θ): typical achieved HBM bandwidth, GEMV
-compute efficiency, one kernel launch inside a CUDA graph, one small collective."""
+compute efficiency, one kernel launch inside a CUDA graph, one small collective, an
+attention kernel's share of bandwidth relative to weight reads, one step's host work
+(scheduling and sampling) around a captured graph."""
 
 PRIOR_SD_GLOBAL = {"efficiency": 1.0, "time": 1.5}
 """Prior sd of θ_g (logit / natural-log units) per kind of parameter: weak."""
@@ -127,7 +152,8 @@ def to_theta(values: dict) -> np.ndarray:
     for k in PARAMS:
         v = float(values[k])
         if _kind(k) == "efficiency":
-            p = (v - EFF_FLOOR) / (1.0 - EFF_FLOOR)
+            lo = floor_of(k)
+            p = (v - lo) / (1.0 - lo)
             p = min(max(p, 1e-9), 1 - 1e-9)
             out.append(math.log(p / (1 - p)))
         else:
@@ -141,7 +167,7 @@ def from_theta(theta) -> dict:
     for i, k in enumerate(PARAMS):
         t = theta[..., i]
         if _kind(k) == "efficiency":
-            out[k] = EFF_FLOOR + (1 - EFF_FLOOR) * jax.nn.sigmoid(t)
+            out[k] = floor_of(k) + (1 - floor_of(k)) * jax.nn.sigmoid(t)
         else:
             out[k] = jnp.exp(t)
     return out
@@ -163,7 +189,7 @@ def values_of(theta) -> dict:
     out = {}
     for i, k in enumerate(PARAMS):
         if _kind(k) == "efficiency":
-            out[k] = float(EFF_FLOOR + (1 - EFF_FLOOR) / (1.0 + np.exp(-t[i])))
+            out[k] = float(floor_of(k) + (1 - floor_of(k)) / (1.0 + np.exp(-t[i])))
         else:
             out[k] = float(np.exp(t[i]))
     return out
@@ -571,8 +597,8 @@ def _check_params(path, where_: str, table) -> dict:
         v = table.get(k)
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise db.DbError(f"{path}: {where_}.{k}: expected a finite number, got {v!r}")
-        if k.endswith("_efficiency") and not EFF_FLOOR <= v <= 1:
-            raise db.DbError(f"{path}: {where_}.{k}: {v!r} outside [{EFF_FLOOR}, 1]")
+        if k.endswith("_efficiency") and not floor_of(k) <= v <= 1:
+            raise db.DbError(f"{path}: {where_}.{k}: {v!r} outside [{floor_of(k)}, 1]")
         if k.endswith("_s") and not 0 < v < 1:
             raise db.DbError(f"{path}: {where_}.{k}: {v!r} s outside (0, 1) s")
         out[k] = float(v)
