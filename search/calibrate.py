@@ -18,7 +18,8 @@ collective ``o_c`` and per step ``o_s`` (``link_efficiency`` stays 1). A family 
     θ_{h,s} = θ_g + a_h + b_s + c_{h,s}
     θ_g ~ N(μ_0, S_0²),  a_h ~ N(0, (λ·S_h)²),  b_s ~ N(0, (λ·S_s)²),  c ~ N(0, (λ·S_c)²)
 
-with a weak global prior μ_0 (η_m 0.8, η_c 0.5, o_k 3 µs, o_c 5 µs, η_kv 0.8, o_s 20 µs) and one prior scale
+with a weak global prior μ_0 (η_m 0.8, η_c 0.5, o_k 3 µs, o_c 5 µs, η_kv 0.8,
+o_s 20 µs) and one prior scale
 λ chosen by leave-out error (mean of leave-one-row-out and leave-one-family-out MAPE,
 :func:`tune_prior_scale`). **MAP fit**: minimise ::
 
