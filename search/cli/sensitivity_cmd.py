@@ -46,7 +46,8 @@ def run(a) -> int:
         table = split_table(sc, cm)
         i, _ = exhaustive_best(sc, table)
         par = Parallelism(*(float(v) for v in table[i]))
-    el = elasticities(sc, par)[:top]
+    with report.console(True).status("differentiating"):
+        el = elasticities(sc, par)[:top]
     pd = report.parallelism_dict(par)
     if a.json:
         print(

@@ -68,7 +68,8 @@ def run(a) -> int:
         values = np.unique(np.round(values))
         values = np.array([check_value(canon, v, flag="--range") for v in values])
     cm = check_range("--chips-max", a.chips_max, 1, 1e9, integer=True) if a.chips_max else None
-    out = sweep_param(sc, canon, values, cm, a.objective)
+    with report.console(True).status(f"sweeping {canon} over {len(values)} points"):
+        out = sweep_param(sc, canon, values, cm, a.objective)
     if a.plot:
         plot_sweep(a.plot, sc, out, a.log)
     if a.json:

@@ -125,12 +125,13 @@ def run(a) -> int:
     else:
         table = split_table(sc, cm)
         splits = as_parallelism(table)
-    if a.knob == "chips":
-        if table is None:
-            raise UserError("--knob chips searches over splits; drop the degree flags")
-        answers = solve_chips(sc, table, targets)
-    else:
-        answers = [x.as_dict() for x in solve_targets(sc, splits, targets, a.knob, a.tier)]
+    if a.knob == "chips" and table is None:
+        raise UserError("--knob chips searches over splits; drop the degree flags")
+    with report.console(True).status(f"solving {len(targets)} target(s) for {a.knob}"):
+        if a.knob == "chips":
+            answers = solve_chips(sc, table, targets)
+        else:
+            answers = [x.as_dict() for x in solve_targets(sc, splits, targets, a.knob, a.tier)]
     if a.plot:
         plot_targets(a.plot, sc, answers, a.knob)
     if a.json:
