@@ -152,6 +152,13 @@ def neighbourhood(table: np.ndarray, center: np.ndarray) -> np.ndarray:
     return table[keep]
 
 
+def _pad_rows(rows: np.ndarray, minimum: int = 64) -> np.ndarray:
+    """``rows`` padded (repeating the first row) to the next power of two ≥ ``minimum``,
+    so that exact re-scoring compiles for few distinct shapes across scenarios."""
+    n = max(minimum, 1 << int(math.ceil(math.log2(max(len(rows), 1)))))
+    return np.vstack([rows, np.repeat(rows[:1], n - len(rows), 0)])
+
+
 def _log2_table(splits: np.ndarray) -> np.ndarray:
     return np.log2(np.asarray(splits, dtype=np.float64))
 
@@ -313,9 +320,13 @@ def optimize(
     all_par = np.vstack([cand_par, relaxed_row[None]])
     all_kv = np.vstack([cand_kv, np.exp(xs[i0, nd:])[None] if knobs else np.zeros((1, 0))])
     exact = _compiled_exact(paths, objective, budget)
+    n_all = len(all_par)
     with jax.enable_x64(True):
-        scores, results = exact(jnp.asarray(all_par), jnp.asarray(all_kv), sc64, budget_args)
-        scores = np.asarray(scores)
+        scores, results = exact(
+            jnp.asarray(_pad_rows(all_par)), jnp.asarray(_pad_rows(all_kv)), sc64, budget_args
+        )
+        scores = np.asarray(scores)[:n_all]
+        results = jax.tree.map(lambda a: np.asarray(a)[:n_all], results)
     relaxed = float(np.asarray(getattr(results, objective))[-1])
     scores = scores[:-1]
     results = jax.tree.map(lambda a: np.asarray(a)[:-1], results)
@@ -328,21 +339,23 @@ def optimize(
         for kvr, sc_r in zip(cand_kv, scores, strict=True):
             best_per_kv[tuple(kvr)] = max(best_per_kv.get(tuple(kvr), -np.inf), float(sc_r))
         top_kv = sorted(best_per_kv, key=lambda k: -best_per_kv[k])[:n_scans]
+        n_tab = len(table)
+        padded = _pad_rows(table)  # power-of-two length: few distinct compiled shapes
         for kvt in top_kv:
             kvt = np.asarray(kvt, np.float64)
             with jax.enable_x64(True):
                 s_t, r_t = exact(
-                    jnp.asarray(table),
-                    jnp.asarray(np.tile(kvt, (len(table), 1))),
+                    jnp.asarray(padded),
+                    jnp.asarray(np.tile(kvt, (len(padded), 1))),
                     sc64,
                     budget_args,
                 )
-            n_exact += len(table)
+            n_exact += n_tab
             cand_par = np.vstack([cand_par, table])
-            cand_kv = np.vstack([cand_kv, np.tile(kvt, (len(table), 1))])
-            scores = np.concatenate([scores, np.asarray(s_t)])
+            cand_kv = np.vstack([cand_kv, np.tile(kvt, (n_tab, 1))])
+            scores = np.concatenate([scores, np.asarray(s_t)[:n_tab]])
             results = jax.tree.map(
-                lambda a, b: np.concatenate([np.asarray(a), np.asarray(b)]), results, r_t
+                lambda a, b: np.concatenate([np.asarray(a), np.asarray(b)[:n_tab]]), results, r_t
             )
 
     # ---- exact hill-climbs from the best few distinct splits of the rounding phase
@@ -371,9 +384,7 @@ def optimize(
             seen.update((tuple(r), tuple(c)) for r, c in new)
             npar = np.array([r for r, _ in new])
             nkv = np.array([c for _, c in new]).reshape(len(new), len(knobs))
-            pad = 1 << max(6, int(math.ceil(math.log2(len(new)))))  # few distinct shapes
-            ppar = np.vstack([npar, np.repeat(npar[:1], pad - len(new), 0)])
-            pkv = np.vstack([nkv, np.repeat(nkv[:1], pad - len(new), 0)])
+            ppar, pkv = _pad_rows(npar), _pad_rows(nkv)
             with jax.enable_x64(True):
                 sc_, rs_ = exact(jnp.asarray(ppar), jnp.asarray(pkv), sc64, budget_args)
             sc_ = np.asarray(sc_)[: len(new)]
