@@ -380,8 +380,20 @@ def _roofline(flops, wbytes, kvbytes, abytes, bits, chip, s_per_byte, eff, beta)
     return c_part, safe_div(m_part, eff_bytes), kv_eff, wbytes + kvbytes + abytes
 
 
-def _op_energy(count, mem_bytes, flops, e_byte, chip):
-    return count * (mem_bytes * e_byte + flops * chip.flop_energy_j_per_flop)
+def _op_energy(count, mem_bytes, flops, act_bytes, f_bytes, f_flops, bits, e, chip):
+    """Energy of ``count`` occurrences of an operator, summed over one stage's chips ÷ N.
+
+    ``mem_bytes·f_bytes·e_mem + flops·f_flops·e_flop(bits) + act_bytes·e_die``: the
+    average chip's bytes (tier mix ``e_mem``) and FLOPs, and the on-die exchange of the
+    operator's activations. ``e_flop(bits) = e_flop_bf16 · peak_bf16 / peak(bits)``: the
+    database's J/FLOP is power ÷ BF16 peak, so narrower arithmetic at the same power
+    costs proportionally less per FLOP.
+    """
+    e_mem, e_die = e
+    e_flop = chip.flop_energy_j_per_flop * safe_div(
+        chip.peak_flops_per_s_bf16, peak_flops_per_s(chip, bits)
+    )
+    return count * (mem_bytes * f_bytes * e_mem + flops * f_flops * e_flop + act_bytes * e_die)
 
 
 def _op_sums_stacked(ops, chip, s_per_byte, e_byte, eff, beta):
@@ -391,6 +403,7 @@ def _op_sums_stacked(ops, chip, s_per_byte, e_byte, eff, beta):
         _stack(ops, f) for f in ("flops", "weight_bytes", "kv_bytes", "act_bytes")
     )
     bits, kernels, count = (_stack(ops, f) for f in ("compute_bits", "kernels", "count"))
+    fb, ff = (_stack(ops, f) for f in ("mean_bytes_fraction", "mean_flops_fraction"))
     c_part, share, kv_eff, mem_bytes = _roofline(
         flops, wbytes, kvbytes, abytes, bits, chip, s_per_byte, eff, beta
     )
@@ -400,7 +413,7 @@ def _op_sums_stacked(ops, chip, s_per_byte, e_byte, eff, beta):
         jnp.sum(count * share * kv_eff),
         jnp.sum(count * share * abytes),
         jnp.sum(count * kernels),
-        jnp.sum(_op_energy(count, mem_bytes, flops, e_byte, chip)),
+        jnp.sum(_op_energy(count, mem_bytes, flops, abytes, fb, ff, bits, e_byte, chip)),
     )
 
 
@@ -422,7 +435,17 @@ def _op_sums_fused(ops, chip, s_per_byte, e_byte, eff, beta):
             share * kv_eff,
             share * o.act_bytes,
             o.count * o.kernels,
-            _op_energy(o.count, mem_bytes, o.flops, e_byte, chip),
+            _op_energy(
+                o.count,
+                mem_bytes,
+                o.flops,
+                o.act_bytes,
+                o.mean_bytes_fraction,
+                o.mean_flops_fraction,
+                o.compute_bits,
+                e_byte,
+                chip,
+            ),  # fmt: skip
         )
         sums = [s + t for s, t in zip(sums, terms, strict=True)]
     return tuple(sums)
@@ -513,7 +536,9 @@ def decode_step(
     s_per_byte = read_s_per_byte(chip, f_sram, eff)
 
     # operators (roofline per op) and collectives, summed over the plan
-    e_byte = f_sram * chip.sram_energy_j_per_byte + (1 - f_sram) * chip.hbm_energy_j_per_byte
+    e_mem = f_sram * chip.sram_energy_j_per_byte + (1 - f_sram) * chip.hbm_energy_j_per_byte
+    die = system.tiers[0] if system.tiers and system.tiers[0].name == "die" else None
+    e_byte = (e_mem, die.energy_j_per_byte if die is not None else 0.0)
     ops = [o for o in op_plan(m, p, par, wl) if not _static_zero(o.count)]
     op_sums = _op_sums_fused if fused else _op_sums_stacked
     t_compute, t_weight, t_kv, t_act, n_kernels, e_ops = op_sums(

@@ -41,11 +41,17 @@ import jax.numpy as jnp
 from jax.scipy.special import ndtri
 
 from costmodel import params as P
+from costmodel.smooth import safe_div
 from costmodel.specs import ModelSpec, Parallelism, Precision, Workload
 
 
 class Op(NamedTuple):
-    """One operator on one chip, per occurrence."""
+    """One operator on one chip, per occurrence.
+
+    Time follows the busiest chip (the step waits for it); energy follows the average
+    chip: ``mean_bytes_fraction`` and ``mean_flops_fraction`` are the average chip's bytes
+    and FLOPs relative to this one's (1 except for load-imbalanced routed experts).
+    """
 
     flops: object
     weight_bytes: object
@@ -54,6 +60,8 @@ class Op(NamedTuple):
     compute_bits: object
     kernels: object
     count: object
+    mean_bytes_fraction: object = 1.0
+    mean_flops_fraction: object = 1.0
 
 
 class Ctx(NamedTuple):
@@ -317,7 +325,18 @@ def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
     router = m.d_model * m.n_experts
     latent = (P.moe_dense_params(m) - router) / c.n_ffn
     w_routed = expected_experts_per_chip(m, c) * P.expert_params(m) / c.moe_tp
-    routed_flops = 2 * busiest_chip_pairs(m, c) * P.expert_params(m) / c.moe_tp
+    pairs = busiest_chip_pairs(m, c)
+    routed_flops = 2 * pairs * P.expert_params(m) / c.moe_tp
+    # the average chip, for energy: mean distinct experts (E/ep)·φ and n·k/ep pairs
+    miss = jnp.clip(1.0 - m.top_k / jnp.maximum(m.n_experts, 1.0), 0.0, 1.0)
+    mean_experts = m.n_experts / c.ep * (1.0 - miss**c.tok_stage)
+    mean_pairs = c.tok_stage * m.top_k / c.ep
+    eb, fb = p.expert_weight_bytes, p.ffn_weight_bytes
+    busy_bytes = w_routed * eb + latent * fb + pairs * 2 * d_e * act
+    mean_bytes = mean_experts * P.expert_params(m) / c.moe_tp * eb + latent * fb
+    mean_bytes = mean_bytes + mean_pairs * 2 * d_e * act
+    busy_flops = routed_flops + 2 * latent * c.tok_stage
+    mean_flops = 2 * mean_pairs * P.expert_params(m) / c.moe_tp + 2 * latent * c.tok_stage
     w_shared = P.shared_expert_params(m) / c.n_attn
     has_latent = jnp.where(jnp.asarray(m.moe_latent_dim) > 0, 1.0, 0.0)
     return [
@@ -331,13 +350,15 @@ def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             count=count,
         ),
         Op(
-            flops=routed_flops + 2 * latent * c.tok_stage,
-            weight_bytes=w_routed * p.expert_weight_bytes + latent * p.ffn_weight_bytes,
+            flops=busy_flops,
+            weight_bytes=w_routed * eb + latent * fb,
             kv_bytes=0.0,
-            act_bytes=busiest_chip_pairs(m, c) * 2 * d_e * act,
+            act_bytes=pairs * 2 * d_e * act,
             compute_bits=p.expert_compute_bits,
             kernels=2.0 + 2.0 * has_latent,
             count=count,
+            mean_bytes_fraction=safe_div(mean_bytes, busy_bytes),
+            mean_flops_fraction=safe_div(mean_flops, busy_flops),
         ),
         Op(
             flops=2 * w_shared * c.tok_replica,

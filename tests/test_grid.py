@@ -211,9 +211,22 @@ def test_bad_arguments(space, kw):
         grid(space, **kw)
 
 
-def test_energy_objective_needs_energy_data(space):
+def test_energy_objective(space):
+    """With sourced energies (hgx-h100-8) the energy objective ranks by J/token; a system
+    whose chip has no energy data is refused with one line."""
+    from dataclasses import replace
+
+    res = grid(space, objective="energy", top=3, pareto=False)
+    best = res.best["result"]["energy_j_per_token"]
+    assert 0 < best < float("inf")
+    assert all(r["result"]["energy_j_per_token"] >= best for r in res.top)
+    sc = space.scenarios[0]
+    chip = sc.system.chip.replace(
+        hbm_energy_j_per_byte=0.0, sram_energy_j_per_byte=0.0, flop_energy_j_per_flop=0.0
+    )
+    bare = replace(space, scenarios=(sc.replace(system=sc.system.replace(chip=chip)),))
     with pytest.raises(UserError, match="energy"):
-        grid(space, objective="energy")
+        grid(bare, objective="energy")
 
 
 def test_huge_space_runs_partially():
