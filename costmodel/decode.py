@@ -356,12 +356,19 @@ def peak_flops_per_s(chip: ChipSpec, bits):
 
 def tokens_per_step(wl: Workload):
     """Mean accepted tokens per step ``Σ_{i=0..k} a^i`` (k = MTP depth, a = per-position
-    acceptance); 1 without speculation."""
+    acceptance); 1 without speculation.
+
+    Closed form ``(1 - a^(k+1)) / (1 - a)`` evaluated as
+    ``-expm1((k+1)·log1p(-(1-a))) / (1-a)``: the direct form cancels in float32 for ``a``
+    within ~1e-5 of 1 (1.2e-4 relative error at a = 0.99998524, k = 16; found by the
+    property suite), this one stays within ~1e-6. ``a = 1`` gives ``k + 1`` and ``a ≤ 0``
+    gives 1 (guarded branches, so gradients stay finite)."""
     k, a = wl.mtp_depth, wl.acceptance_rate
     near_one = jnp.abs(1.0 - a) < 1e-9
-    a_safe = jnp.where(near_one, 0.5, a)
-    geo = (1.0 - a_safe ** (k + 1.0)) / (1.0 - a_safe)
-    return jnp.where(near_one, k + 1.0, geo)
+    none = a <= 0.0
+    u = 1.0 - jnp.where(near_one | none, 0.5, a)
+    geo = -jnp.expm1((k + 1.0) * jnp.log1p(-u)) / u
+    return jnp.where(near_one, k + 1.0, jnp.where(none, 1.0, geo))
 
 
 def _stack(ops, field):

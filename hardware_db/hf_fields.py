@@ -11,6 +11,10 @@ import math
 
 from hardware_db import DbError
 
+MAX_INT = 2**31 - 1
+"""Largest integer field (size, count) accepted: no real model comes near it, and larger
+values overflow index arithmetic or the cost model's float32 sweep."""
+
 _NESTED = ("text_config", "llm_config", "language_config")
 """Keys under which multimodal configs nest the text model (the first one present is used)."""
 
@@ -71,6 +75,8 @@ class Fields:
             raise self.error(key, f"is {v!r}; expected a finite number")
         if integer and v != int(v):
             raise self.error(key, f"is {v!r}; expected an integer")
+        if integer and v > MAX_INT:
+            raise self.error(key, f"is {v!r}; expected an integer ≤ {MAX_INT}")
         if v < 0 or (v == 0 and not allow_zero):
             bound = "≥ 0" if allow_zero else "> 0"
             raise self.error(key, f"is {v!r}; must be {bound}")

@@ -68,6 +68,9 @@ FAMILIES = {
 }
 """``model_type`` (of the text model when nested) → family label used in ``meta``."""
 
+MAX_LAYERS = 100_000
+"""Most layers a config may declare (per-layer tables are built in memory)."""
+
 MIXERS = ("full", "window", "sparse", "linear", "none")
 FFNS = ("dense", "moe", "none")
 
@@ -124,7 +127,11 @@ def family_of(f: Fields) -> tuple[str, str]:
 def n_layers(f: Fields) -> int:
     """``num_hidden_layers``, or the length of a per-layer pattern when it is missing."""
     if f.which("num_hidden_layers", "n_layers", "num_layers"):
-        return f.pos("num_hidden_layers", "n_layers", "num_layers")
+        L = f.pos("num_hidden_layers", "n_layers", "num_layers")
+        if L > MAX_LAYERS:
+            key = f.which("num_hidden_layers", "n_layers", "num_layers")
+            raise f.error(key, f"is {L}; expected at most {MAX_LAYERS} layers")
+        return L
     for key in ("hybrid_override_pattern", "layers_block_type", "layer_types", "block_configs"):
         v = f.raw(key)
         if isinstance(v, str | list) and len(v) > 0:

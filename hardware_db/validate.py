@@ -216,6 +216,8 @@ def check_range(
         span += f" {hi_s} {human(hi, q.dimension)}"
     if allow_inf:
         span += " (or inf)"
+    if math.isnan(x):
+        fail(path, f"{field}.value" if inline else field, f"{q.text!r} is NaN; allowed: {span}")
     bad = (
         (math.isinf(x) and not allow_inf)
         or x < lo

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import jax
+import numpy as np
 
 from costmodel.decode import decode_step
 from costmodel.specs import Parallelism, SystemSpec
@@ -88,3 +89,51 @@ def check_degrees(**degrees) -> dict:
             raise UserError(f"{flag} {v!r}: must be an integer in [1, 10000000]")
         out[name] = int(f)
     return out
+
+
+def _listing(values, limit: int = 12) -> str:
+    vals = [str(int(v)) for v in values]
+    return ", ".join(vals[:limit]) + (", …" if len(vals) > limit else "")
+
+
+def check_split(sc: Scenario, par: Parallelism) -> Parallelism:
+    """Reject a user-given split that breaks the model's rules (the reason bits of
+    :mod:`costmodel.feasibility` other than capacity) with one line naming each broken
+    rule and the allowed values; capacity is an answer, not an error."""
+    from costmodel import feasibility as F
+    from search.splits import MAX_BUDGET, _heads_ok, candidate_degrees, divisors
+
+    m, wl = sc.model, sc.workload
+    bits = int(F.reason_bits(m, sc.system, par, wl, 0.0, 1.0)) & ~F.CAPACITY
+    if not bits:
+        return par
+    deg = {k: int(round(float(getattr(par, k)))) for k in ("attn_tp", "attn_dp", "kvp", "ep")}
+    deg |= {k: int(round(float(getattr(par, k)))) for k in ("moe_tp", "pp")}
+    n_attn, n_ffn = deg["attn_tp"] * deg["kvp"] * deg["attn_dp"], deg["ep"] * deg["moe_tp"]
+    allowed = {
+        F.CHIPS: f"this split uses {n_attn * deg['pp']} chips, the system has "
+        f"{float(sc.system.max_chips):g}",
+        F.GROUPS: f"attn_tp·kvp·attn_dp = {n_attn} must equal ep·moe_tp = {n_ffn}",
+        F.BATCH: f"allowed attn_dp: divisors of the batch ({_listing(divisors(wl.batch))})",
+        F.LAYERS: f"allowed pp ≤ {float(m.n_layers):g} layers",
+        F.CONTEXT: f"allowed kvp ≤ the context ({float(wl.context_tokens):g} tokens)",
+    }
+    if bits & F.HEADS:
+        tp = np.asarray(candidate_degrees(m, MAX_BUDGET)["attn_tp"], float)
+        allowed[F.HEADS] = f"allowed attn_tp: {_listing(tp[_heads_ok(m, tp)])}"
+    if bits & F.EXPERTS:
+        if float(m.n_moe_layers) > 0:
+            allowed[F.EXPERTS] = (
+                f"allowed ep: divisors of {float(m.n_experts):g} experts "
+                f"({_listing(divisors(m.n_experts))}); moe_tp: divisors of "
+                f"{float(m.d_ff_expert):g} ({_listing(divisors(m.d_ff_expert))})"
+            )
+        else:
+            allowed[F.EXPERTS] = "the model has no experts: ep must be 1"
+    split = " ".join(f"{k}={v}" for k, v in deg.items() if v != 1) or "single chip"
+    why = "; ".join(
+        f"{msg} ({allowed[bit]})" if bit in allowed else msg
+        for bit, msg in F.MESSAGES.items()
+        if bits & bit
+    )
+    raise UserError(f"split {split} is not valid for {sc.model_name} on {sc.system_name}: {why}")

@@ -322,9 +322,12 @@ def grid(
       :class:`~search.grid_result.GridResult`. Ctrl-C (``KeyboardInterrupt``) during the
       sweep returns the best so far with ``partial = True``.
     """
+    if not isinstance(space, Space):
+        raise UserError(f"grid: expected a Space (see search.space.make_space), got {space!r}")
     if objective not in OBJECTIVES:
         raise UserError(f"--objective {objective!r}: allowed {', '.join(OBJECTIVES)}")
-    if not (isinstance(top, int | np.integer) and 1 <= top <= MAX_TOP):
+    ok_top = isinstance(top, int | np.integer) and not isinstance(top, bool)
+    if not (ok_top and 1 <= top <= MAX_TOP):
         raise UserError(f"--top {top!r}: must be an integer in [1, {MAX_TOP}]")
     if chunk is not None and not (isinstance(chunk, int | np.integer) and 1 <= chunk <= 1 << 24):
         raise UserError(f"--chunk {chunk!r}: must be an integer in [1, {1 << 24}]")

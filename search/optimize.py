@@ -24,7 +24,7 @@ from costmodel.decode import decode_step
 from costmodel.specs import Parallelism
 from search.errors import UserError
 from search.report import parallelism_dict, result_dict
-from search.scenario import Scenario
+from search.scenario import Scenario, check_range
 
 EXHAUSTIVE_MAX_ROWS = 200_000
 OBJECTIVES = ("utps", "system_tps", "tps_per_chip")
@@ -34,6 +34,8 @@ def split_table(sc: Scenario, chips_max: float | None = None) -> np.ndarray:
     """Valid splits ``[n, 6]`` (attn_tp, attn_dp, kvp, ep, moe_tp, pp) for the scenario."""
     from search.splits import valid_splits
 
+    if chips_max is not None:
+        chips_max = check_range("--chips-max", chips_max, 1, 1e9, integer=True)
     cap = float(sc.system.max_chips) if chips_max is None else float(chips_max)
     if not math.isfinite(cap):
         raise UserError(
@@ -93,6 +95,8 @@ def main_job(
             progress(msg)
 
     t0 = time.perf_counter()
+    multiples = [check_range("--multiples", m, 0, 1e6, lo_open=True) for m in multiples]
+    top_sensitivities = int(check_range("--top", top_sensitivities, 0, 1000, integer=True))
     note("enumerating valid splits")
     table = split_table(sc, chips_max)
     note(f"evaluating {len(table)} splits")

@@ -23,6 +23,10 @@ from search.scenario import Scenario
 
 CHIP_PATHS = ("system.max_chips",)
 
+CALL_CANDIDATES = 1 << 20
+"""Most (point, split) candidates evaluated per call: memory is bounded by this, not by
+the number of points (each call keeps only the best split of each of its points)."""
+
 
 def sweep_param(
     sc: Scenario,
@@ -43,7 +47,7 @@ def sweep_param(
     rec = records_of(sc)
     canon = "system.max_chips" if path in ("chips", "max_chips") else resolve_path(rec, path)
     chips_sweep = canon in CHIP_PATHS
-    cap = float(values.max()) if chips_sweep else chips_max
+    cap = float(np.floor(values.max())) if chips_sweep else chips_max
     table = split_table(sc, cap)
     splits = as_parallelism(table)
 
@@ -55,22 +59,32 @@ def sweep_param(
             ok = res.fits & (res.chips <= v if chips_sweep else True)
             return jnp.where(ok, getattr(res, objective), -jnp.inf), res
 
-        return jax.vmap(one)(splits)
+        scores, res = jax.vmap(one)(splits)
+        j = jnp.argmax(scores)  # the first best split
+        return scores[j], j, jax.tree.map(lambda x: x[j], res)
 
-    scores, res = jax.jit(jax.vmap(at))(jnp.asarray(values, jnp.float32))
-    scores = np.asarray(scores)
-    best = scores.argmax(axis=1)
+    # points in calls of a fixed size (the last one padded): one compile, bounded memory
+    per = int(min(len(values), max(1, CALL_CANDIDATES // len(table))))
+    f = jax.jit(jax.vmap(at))
+    parts = []
+    for start in range(0, len(values), per):
+        chunk = values[start : start + per]
+        chunk = np.concatenate([chunk, np.full(per - len(chunk), chunk[-1])])
+        out = f(jnp.asarray(chunk, jnp.float32))
+        n = len(values) - start  # the padding of the last call is dropped
+        parts.append(jax.tree.map(lambda x, n=n: np.asarray(x)[:n], out))
+    scores, best, res = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
     out_pars, out_res, out_score = [], [], []
     for i, j in enumerate(best):
-        if not np.isfinite(scores[i, j]):
+        if not np.isfinite(scores[i]):
             out_pars.append(None)
             out_res.append(None)
             out_score.append(float("nan"))
             continue
-        row = jax.tree.map(lambda x, i=i, j=j: np.asarray(x)[i, j], res)
+        row = jax.tree.map(lambda x, i=i: x[i], res)
         out_pars.append(parallelism_dict(as_parallelism(table[j : j + 1]), 0))
         out_res.append(result_dict(row))
-        out_score.append(float(scores[i, j]))
+        out_score.append(float(scores[i]))
     return {
         "path": canon,
         "objective": objective,

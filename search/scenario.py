@@ -60,15 +60,15 @@ jax.tree_util.register_dataclass(
 
 def check_range(flag: str, value, lo=None, hi=None, integer=False, lo_open=False):
     """Validate a numeric flag/field; raise a one-line :class:`UserError` otherwise."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{flag} {value!r}: not a number") from None
-    if not math.isfinite(v):
-        raise UserError(f"{flag} {value!r}: must be finite")
     rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
     if lo_open:
         rng = "(" + rng[1:]
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{flag} {value!r}: not a number; allowed {rng}") from None
+    if not math.isfinite(v):
+        raise UserError(f"{flag} {value!r}: must be finite")
     if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and v > hi):
         raise UserError(f"{flag} {value!r}: out of range; allowed {rng}")
     if integer and v != round(v):

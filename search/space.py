@@ -250,6 +250,9 @@ class Space:
         for name, vals in self.axes:
             if len(vals) == 0:
                 raise UserError(f"--axis {name}: empty list of values")
+        for flag, v in (("--min-system-tps", self.min_system_tps), ("--min-utps", self.min_utps)):
+            if v is not None and not 0 <= _number(flag, v, " ") < math.inf:
+                raise UserError(f"{flag} {v!r}: must be a finite number ≥ 0")
 
     @property
     def size(self) -> int:
@@ -425,6 +428,13 @@ def _degree_values(name: str, vals) -> list[int]:
     return sorted(set(out))
 
 
+def _number(flag: str, x, sep: str = "=") -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        raise UserError(f"{flag}{sep}{x!r}: not a number") from None
+
+
 def make_space(
     model: str | Sequence[str] = "kimi-k2.5",
     system: str | Sequence[str] = "gb200-nvl72",
@@ -486,7 +496,7 @@ def make_space(
             v = list(vals) if not np.isscalar(vals) else [vals]
             if not v:
                 raise UserError(f"--axis {name}: empty list of values")
-            v = [check_value(path, float(x)) for x in v]
+            v = [check_value(path, _number(f"--axis {name}", x)) for x in v]
         path_axes.append((path, tuple(v)))
     return Space(
         scenarios=tuple(scs),

@@ -43,6 +43,7 @@ import numpy as np
 
 from costmodel.decode import decode_step
 from costmodel.specs import Parallelism, SystemSpec, stack
+from search.errors import UserError
 from search.scenario import Scenario
 
 ITERS = 50
@@ -261,7 +262,14 @@ def solve_targets(
     """
     from search.report import parallelism_dict
 
+    if knob not in KNOBS:
+        raise UserError(f"--knob {knob!r}: allowed {', '.join(KNOBS)}")
+    names = [t.name for t in sc.system.tiers]
+    if tier is not None and tier not in names:
+        raise UserError(f"--tier {tier!r}: {sc.system_name} has tiers {', '.join(names)}")
     targets = np.atleast_1d(np.asarray(targets, dtype=float))
+    if not np.all((targets > 0) & np.isfinite(targets)):
+        raise UserError(f"--utps {targets.tolist()!r}: targets must be finite numbers > 0")
     rows = envelope_rows(sc, splits, knob, tier)
     if len(rows):
         splits = jax.tree.map(lambda x: jnp.asarray(x)[rows], splits)

@@ -101,3 +101,19 @@ def llama():
 @pytest.fixture
 def kimi():
     return kimi_k25()
+
+
+# --------------------------------------------------------------------------- hypothesis
+# Property tests (tests/test_properties_*.py) run under a bounded, reproducible profile by
+# default; ``HYPOTHESIS_PROFILE=long python -m pytest tests/test_properties_*.py`` runs
+# the same properties with 20x the examples and fresh random draws.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile(
+    "ci", max_examples=50, deadline=None, derandomize=True, suppress_health_check=_SLOW_OK
+)
+settings.register_profile(
+    "long", max_examples=1000, deadline=None, derandomize=False, suppress_health_check=_SLOW_OK
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

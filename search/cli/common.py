@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 import hardware_db as db
-from search.defaults import check_degrees, complete_parallelism
+from search.defaults import check_degrees, check_split, complete_parallelism
 from search.scenario import Scenario, scenario
 
 
@@ -84,7 +84,10 @@ def scenario_from_args(a) -> Scenario:
 
 def parallelism_from_args(sc: Scenario, a):
     d = check_degrees(tp=a.tp, ep=a.ep, pp=a.pp, attn_dp=a.attn_dp, kvp=a.kvp, moe_tp=a.moe_tp)
-    return complete_parallelism(sc, **d)
+    par = complete_parallelism(sc, **d)
+    if any(v is not None for v in d.values()):  # a split the user asked for must be valid
+        check_split(sc, par)
+    return par
 
 
 def scenario_dict(sc: Scenario) -> dict:

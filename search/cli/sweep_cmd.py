@@ -35,8 +35,14 @@ def parse_range(text: str, log: bool) -> np.ndarray:
     parts = text.split(":")
     if len(parts) not in (2, 3):
         raise UserError(f"--range {text!r}: expected LO:HI or LO:HI:N")
-    lo = check_range("--range", parts[0])
-    hi = check_range("--range", parts[1])
+    try:
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise UserError(
+            f"--range {text!r}: LO and HI must be plain numbers in SI units (e.g. 1e-7 for 100 ns)"
+        ) from None
+    lo = check_range("--range", lo)
+    hi = check_range("--range", hi)
     n = int(check_range("--range", parts[2], 1, 10000, integer=True)) if len(parts) == 3 else 9
     if hi < lo:
         raise UserError(f"--range {text!r}: HI must be ≥ LO")

@@ -52,7 +52,7 @@ def parse_targets(text: str) -> np.ndarray:
     except ValueError:
         vals = []
     if not vals:
-        raise UserError(f"--utps {text!r}: give X, X,Y,... or LO:HI:N with values > 0")
+        raise UserError(f"--utps {text!r}: give X, X,Y,... or LO:HI:N with values in (0, 1e9]")
     return np.asarray(vals, dtype=float)
 
 
