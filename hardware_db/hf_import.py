@@ -27,6 +27,7 @@ from hardware_db import DbError
 from hardware_db.hf_families import map_architecture
 from hardware_db.hf_fields import Fields
 from hardware_db.hf_quant import map_precision
+from hardware_db.textfile import read_text
 
 
 @dataclasses.dataclass
@@ -50,20 +51,7 @@ class ImportedModel:
 def read_json(path) -> dict:
     """Parse a JSON object from ``path``; one-line :class:`DbError` on any problem."""
     p = Path(path)
-    if p.is_dir():
-        raise DbError(f"{p}: is a directory; give the path of a config.json file")
-    if not p.exists():
-        raise DbError(f"{p}: no such file; give the path of a config.json file")
-    if not p.is_file():
-        raise DbError(f"{p}: not a regular file; give the path of a config.json file")
-    raw = p.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DbError(
-            f"{p}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); "
-            "expected a JSON config file"
-        ) from None
+    text = read_text(p, "a config.json file", name=str(p))
     if not text.strip():
         raise DbError(f"{p}: empty file; expected a JSON object")
     try:

@@ -38,6 +38,7 @@ from hardware_db.schema import (
     check_system,
     record_fields,
 )
+from hardware_db.textfile import check_file, decode_utf8
 from hardware_db.units import human, si_unit
 from hardware_db.validate import Quantity, weakest, where
 
@@ -81,12 +82,9 @@ def data_location(kind: str, root=None) -> Path:
 
 def _stat_key(path: Path) -> tuple[str, int, int]:
     """``(path, mtime_ns, size)`` of a regular file; a one-line error otherwise."""
-    if path.is_dir():
-        raise DbError(f"{where(path)}: is a directory; expected a .toml file")
+    check_file(path, "a .toml file")
     try:
         st = path.stat()
-    except FileNotFoundError:
-        raise DbError(f"{where(path)}: no such file") from None
     except OSError as e:
         raise DbError(f"{where(path)}: cannot read: {e.strerror}") from None
     return (str(path), st.st_mtime_ns, st.st_size)
@@ -96,14 +94,7 @@ def _stat_key(path: Path) -> tuple[str, int, int]:
 def _parse(path: str, mtime_ns: int, size: int) -> dict:
     """Decode and parse one TOML file (cached on its stat key; do not mutate the result)."""
     del mtime_ns, size  # cache key only
-    raw = Path(path).read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DbError(
-            f"{where(path)}: not UTF-8 text: byte 0x{raw[e.start]:02x} at offset {e.start}; "
-            "save the file as UTF-8"
-        ) from None
+    text = decode_utf8(Path(path).read_bytes(), where(path))
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -319,10 +310,7 @@ def load_model(name, root=None) -> tuple[ModelSpec, Precision]:
         idx = index("models", root)
         e = idx.entries[slug]
         return idx.records[slug], load_precision(e.precision, root)
-    if path.is_dir():
-        raise DbError(f"{where(path)}: is a directory; expected a model .toml or a config.json")
-    if not path.exists():
-        raise DbError(f"{where(path)}: no such file")
+    check_file(path, "a model .toml or a config.json")
     if path.suffix == ".json":
         from hardware_db.hf_import import from_hf_config
 

@@ -47,6 +47,7 @@ from typing import NamedTuple
 from hardware_db import DbError
 from hardware_db.extra_models import resolve_model_any
 from hardware_db.loader import DATA_ROOT, index, resolve
+from hardware_db.textfile import read_text
 from hardware_db.validate import where
 
 MEASUREMENTS_CSV = DATA_ROOT / "measurements.csv"
@@ -275,21 +276,7 @@ class _Row:
 
 
 def _read_text(path: Path) -> str:
-    if path.is_dir():
-        raise DbError(f"{where(path)}: is a directory; expected a .csv file")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DbError(f"{where(path)}: no such file") from None
-    except OSError as e:
-        raise DbError(f"{where(path)}: cannot read: {e.strerror}") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DbError(
-            f"{where(path)}: not UTF-8 text: byte 0x{raw[e.start]:02x} at offset {e.start}; "
-            "save the file as UTF-8"
-        ) from None
+    return read_text(path, "a .csv file")
 
 
 def _check_header(path, header) -> None:

@@ -43,9 +43,10 @@ from costmodel.feasibility import explain
 from costmodel.specs import Parallelism
 from hardware_db.extra_models import extra_lookup
 from hardware_db.loader import load_model_file
+from hardware_db.textfile import read_text
 from search.defaults import check_degrees, complete_parallelism
 from search.errors import UserError
-from search.io import atomic_write
+from search.io import atomic_write, check_output_path
 from search.jit import enable_cache
 from search.scenario import Scenario, make_workload, scenario
 from search.stacking import Config, evaluate
@@ -81,20 +82,7 @@ _FLAG = re.compile(r"^--([a-z-]+)")  # "--moe-tp '0': …" → "moe_tp '0': …"
 def read_table(path) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a CSV file; one-line :class:`UserError` for an unreadable file."""
     p = Path(path)
-    if p.is_dir():
-        raise UserError(f"--cases {p}: is a directory; give a .csv file")
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"--cases {p}: no such file") from None
-    except OSError as e:
-        raise UserError(f"--cases {p}: cannot read: {e.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise UserError(
-            f"--cases {p}: not UTF-8 text: byte 0x{raw[e.start]:02x} at offset {e.start}"
-        ) from None
+    text = read_text(p, "a .csv file", name=f"--cases {p}", error=UserError)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         rows = list(reader)
@@ -324,8 +312,8 @@ def to_csv(header: list[str], out: list[dict]) -> str:
 
 def run_cases(args) -> int:
     """Entry point of ``tpsopt eval --cases`` (exit status 0; bad file → UserError)."""
-    if args.out and Path(args.out).is_dir():
-        raise UserError(f"--out {args.out}: is a directory; give a file path")
+    if args.out:
+        check_output_path(args.out, "--out")
     header, rows = read_table(args.cases)
     enable_cache()
     text = to_csv(header, run_table(header, rows, args))

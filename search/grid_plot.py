@@ -9,24 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from search.errors import UserError
 from search.grid_result import GridResult
-from search.io import atomic_write
-
-FORMATS = (".png", ".svg", ".pdf")
-
-
-def check_plot_path(path, flag: str = "--plot") -> Path:
-    """Validate an output path before the search runs (format, folder)."""
-    p = Path(path)
-    if p.suffix.lower() not in FORMATS:
-        raise UserError(f"{flag} {path}: unknown format; allowed {', '.join(FORMATS)}")
-    if p.is_dir():
-        raise UserError(f"{flag} {path}: is a directory; give a file path")
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise UserError(f"{flag} {path}: folder {folder} does not exist")
-    return p
+from search.io import atomic_write, check_plot_path
 
 
 def plot_grid(res: GridResult, path, title: str = "") -> Path:
@@ -38,7 +22,7 @@ def plot_grid(res: GridResult, path, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    p = check_plot_path(path)
+    fmt = check_plot_path(path)
     groups = res.groups or []
     fig, ax = plt.subplots(figsize=(10, 5.5), dpi=120)
     families = sorted({g["family"] for g in groups}, key=lambda s: (s.count("+"), s))
@@ -82,6 +66,6 @@ def plot_grid(res: GridResult, path, title: str = "") -> Path:
         ax.text(0.5, 0.5, "no feasible configuration", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format=p.suffix.lower()[1:])
+    fig.savefig(buf, format=fmt)
     plt.close(fig)
-    return atomic_write(p, buf.getvalue(), flag="--plot")
+    return atomic_write(path, buf.getvalue(), flag="--plot")

@@ -242,7 +242,7 @@ def test_directory_where_file_expected(tmp_path):
 
 def test_missing_model_file(tmp_path):
     msg = error(db.load_model, str(tmp_path / "nope.toml"))
-    assert msg.endswith("nope.toml: no such file")
+    assert msg.endswith("nope.toml: no such file; expected a model .toml or a config.json")
 
 
 def test_system_with_unknown_chip(tmp_path):

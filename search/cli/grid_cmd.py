@@ -109,18 +109,6 @@ def _axes(a) -> list[tuple[str, str]]:
     return items
 
 
-def _check_output_path(path, flag: str) -> None:
-    """Fail early (before the search) on an output path that cannot be written."""
-    from pathlib import Path
-
-    p = Path(path)
-    if p.is_dir():
-        raise UserError(f"{flag} {path}: is a directory; give a file path")
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise UserError(f"{flag} {path}: folder {folder} does not exist")
-
-
 def _is_list(text) -> bool:
     return isinstance(text, str) and ("," in text or ":" in text)
 
@@ -391,7 +379,8 @@ def _console():
 def run(a) -> int:
     _init_distributed(a.distributed)
     from search.grid import grid
-    from search.grid_plot import check_plot_path, plot_grid
+    from search.grid_plot import plot_grid
+    from search.io import check_output_path, check_plot_path
 
     objective = a.objective
     if objective not in OBJECTIVES:
@@ -400,7 +389,7 @@ def run(a) -> int:
     chunk = _number("--chunk", a.chunk, lo=1, integer=True)
     limit = _number("--time-limit", a.time_limit, lo=0)
     if a.csv:
-        _check_output_path(a.csv, "--csv")
+        check_output_path(a.csv, "--csv")
     if a.plot:
         check_plot_path(a.plot)
     sp = build_space(a)

@@ -46,16 +46,15 @@ def parse_grades(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-PLOT_FORMATS = (".png", ".pdf", ".svg")
-
-
 def run(a) -> int:
     from search.jit import enable_cache
     from search.validate import validation_report
 
     grades = parse_grades(a.grade)
-    if a.plot and not str(a.plot).lower().endswith(PLOT_FORMATS):
-        raise UserError(f"--plot {a.plot}: unsupported format; use {', '.join(PLOT_FORMATS)}")
+    if a.plot:
+        from search.io import check_plot_path
+
+        check_plot_path(a.plot)
     enable_cache()
     rep = validation_report(grades, a.measurements, a.calibration)
     if not rep["rows"]:

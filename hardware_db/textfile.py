@@ -1,0 +1,54 @@
+"""Reading a user's or the database's text file: one clear line for every way it can fail.
+
+Shared by the TOML loader, the measurement CSVs, ``config.json`` import and
+``tpsopt eval --cases``: a directory where a file is expected, a missing or unreadable
+file, and bytes that are not UTF-8 each give one line naming the file (and the byte and
+offset), raised as ``error`` (:class:`~hardware_db.DbError` by default; the CLI's
+``UserError`` for flags).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hardware_db import DbError
+from hardware_db.validate import where
+
+
+def decode_utf8(raw: bytes, name: str, error: type[Exception] = DbError) -> str:
+    """``raw`` decoded as UTF-8 (a leading byte-order mark is dropped); otherwise
+    ``error("<name>: not UTF-8 text: byte 0x.. at offset N; save the file as UTF-8")``."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise error(
+            f"{name}: not UTF-8 text: byte 0x{raw[e.start]:02x} at offset {e.start}; "
+            "save the file as UTF-8"
+        ) from None
+
+
+def check_file(path, expected: str, name: str | None = None, error=DbError) -> Path:
+    """``path`` as a :class:`Path` if it is an existing file; otherwise one line naming it
+    (``name``, default the path relative to the working directory) and ``expected``
+    (e.g. ``"a .csv file"``)."""
+    p = Path(path)
+    name = name or where(p)
+    if p.is_dir():
+        raise error(f"{name}: is a directory; expected {expected}")
+    if not p.exists():
+        raise error(f"{name}: no such file; expected {expected}")
+    if not p.is_file():
+        raise error(f"{name}: not a regular file; expected {expected}")
+    return p
+
+
+def read_text(path, expected: str, name: str | None = None, error=DbError) -> str:
+    """The UTF-8 text of the file at ``path``, with :func:`check_file`'s and
+    :func:`decode_utf8`'s one-line errors (and ``cannot read: <reason>`` for an OS error)."""
+    p = check_file(path, expected, name, error)
+    name = name or where(p)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise error(f"{name}: cannot read: {e.strerror}") from None
+    return decode_utf8(raw, name, error)
