@@ -32,23 +32,25 @@ def check_file(path, expected: str, name: str | None = None, error=DbError) -> P
     (``name``, default the path relative to the working directory) and ``expected``
     (e.g. ``"a .csv file"``)."""
     p = Path(path)
+    if p.is_file():  # the common case: no name needed
+        return p
     name = name or where(p)
     if p.is_dir():
         raise error(f"{name}: is a directory; expected {expected}")
     if not p.exists():
         raise error(f"{name}: no such file; expected {expected}")
-    if not p.is_file():
-        raise error(f"{name}: not a regular file; expected {expected}")
-    return p
+    raise error(f"{name}: not a regular file; expected {expected}")
 
 
 def read_text(path, expected: str, name: str | None = None, error=DbError) -> str:
     """The UTF-8 text of the file at ``path``, with :func:`check_file`'s and
     :func:`decode_utf8`'s one-line errors (and ``cannot read: <reason>`` for an OS error)."""
     p = check_file(path, expected, name, error)
-    name = name or where(p)
     try:
         raw = p.read_bytes()
     except OSError as e:
-        raise error(f"{name}: cannot read: {e.strerror}") from None
-    return decode_utf8(raw, name, error)
+        raise error(f"{name or where(p)}: cannot read: {e.strerror}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return decode_utf8(raw, name or where(p), error)  # raises the one-line error

@@ -62,7 +62,7 @@ from hardware_db.extra_models import load_model_any
 from hardware_db.loader import DATA_ROOT
 from hardware_db.measurements import Measurement, hardware_of, load_measurements, software_slug
 from search.errors import UserError
-from search.jit import jit_derivative
+from search.jit import jit_fast_compile
 from search.stacking import Config, canonical_system, evaluate, stack_configs, structure_key
 
 CALIBRATION_TOML = DATA_ROOT / "calibration.toml"
@@ -416,7 +416,7 @@ class Fitter:
     def __init__(self, pb: Problem, iterations: int = ITERATIONS):
         self.pb, self.iterations = pb, iterations
         with jax.enable_x64(True):
-            self._fit = jit_derivative(
+            self._fit = jit_fast_compile(
                 jax.vmap(lambda w, s, y: _fit_one(pb, w, s, y, iterations), in_axes=(0, None, None))
             )
 

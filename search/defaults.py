@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import math
 
-import jax
 import numpy as np
 
 from costmodel.decode import decode_step
 from costmodel.specs import Parallelism, SystemSpec
 from search.errors import UserError
+from search.jit import jit_fast_compile
 from search.scenario import Scenario
 
-_eval = jax.jit(decode_step)
+eval_one = jit_fast_compile(decode_step)
+"""``decode_step`` compiled for one configuration; shared by the commands so that a
+scenario's program compiles once per process."""
 
 
 def scale_up_domain(system: SystemSpec) -> float:
@@ -66,7 +68,7 @@ def complete_parallelism(
     pp = 1
     while True:
         par = Parallelism(float(tp), float(dp), float(kv), float(ep), float(moe_tp), float(pp))
-        r = _eval(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
+        r = eval_one(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
         fits = float(r.memory_per_chip_bytes) <= float(r.capacity_per_chip_bytes)
         if fits or n * pp * 2 > float(sc.system.max_chips) or pp * 2 > float(m.n_layers):
             return par
@@ -104,7 +106,8 @@ def check_split(sc: Scenario, par: Parallelism) -> Parallelism:
     from search.splits import MAX_BUDGET, _heads_ok, candidate_degrees, divisors
 
     m, wl = sc.model, sc.workload
-    bits = int(F.reason_bits(m, sc.system, par, wl, 0.0, 1.0)) & ~F.CAPACITY
+    r = eval_one(m, sc.precision, sc.system, par, wl, sc.mode)  # compiled once, shared
+    bits = int(r.reason) & ~F.CAPACITY
     if not bits:
         return par
     deg = {k: int(round(float(getattr(par, k)))) for k in ("attn_tp", "attn_dp", "kvp", "ep")}

@@ -50,7 +50,7 @@ import optax
 from costmodel.decode import decode_step
 from costmodel.specs import Parallelism
 from search.errors import UserError
-from search.jit import jit_derivative
+from search.jit import jit_fast_compile
 from search.scenario import Scenario
 
 DEGREE_COLS = ("attn_tp", "attn_dp", "kvp", "ep", "moe_tp", "pp")
@@ -227,7 +227,7 @@ def _compiled_search(knob_paths, objective, n_steps, lr, beta, mu, kappa, budget
         (x, _), vals = jax.lax.scan(step, (x0, state), None, length=n_steps)
         return x, vals
 
-    return jit_derivative(jax.vmap(run_start, in_axes=(0, None, None, None, None)))
+    return jit_fast_compile(jax.vmap(run_start, in_axes=(0, None, None, None, None)))
 
 
 @functools.lru_cache(maxsize=32)
@@ -243,7 +243,7 @@ def _compiled_exact(knob_paths, objective, budget):
             ok = ok & (budget(vals, budget_args) <= 0)
         return jnp.where(ok, _score(r, objective), -jnp.inf), r
 
-    return jax.jit(jax.vmap(exact, in_axes=(0, 0, None, None)))
+    return jit_fast_compile(jax.vmap(exact, in_axes=(0, 0, None, None)))
 
 
 def optimize(

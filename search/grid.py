@@ -58,6 +58,7 @@ from costmodel.feasibility import MESSAGES
 from search import report
 from search.errors import UserError
 from search.grid_result import GridResult
+from search.jit import jit_fast_compile
 from search.pareto import fronts
 from search.space import Space, SubGrid, candidate_records, cast_records
 from search.splits import DEGREES, family
@@ -227,7 +228,7 @@ def _rescore_fn(sub: SubGrid):
                 rec.model, rec.precision, rec.system, par, rec.workload, rec.mode, fused=True
             )
 
-        f = _RESCORE[key] = jax.jit(jax.vmap(one))
+        f = _RESCORE[key] = jit_fast_compile(jax.vmap(one))
     return f
 
 

@@ -1,12 +1,14 @@
 """Compilation helpers for the searches.
 
-The cost model is a large DAG of scalar arithmetic. XLA:CPU's fusion emitters turn its
-derivative programs into giant fused kernels whose LLVM compilation is super-linear
-(measured on 2 cores, Kimi-K2.5 on GB200 NVL72: reverse-mode gradient w.r.t. the five
-relaxed degrees 60–80 s with default options; 12.7 s without fusion emitters; forward
-mode ``jacfwd`` 4.6 s, ``search/jit.py`` history in the git log). Derivative programs are
-therefore compiled with ``DERIVATIVE_OPTIONS`` on CPU, and the searches use forward mode
-where the number of inputs is small.
+The cost model is a large DAG of scalar arithmetic. XLA:CPU's fusion emitters turn it
+into giant fused kernels whose LLVM compilation is super-linear (measured on 2 cores,
+Kimi-K2.5 on GB200 NVL72: reverse-mode gradient w.r.t. the five relaxed degrees 60–80 s
+with default options, 12.7 s without fusion emitters; one forward evaluation 1.7 s vs
+0.8 s). Without them the vmapped forward program runs 10–25 % slower (2.0e6 vs
+2.3–2.7e6 evaluations/s, 65,536 configurations), which matters only where a program runs
+over many chunks. So every program that runs a few times (derivatives, single
+evaluations, one pass over a split table) is compiled with :func:`jit_fast_compile`;
+only the grid engine's sweep step (:mod:`search.sweep`) keeps the default options.
 
 A persistent compilation cache (``enable_cache``) makes a second run of the same command
 start in well under a second of compile time.
@@ -19,13 +21,14 @@ from pathlib import Path
 
 import jax
 
-DERIVATIVE_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+FAST_COMPILE_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 
-def jit_derivative(fn, **kw):
-    """``jax.jit`` with :data:`DERIVATIVE_OPTIONS` on the CPU backend."""
+def jit_fast_compile(fn, **kw):
+    """``jax.jit`` with :data:`FAST_COMPILE_OPTIONS` on the CPU backend (other backends:
+    plain ``jax.jit``). For programs that run a few times; see the module docstring."""
     if jax.default_backend() == "cpu":
-        kw.setdefault("compiler_options", DERIVATIVE_OPTIONS)
+        kw.setdefault("compiler_options", FAST_COMPILE_OPTIONS)
     return jax.jit(fn, **kw)
 
 

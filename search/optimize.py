@@ -23,6 +23,7 @@ import numpy as np
 from costmodel.decode import decode_step
 from costmodel.specs import Parallelism
 from search.errors import UserError
+from search.jit import jit_fast_compile
 from search.report import parallelism_dict, result_dict
 from search.scenario import Scenario, check_range
 
@@ -64,7 +65,7 @@ def exhaustive_best(sc: Scenario, table: np.ndarray, objective: str = "utps"):
         r = decode_step(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
         return jnp.where(r.fits, getattr(r, objective), -jnp.inf)
 
-    s = np.asarray(jax.jit(jax.vmap(score))(as_parallelism(table)))
+    s = np.asarray(jit_fast_compile(jax.vmap(score))(as_parallelism(table)))
     if not np.isfinite(s.max()):
         raise UserError(
             "no split fits: every candidate exceeds memory or the chip budget "
@@ -73,7 +74,9 @@ def exhaustive_best(sc: Scenario, table: np.ndarray, objective: str = "utps"):
     i = int(np.argmax(s))
     with jax.enable_x64(True):
         par = Parallelism(*(jnp.float64(v) for v in table[i]))
-        r = jax.jit(decode_step)(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
+        r = jit_fast_compile(decode_step)(
+            sc.model, sc.precision, sc.system, par, sc.workload, sc.mode
+        )
         r = jax.tree.map(np.asarray, r)
     return i, r
 
@@ -121,7 +124,7 @@ def main_job(
     from search.target import best_utps, scale_system
 
     ideal = scale_system(sc.system, "latency", 0.0)
-    ceiling = float(jax.jit(lambda: best_utps(sc, as_parallelism(table), ideal)[0])())
+    ceiling = float(jit_fast_compile(lambda: best_utps(sc, as_parallelism(table), ideal)[0])())
     note("computing sensitivities")
     el = elasticities(sc, par)[:top_sensitivities]
     return {

@@ -16,6 +16,7 @@ import numpy as np
 
 from costmodel.decode import decode_step
 from search.errors import UserError
+from search.jit import jit_fast_compile
 from search.optimize import as_parallelism, split_table
 from search.paths import records_of, resolve_path, set_path
 from search.report import BREAKDOWN, parallelism_dict, result_dict
@@ -65,7 +66,7 @@ def sweep_param(
 
     # points in calls of a fixed size (the last one padded): one compile, bounded memory
     per = int(min(len(values), max(1, CALL_CANDIDATES // len(table))))
-    f = jax.jit(jax.vmap(at))
+    f = jit_fast_compile(jax.vmap(at))
     parts = []
     for start in range(0, len(values), per):
         chunk = values[start : start + per]

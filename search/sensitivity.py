@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from costmodel.decode import decode_step
 from costmodel.specs import Parallelism
-from search.jit import jit_derivative
+from search.jit import jit_fast_compile
 from search.scenario import Scenario
 
 SKIP = {"domain_chips"}
@@ -68,7 +68,7 @@ def elasticities(sc: Scenario, par: Parallelism) -> list[Elasticity]:
         def log_utps(s):
             return jnp.log(decode_step(model, prec, s, par64, wl, eff).utps)
 
-        g = jit_derivative(jax.grad(log_utps))(system)
+        g = jit_fast_compile(jax.grad(log_utps))(system)
         out = []
         for name, acc in hardware_paths(system):
             x = float(_get(system, acc))

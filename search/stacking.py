@@ -35,7 +35,7 @@ from costmodel.specs import (
     TierSpec,
     Workload,
 )
-from search.jit import jit_derivative
+from search.jit import jit_fast_compile
 
 N_TIERS = 3
 """Tiers every system is padded to (die, scale-up, scale-out)."""
@@ -121,7 +121,7 @@ def _stack_shared(configs) -> Config:
 @functools.cache
 def _vmapped():
     # compiled without XLA:CPU fusion emitters: ~40 % less compile time, same speed here
-    return jit_derivative(jax.vmap(decode_step))
+    return jit_fast_compile(jax.vmap(decode_step))
 
 
 CHUNK = 1024

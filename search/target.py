@@ -44,6 +44,7 @@ import numpy as np
 from costmodel.decode import decode_step
 from costmodel.specs import Parallelism, SystemSpec, stack
 from search.errors import UserError
+from search.jit import jit_fast_compile
 from search.scenario import Scenario
 
 ITERS = 50
@@ -117,7 +118,7 @@ def envelope_rows(
 
         return jax.vmap(one)(splits)
 
-    u = np.asarray(jax.jit(jax.vmap(u_all))(jnp.asarray(grid)))  # [G, n]
+    u = np.asarray(jit_fast_compile(jax.vmap(u_all))(jnp.asarray(grid)))  # [G, n]
     best = u.max(axis=1)
     if knob == "bandwidth":
         keep = (u[1:] >= best[:-1, None]).any(axis=0)
@@ -186,7 +187,9 @@ def solve_scale(
     return factor, status, utps_at(x)
 
 
-solve_scale_jit = jax.jit(solve_scale, static_argnames=("knob", "tier", "log_lo", "log_hi"))
+solve_scale_jit = jit_fast_compile(
+    solve_scale, static_argnames=("knob", "tier", "log_lo", "log_hi")
+)
 """:func:`solve_scale` compiled once per scenario structure (the scenario is a pytree)."""
 
 
@@ -281,9 +284,9 @@ def solve_targets(
         return factor, status, u, i
 
     factor, status, u_at, idx = (
-        np.asarray(a) for a in jax.jit(jax.vmap(one))(jnp.asarray(targets))
+        np.asarray(a) for a in jit_fast_compile(jax.vmap(one))(jnp.asarray(targets))
     )
-    explain = jax.jit(lambda par: _ideal_breakdown(sc, par, knob))
+    explain = jit_fast_compile(lambda par: _ideal_breakdown(sc, par, knob))
     answers = []
     for tgt, fac, st, u, i in zip(targets, factor, status, u_at, idx, strict=True):
         par = _split_at(splits, int(i))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from search.cli import main
-from search.defaults import _eval as jit_decode_step  # shares its compilations
 from search.defaults import complete_parallelism
+from search.defaults import eval_one as jit_decode_step  # shares its compilations
 from search.scenario import scenario
 from search.stacking import Config, canonical_system, evaluate
 

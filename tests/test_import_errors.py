@@ -111,7 +111,9 @@ def test_missing_file(tmp_path):
 def test_non_utf8(tmp_path):
     p = tmp_path / "bin_config.json"
     p.write_bytes(b'{"hidden_size": 1, "name": "\xff\xfe"}')
-    with pytest.raises(DbError, match=r"not UTF-8 text: byte 0xff at offset 28; save the file as UTF-8"):
+    with pytest.raises(
+        DbError, match=r"not UTF-8 text: byte 0xff at offset 28; save the file as UTF-8"
+    ):
         from_hf_config(p)
 
 

@@ -46,7 +46,7 @@ from costmodel.specs import (
     SystemSpec,
     Workload,
 )
-from search.jit import jit_derivative
+from search.jit import jit_fast_compile
 from search.splits import valid_splits
 
 STRUCTURES = (
@@ -301,7 +301,7 @@ def _log_utps(system, par, m, p, wl, mode):
     return jnp.log(decode_step(m, p, system, par, wl, mode).utps)
 
 
-_grad = jit_derivative(jax.grad(_log_utps, argnums=(0, 1)))
+_grad = jit_fast_compile(jax.grad(_log_utps, argnums=(0, 1)))
 
 
 def grad_log_utps(cfg):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import jax
-
-from costmodel.decode import decode_step
 from search import report
 from search.cli.common import (
     add_degree_args,
@@ -14,6 +11,7 @@ from search.cli.common import (
     scenario_dict,
     scenario_from_args,
 )
+from search.defaults import eval_one
 
 
 def register(sub) -> None:
@@ -38,7 +36,7 @@ def run(a) -> int:
         return run_cases(a)
     sc = scenario_from_args(a)
     par = parallelism_from_args(sc, a)
-    r = jax.jit(decode_step)(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
+    r = eval_one(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
     d = report.result_dict(r)
     pd = report.parallelism_dict(par)
     if a.json:

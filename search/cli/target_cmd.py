@@ -13,7 +13,7 @@ from search.cli.common import (
     scenario_from_args,
 )
 from search.errors import UserError
-from search.jit import enable_cache
+from search.jit import enable_cache, jit_fast_compile
 from search.scenario import check_range
 
 
@@ -68,7 +68,7 @@ def solve_chips(sc, table, targets):
         r = decode_step(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
         return jnp.where(r.fits, r.utps, 0.0), r.chips
 
-    u, chips = (np.asarray(x) for x in jax.jit(jax.vmap(one))(as_parallelism(table)))
+    u, chips = (np.asarray(x) for x in jit_fast_compile(jax.vmap(one))(as_parallelism(table)))
     out = []
     for x in targets:
         ok = u >= x

@@ -1,0 +1,7 @@
+"""``python -m search.cli ...``: the ``tpsopt`` command without the console script."""
+
+import sys
+
+from search.cli import main
+
+sys.exit(main())
