@@ -21,7 +21,8 @@ from search.scenario import Scenario
 
 eval_one = jit_fast_compile(decode_step)
 """``decode_step`` compiled for one configuration; shared by the commands so that a
-scenario's program compiles once per process."""
+scenario's program compiles once per process. Call it at top level (it carries compiler
+options); inside your own ``jit``, call :func:`costmodel.decode.decode_step` directly."""
 
 
 def scale_up_domain(system: SystemSpec) -> float:

@@ -26,7 +26,10 @@ FAST_COMPILE_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
 def jit_fast_compile(fn, **kw):
     """``jax.jit`` with :data:`FAST_COMPILE_OPTIONS` on the CPU backend (other backends:
-    plain ``jax.jit``). For programs that run a few times; see the module docstring."""
+    plain ``jax.jit``). For programs that run a few times; see the module docstring.
+    JAX accepts compiler options only on a top-level jit, so a function that callers may
+    nest in their own ``jit``/``vmap`` (e.g. :data:`search.target.solve_scale_jit`) uses
+    plain ``jax.jit`` instead."""
     if jax.default_backend() == "cpu":
         kw.setdefault("compiler_options", FAST_COMPILE_OPTIONS)
     return jax.jit(fn, **kw)

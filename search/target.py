@@ -187,7 +187,7 @@ def solve_scale(
     return factor, status, utps_at(x)
 
 
-solve_scale_jit = jit_fast_compile(
+solve_scale_jit = jax.jit(  # plain jit: callers nest it in their own jit/vmap
     solve_scale, static_argnames=("knob", "tier", "log_lo", "log_hi")
 )
 """:func:`solve_scale` compiled once per scenario structure (the scenario is a pytree)."""
