@@ -178,8 +178,14 @@ def solve_scale(
     """
     inc = knob == "bandwidth"
 
-    def utps_at(log_s):
+    @jax.jit  # nested: the cost model is traced once, not at each of the four call sites
+    def utps_jit(log_s):
         return best_utps(sc, splits, scale_system(sc.system, knob, jnp.exp(log_s), tier))[0]
+
+    dtype = jnp.result_type(float)  # one strong dtype, so every call hits the same trace
+
+    def utps_at(log_s):
+        return utps_jit(jnp.asarray(log_s, dtype))
 
     pred = lambda x: utps_at(x) >= target_utps  # noqa: E731
     x, status = _bisect(pred, log_lo, log_hi, inc)
