@@ -94,11 +94,7 @@ def _stat_key(path: Path) -> tuple[str, int, int]:
 def _parse(path: str, mtime_ns: int, size: int) -> dict:
     """Decode and parse one TOML file (cached on its stat key; do not mutate the result)."""
     del mtime_ns, size  # cache key only
-    raw = Path(path).read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = decode_utf8(raw, where(path))  # raises the one-line error
+    text = decode_utf8(Path(path).read_bytes(), path, bom=False)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

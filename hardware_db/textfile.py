@@ -15,15 +15,19 @@ from hardware_db import DbError
 from hardware_db.validate import where
 
 
-def decode_utf8(raw: bytes, name: str, error: type[Exception] = DbError) -> str:
-    """``raw`` decoded as UTF-8 (a leading byte-order mark is dropped); otherwise
-    ``error("<name>: not UTF-8 text: byte 0x.. at offset N; save the file as UTF-8")``."""
+def decode_utf8(
+    raw: bytes, path, name: str | None = None, error: type[Exception] = DbError, bom=True
+) -> str:
+    """``raw`` (the bytes of the file at ``path``) decoded as UTF-8, a leading byte-order
+    mark dropped if ``bom``; otherwise ``error("<name>: not UTF-8 text: byte 0x.. at
+    offset N; save the file as UTF-8")``, ``name`` defaulting to the path as
+    :func:`~hardware_db.validate.where` gives it (computed only on error)."""
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig" if bom else "utf-8")
     except UnicodeDecodeError as e:
+        at = f"byte 0x{raw[e.start]:02x} at offset {e.start}"
         raise error(
-            f"{name}: not UTF-8 text: byte 0x{raw[e.start]:02x} at offset {e.start}; "
-            "save the file as UTF-8"
+            f"{name or where(path)}: not UTF-8 text: {at}; save the file as UTF-8"
         ) from None
 
 
@@ -50,7 +54,4 @@ def read_text(path, expected: str, name: str | None = None, error=DbError) -> st
         raw = p.read_bytes()
     except OSError as e:
         raise error(f"{name or where(p)}: cannot read: {e.strerror}") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return decode_utf8(raw, name or where(p), error)  # raises the one-line error
+    return decode_utf8(raw, p, name, error)

@@ -104,6 +104,7 @@ def check_split(sc: Scenario, par: Parallelism) -> Parallelism:
     :mod:`costmodel.feasibility` other than capacity) with one line naming each broken
     rule and the allowed values; capacity is an answer, not an error."""
     from costmodel import feasibility as F
+    from search.report import parallelism_dict
     from search.splits import MAX_BUDGET, _heads_ok, candidate_degrees, divisors
 
     m, wl = sc.model, sc.workload
@@ -111,8 +112,7 @@ def check_split(sc: Scenario, par: Parallelism) -> Parallelism:
     bits = int(r.reason) & ~F.CAPACITY
     if not bits:
         return par
-    deg = {k: int(round(float(getattr(par, k)))) for k in ("attn_tp", "attn_dp", "kvp", "ep")}
-    deg |= {k: int(round(float(getattr(par, k)))) for k in ("moe_tp", "pp")}
+    deg = parallelism_dict(par)
     n_attn, n_ffn = deg["attn_tp"] * deg["kvp"] * deg["attn_dp"], deg["ep"] * deg["moe_tp"]
     allowed = {
         F.CHIPS: f"this split uses {n_attn * deg['pp']} chips, the system has "

@@ -250,9 +250,8 @@ class Space:
         for name, vals in self.axes:
             if len(vals) == 0:
                 raise UserError(f"--axis {name}: empty list of values")
-        for flag, v in (("--min-system-tps", self.min_system_tps), ("--min-utps", self.min_utps)):
-            if v is not None and not 0 <= _number(flag, v, " ") < math.inf:
-                raise UserError(f"{flag} {v!r}: must be a finite number ≥ 0")
+        parse_number("--min-system-tps", self.min_system_tps, lo=0)
+        parse_number("--min-utps", self.min_utps, lo=0)
 
     @property
     def size(self) -> int:
@@ -428,11 +427,21 @@ def _degree_values(name: str, vals) -> list[int]:
     return sorted(set(out))
 
 
-def _number(flag: str, x, sep: str = "=") -> float:
+def parse_number(flag: str, text, lo=None, integer=False, sep: str = " "):
+    """``text`` as a float (an int if ``integer``), ``None`` for ``None``; a one-line
+    :class:`UserError` ``"<flag><sep><text>: ..."`` if it is not a number, not finite, below
+    ``lo`` or not an integer when one is asked for."""
+    if text is None:
+        return None
     try:
-        return float(x)
+        v = float(text)
     except (TypeError, ValueError):
-        raise UserError(f"{flag}{sep}{x!r}: not a number") from None
+        raise UserError(f"{flag}{sep}{text!r}: not a number") from None
+    if lo is not None and not (math.isfinite(v) and v >= lo):
+        raise UserError(f"{flag}{sep}{text!r}: must be a finite number ≥ {lo:g}")
+    if integer and v != round(v):
+        raise UserError(f"{flag}{sep}{text!r}: must be an integer")
+    return int(v) if integer else v
 
 
 def make_space(
@@ -496,7 +505,7 @@ def make_space(
             v = list(vals) if not np.isscalar(vals) else [vals]
             if not v:
                 raise UserError(f"--axis {name}: empty list of values")
-            v = [check_value(path, _number(f"--axis {name}", x)) for x in v]
+            v = [check_value(path, parse_number(f"--axis {name}", x, sep="=")) for x in v]
         path_axes.append((path, tuple(v)))
     return Space(
         scenarios=tuple(scs),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import math
 import os
 import sys
 import time
@@ -83,20 +82,6 @@ def register(sub) -> None:
 # --------------------------------------------------------------------------- parsing
 
 
-def _number(flag: str, text, lo=None, integer=False):
-    if text is None:
-        return None
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        raise UserError(f"{flag} {text!r}: not a number") from None
-    if not math.isfinite(v) or (lo is not None and v < lo):
-        raise UserError(f"{flag} {text!r}: must be a finite number ≥ {lo:g}")
-    if integer and v != round(v):
-        raise UserError(f"{flag} {text!r}: must be an integer")
-    return int(v) if integer else v
-
-
 def _axes(a) -> list[tuple[str, str]]:
     items = []
     for text in a.axis:
@@ -132,7 +117,7 @@ def _init_distributed(spec: str | None) -> None:
 
 def build_space(a):
     """The :class:`~search.space.Space` of the parsed flags."""
-    from search.space import make_space
+    from search.space import make_space, parse_number
 
     axes = _axes(a)
     kw = {}
@@ -150,9 +135,9 @@ def build_space(a):
         models,
         systems,
         axes=axes,
-        chips_max=_number("--chips-max", a.chips_max, lo=1, integer=True),
-        min_system_tps=_number("--min-system-tps", a.min_system_tps, lo=0),
-        min_utps=_number("--min-utps", a.min_utps, lo=0),
+        chips_max=parse_number("--chips-max", a.chips_max, lo=1, integer=True),
+        min_system_tps=parse_number("--min-system-tps", a.min_system_tps, lo=0),
+        min_utps=parse_number("--min-utps", a.min_utps, lo=0),
         precision=a.precision,
         chips=a.chips,
         acceptance=a.acceptance,
@@ -381,13 +366,14 @@ def run(a) -> int:
     from search.grid import grid
     from search.grid_plot import plot_grid
     from search.io import check_output_path, check_plot_path
+    from search.space import parse_number
 
     objective = a.objective
     if objective not in OBJECTIVES:
         raise UserError(f"--objective {objective!r}: allowed {', '.join(OBJECTIVES)}")
-    top = _number("--top", a.top, lo=1, integer=True)
-    chunk = _number("--chunk", a.chunk, lo=1, integer=True)
-    limit = _number("--time-limit", a.time_limit, lo=0)
+    top = parse_number("--top", a.top, lo=1, integer=True)
+    chunk = parse_number("--chunk", a.chunk, lo=1, integer=True)
+    limit = parse_number("--time-limit", a.time_limit, lo=0)
     if a.csv:
         check_output_path(a.csv, "--csv")
     if a.plot:
