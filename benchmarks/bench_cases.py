@@ -58,7 +58,7 @@ def make_rows(n: int, seed: int = 0) -> list[dict]:
 
 
 def main(argv=None) -> None:
-    from search.cases import run_cases
+    from search.cli.cases import run_cases
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000)

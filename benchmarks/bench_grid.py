@@ -47,11 +47,10 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from costmodel.decode import decode_step  # noqa: E402
-from costmodel.specs import Parallelism  # noqa: E402
+from costmodel.specs import DEGREES, Parallelism  # noqa: E402
 from search.grid import grid  # noqa: E402
 from search.paths import set_path  # noqa: E402
 from search.space import make_space  # noqa: E402
-from search.splits import DEGREES  # noqa: E402
 
 MODEL = "kimi-k2.5"
 HARDWARE_AXES = {

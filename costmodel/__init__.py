@@ -30,7 +30,6 @@ from costmodel.specs import (
     SystemSpec,
     TierSpec,
     Workload,
-    scale_latency,
     stack,
     unstack,
 )
@@ -50,7 +49,6 @@ __all__ = [
     "Workload",
     "decode_step",
     "explain",
-    "scale_latency",
     "stack",
     "tokens_per_step",
     "unstack",

@@ -31,6 +31,7 @@ N       chips per pipeline stage (attn_tp·kvp·attn_dp = ep·moe_tp)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -226,6 +227,11 @@ class Parallelism:
     pp: float = 1.0
 
 
+DEGREES = tuple(f.name for f in dataclasses.fields(Parallelism))
+"""The six parallel degrees, in :class:`Parallelism` field order: the one list every split
+table, report and file column uses."""
+
+
 @struct.dataclass
 class Workload:
     """What is decoded.
@@ -269,15 +275,6 @@ class Efficiency:
 
 SOL = Efficiency()
 """Speed-of-light mode: efficiencies 1, no software overheads."""
-
-
-def scale_latency(system: SystemSpec, factor) -> SystemSpec:
-    """Multiply every tier's per-hop latency and per-step overhead by ``factor``."""
-    tiers = tuple(
-        t.replace(hop_latency_s=t.hop_latency_s * factor, overhead_s=t.overhead_s * factor)
-        for t in system.tiers
-    )
-    return system.replace(tiers=tiers)
 
 
 def stack(records):

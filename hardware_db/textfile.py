@@ -4,11 +4,14 @@ Shared by the TOML loader, the measurement CSVs, ``config.json`` import and
 ``tpsopt eval --cases``: a directory where a file is expected, a missing or unreadable
 file, and bytes that are not UTF-8 each give one line naming the file (and the byte and
 offset), raised as ``error`` (:class:`~hardware_db.DbError` by default; the CLI's
-``UserError`` for flags).
+``UserError`` for flags). Every file the project writes goes through
+:func:`write_atomic`.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from hardware_db import DbError
@@ -55,3 +58,32 @@ def read_text(path, expected: str, name: str | None = None, error=DbError) -> st
     except OSError as e:
         raise error(f"{name or where(p)}: cannot read: {e.strerror}") from None
     return decode_utf8(raw, p, name, error)
+
+
+def write_atomic(path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then
+    ``os.replace`` (no half-written file on error or Ctrl-C). The file gets the
+    permissions a plain ``open(path, "w")`` would give (``0o666`` less the umask;
+    ``mkstemp`` alone would leave it owner-only). The folder must exist."""
+    path = Path(path)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

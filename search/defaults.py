@@ -15,7 +15,7 @@ import numpy as np
 
 from costmodel.decode import decode_step
 from costmodel.specs import Parallelism, SystemSpec
-from search.errors import UserError
+from search.errors import UserError, check_number
 from search.jit import jit_fast_compile
 from search.scenario import Scenario
 
@@ -77,21 +77,12 @@ def complete_parallelism(
 
 
 def check_degrees(**degrees) -> dict:
-    """Validate user-given degrees (integers ≥ 1); return them as floats (None kept)."""
-    out = {}
-    for name, v in degrees.items():
-        if v is None:
-            out[name] = None
-            continue
-        flag = "--" + name.replace("_", "-")
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            raise UserError(f"{flag} {v!r}: must be an integer ≥ 1") from None
-        if not math.isfinite(f) or f < 1 or f != round(f) or f > 1e7:
-            raise UserError(f"{flag} {v!r}: must be an integer in [1, 10000000]")
-        out[name] = int(f)
-    return out
+    """Validate user-given degrees (integers in [1, 10⁷], keyed by the caller's names,
+    which errors name); return them as ints (``None`` kept)."""
+    return {
+        name: None if v is None else int(check_number(name, v, 1, 1e7, integer=True))
+        for name, v in degrees.items()
+    }
 
 
 def _listing(values, limit: int = 12) -> str:
@@ -104,7 +95,7 @@ def check_split(sc: Scenario, par: Parallelism) -> Parallelism:
     :mod:`costmodel.feasibility` other than capacity) with one line naming each broken
     rule and the allowed values; capacity is an answer, not an error."""
     from costmodel import feasibility as F
-    from search.report import parallelism_dict
+    from search.results import parallelism_dict
     from search.splits import MAX_BUDGET, _heads_ok, candidate_degrees, divisors
 
     m, wl = sc.model, sc.workload

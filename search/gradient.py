@@ -116,7 +116,7 @@ class GradientResult:
     history: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        from search.report import result_dict
+        from search.results import result_dict
 
         return {
             "parallelism": self.parallelism,

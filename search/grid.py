@@ -55,16 +55,16 @@ import numpy as np
 
 from costmodel.decode import decode_step
 from costmodel.feasibility import MESSAGES
-from search import report
+from search import results
 from search.errors import UserError
 from search.grid_result import GridResult
 from search.jit import jit_fast_compile
+from search.objectives import check_objective, score_of
 from search.pareto import fronts
 from search.space import Space, SubGrid, candidate_records, cast_records
 from search.splits import DEGREES, family
 from search.sweep import (
     CONSTRAINTS,
-    OBJECTIVES,
     REASON_BITS,
     Kernels,
     Plan,
@@ -73,7 +73,6 @@ from search.sweep import (
     device_chunks,
     initial_state,
     local,
-    score_of,
     tables_of,
 )
 
@@ -275,7 +274,7 @@ def _rows(sub, digits, r, objective, space: Space, sub_index, multi) -> dict[tup
             "parallelism": {k: int(v) for k, v in zip(DEGREES, split, strict=True)},
             "axes": axes,
             "score": float(score[i]),
-            "result": report.result_dict(r, i),
+            "result": results.result_dict(r, i),
         }
         if multi:
             row["sub_grid"] = sub_index
@@ -307,7 +306,7 @@ def grid(
 
     Args:
       space: a :class:`~search.space.Space` (see :func:`search.space.make_space`).
-      objective: one of :data:`search.sweep.OBJECTIVES` (maximised; ``tpot`` and
+      objective: one of :data:`search.objectives.OBJECTIVES` (maximised; ``tpot`` and
         ``energy`` minimised).
       top: how many configurations to return.
       pareto: also track the best per (chips, composition, batch) group and return the
@@ -325,15 +324,14 @@ def grid(
     """
     if not isinstance(space, Space):
         raise UserError(f"grid: expected a Space (see search.space.make_space), got {space!r}")
-    if objective not in OBJECTIVES:
-        raise UserError(f"--objective {objective!r}: allowed {', '.join(OBJECTIVES)}")
+    check_objective(objective)
     ok_top = isinstance(top, int | np.integer) and not isinstance(top, bool)
     if not (ok_top and 1 <= top <= MAX_TOP):
-        raise UserError(f"--top {top!r}: must be an integer in [1, {MAX_TOP}]")
+        raise UserError(f"top {top!r}: must be an integer in [1, {MAX_TOP}]", arg="top")
     if chunk is not None and not (isinstance(chunk, int | np.integer) and 1 <= chunk <= 1 << 24):
-        raise UserError(f"--chunk {chunk!r}: must be an integer in [1, {1 << 24}]")
+        raise UserError(f"chunk {chunk!r}: must be an integer in [1, {1 << 24}]", arg="chunk")
     if time_limit_s is not None and not (time_limit_s >= 0 and math.isfinite(time_limit_s)):
-        raise UserError(f"--time-limit {time_limit_s!r}: must be a number ≥ 0")
+        raise UserError(f"time_limit_s {time_limit_s!r}: must be a number ≥ 0", arg="time_limit_s")
     if objective == "energy":
         _check_energy(space)
     subs = space.subgrids()
@@ -447,8 +445,9 @@ def _check_energy(space: Space):
         e += float(c.flop_energy_j_per_flop)
         if e <= 0:
             raise UserError(
-                f"--objective energy: system {sc.system_name} has no energy data "
-                "(chip energies per byte/FLOP are 0); choose another objective"
+                f"objective energy: system {sc.system_name} has no energy data "
+                "(chip energies per byte/FLOP are 0); choose another objective",
+                arg="objective",
             )
 
 

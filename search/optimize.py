@@ -22,13 +22,13 @@ import numpy as np
 
 from costmodel.decode import decode_step
 from costmodel.specs import Parallelism
-from search.errors import UserError
+from search.errors import UserError, check_number
 from search.jit import jit_fast_compile
-from search.report import parallelism_dict, result_dict
-from search.scenario import Scenario, check_range
+from search.objectives import RATE_OBJECTIVES, check_objective
+from search.results import parallelism_dict, result_dict
+from search.scenario import Scenario
 
 EXHAUSTIVE_MAX_ROWS = 200_000
-OBJECTIVES = ("utps", "system_tps", "tps_per_chip")
 
 
 def split_table(sc: Scenario, chips_max: float | None = None) -> np.ndarray:
@@ -36,7 +36,7 @@ def split_table(sc: Scenario, chips_max: float | None = None) -> np.ndarray:
     from search.splits import valid_splits
 
     if chips_max is not None:
-        chips_max = check_range("--chips-max", chips_max, 1, 1e9, integer=True)
+        chips_max = check_number("chips_max", chips_max, 1, 1e9, integer=True)
     cap = float(sc.system.max_chips) if chips_max is None else float(chips_max)
     if not math.isfinite(cap):
         raise UserError(
@@ -58,8 +58,7 @@ def as_parallelism(table: np.ndarray) -> Parallelism:
 def exhaustive_best(sc: Scenario, table: np.ndarray, objective: str = "utps"):
     """Best feasible row of ``table`` by ``objective`` (float32 sweep, float64 re-score
     of the winner). Returns ``(row_index, DecodeResult of the winner)``."""
-    if objective not in OBJECTIVES:
-        raise UserError(f"--objective {objective!r}: allowed {', '.join(OBJECTIVES)}")
+    check_objective(objective, RATE_OBJECTIVES)
 
     def score(par):
         r = decode_step(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
@@ -98,8 +97,10 @@ def main_job(
             progress(msg)
 
     t0 = time.perf_counter()
-    multiples = [check_range("--multiples", m, 0, 1e6, lo_open=True) for m in multiples]
-    top_sensitivities = int(check_range("--top", top_sensitivities, 0, 1000, integer=True))
+    multiples = [check_number("multiples", m, 0, 1e6, lo_open=True) for m in multiples]
+    top_sensitivities = int(
+        check_number("top_sensitivities", top_sensitivities, 0, 1000, integer=True)
+    )
     note("enumerating valid splits")
     table = split_table(sc, chips_max)
     note(f"evaluating {len(table)} splits")
@@ -121,7 +122,8 @@ def main_job(
     note("solving latency targets")
     targets = [best["utps"] * m for m in multiples]
     answers = solve_targets(sc, as_parallelism(table), targets, knob="latency")
-    from search.target import best_utps, scale_system
+    from search.paths import scale_system
+    from search.target import best_utps
 
     ideal = scale_system(sc.system, "latency", 0.0)
     ceiling = float(jit_fast_compile(lambda: best_utps(sc, as_parallelism(table), ideal)[0])())

@@ -19,7 +19,7 @@ from search.errors import UserError
 from search.jit import jit_fast_compile
 from search.optimize import as_parallelism, split_table
 from search.paths import records_of, resolve_path, set_path
-from search.report import BREAKDOWN, parallelism_dict, result_dict
+from search.results import parallelism_dict, result_dict
 from search.scenario import Scenario
 
 CHIP_PATHS = ("system.max_chips",)
@@ -44,7 +44,7 @@ def sweep_param(
     """
     values = np.asarray(values, dtype=float)
     if values.ndim != 1 or len(values) == 0:
-        raise UserError("--range: need at least one value")
+        raise UserError("values: need at least one value", arg="values")
     rec = records_of(sc)
     canon = "system.max_chips" if path in ("chips", "max_chips") else resolve_path(rec, path)
     chips_sweep = canon in CHIP_PATHS
@@ -95,41 +95,3 @@ def sweep_param(
         "results": out_res,
         "splits": int(len(table)),
     }
-
-
-def plot_sweep(path_out, sc: Scenario, sweep: dict, log_x: bool = False) -> None:
-    """UTPS against the swept value (top) and the breakdown as a stacked area (bottom)."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from search.io import atomic_write
-    from search.report import unit_of
-
-    suffix = str(path_out).lower().rsplit(".", 1)[-1]
-    if suffix not in ("png", "svg", "pdf"):
-        raise UserError(f"--plot {path_out}: use a .png, .svg or .pdf file name")
-    ok = [i for i, r in enumerate(sweep["results"]) if r is not None]
-    x = np.asarray(sweep["values"])[ok]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
-    ax1.plot(x, [sweep["results"][i]["utps"] for i in ok], "o-", color="C0")
-    ax1.set_ylabel("single-user tokens/s (tok/s)")
-    ax1.set_title(f"{sc.model_name} on {sc.system_name}: best split at each point")
-    ax1.grid(True, alpha=0.3)
-    stack = np.array([[sweep["results"][i]["breakdown_s"][k] * 1e6 for i in ok] for k in BREAKDOWN])
-    ax2.stackplot(x, stack, labels=[k.replace("_", " ") for k in BREAKDOWN], alpha=0.85)
-    ax2.set_ylabel("time per step (µs)")
-    unit = unit_of(sweep["path"])
-    ax2.set_xlabel(f"{sweep['path']}" + (f" ({unit})" if unit else ""))
-    ax2.legend(loc="upper left", fontsize=8, ncol=2)
-    ax2.grid(True, alpha=0.3)
-    if log_x:
-        ax1.set_xscale("log")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format=suffix, dpi=120)
-    plt.close(fig)
-    atomic_write(path_out, buf.getvalue(), flag="--plot")

@@ -21,21 +21,16 @@ def _get(name: str) -> Callable[[dict], float]:
     return lambda row: float(row["result"][name])
 
 
-def front_max_max(rows: Sequence[dict], x: Callable, y: Callable) -> list[dict]:
-    """Rows not dominated when maximising ``x(row)`` and ``y(row)``, by ``x`` descending
-    (``y`` ascends along the front). Of equal points the first (lowest index) is kept."""
-    pts = sorted(rows, key=lambda r: (-x(r), -y(r), r["index"]))
-    out, best = [], -float("inf")
-    for r in pts:
-        if y(r) > best:
-            out.append(r)
-            best = y(r)
-    return out
-
-
-def front_min_max(rows: Sequence[dict], x: Callable, y: Callable) -> list[dict]:
+def front(rows: Sequence[dict], x: Callable, y: Callable) -> list[dict]:
     """Rows not dominated when minimising ``x(row)`` and maximising ``y(row)``, by ``x``
-    ascending (``y`` ascends along the front)."""
+    ascending (``y`` ascends along the front); to maximise both, pass ``x = −value``. Of
+    equal points the first (lowest ``row["index"]``) is kept.
+
+    >>> pts = [(1, 1), (2, 3), (2, 2), (3, 3)]
+    >>> rows = [{"index": i, "x": x, "y": y} for i, (x, y) in enumerate(pts)]
+    >>> [r["index"] for r in front(rows, lambda r: r["x"], lambda r: r["y"])]
+    [0, 1]
+    """
     pts = sorted(rows, key=lambda r: (x(r), -y(r), r["index"]))
     out, best = [], -float("inf")
     for r in pts:
@@ -49,6 +44,6 @@ def fronts(rows: Sequence[dict]) -> dict[str, list[dict]]:
     """Both fronts: ``utps_vs_tps_per_chip`` and ``utps_vs_chips``."""
     utps, tpc, chips = _get("utps"), _get("tps_per_chip"), _get("chips")
     return {
-        "utps_vs_tps_per_chip": front_max_max(rows, utps, tpc),
-        "utps_vs_chips": front_min_max(rows, chips, utps),
+        "utps_vs_tps_per_chip": front(rows, lambda r: -utps(r), tpc),
+        "utps_vs_chips": front(rows, chips, utps),
     }

@@ -35,9 +35,8 @@ from costmodel.specs import (
     Precision,
     SystemSpec,
     Workload,
-    scale_latency,
 )
-from search.errors import UserError
+from search.errors import UserError, check_number
 
 
 class Records(NamedTuple):
@@ -183,6 +182,29 @@ def _set_system(system: SystemSpec, parts: list[str], value) -> SystemSpec:
     return system.replace(tiers=tuple(tiers))
 
 
+def scale_system(system: SystemSpec, knob: str, factor, tier: str | None = None) -> SystemSpec:
+    """A copy of ``system`` with ``knob`` of every tier (or only the tier named ``tier``)
+    multiplied by ``factor`` (traceable): the one multi-leaf setter.
+
+    ``latency`` multiplies ``hop_latency_s`` and ``overhead_s`` (the die tier too, unless
+    ``tier`` names one); ``bandwidth`` multiplies ``bw_bytes_per_s``. The path
+    ``latency_scale`` of :func:`set_path` is ``scale_system(system, "latency", value)``.
+    """
+    tiers = []
+    for t in system.tiers:
+        if tier is not None and t.name != tier:
+            tiers.append(t)
+        elif knob == "latency":
+            tiers.append(
+                t.replace(hop_latency_s=t.hop_latency_s * factor, overhead_s=t.overhead_s * factor)
+            )
+        elif knob == "bandwidth":
+            tiers.append(t.replace(bw_bytes_per_s=t.bw_bytes_per_s * factor))
+        else:
+            raise ValueError(f"unknown knob {knob!r}; allowed latency, bandwidth")
+    return system.replace(tiers=tuple(tiers))
+
+
 def set_path(obj, path: str, value):
     """A copy of ``obj`` (Scenario or :class:`Records`) with the leaf at ``path`` set.
 
@@ -200,7 +222,7 @@ def set_path(obj, path: str, value):
     """
     rec = records_of(obj)
     if path == LATENCY_SCALE:
-        new = rec._replace(system=scale_latency(rec.system, value))
+        new = rec._replace(system=scale_system(rec.system, "latency", value))
     else:
         path = resolve_path(rec, path)
         parts = path.split(".")
@@ -231,20 +253,18 @@ _RANGES = {
 }
 
 
-def check_value(path: str, value: float, flag: str = "--axis") -> float:
-    """Validate one axis value for ``path`` (finite, ≥ 0, field-specific ranges)."""
+def check_value(path: str, value: float, arg: str = "axis") -> float:
+    """Validate one value for the field at ``path`` (finite, ≥ 0, field-specific ranges
+    from :data:`_RANGES`) with :func:`search.errors.check_number`; errors start
+    ``"<arg> <path>=<value>"``."""
     lo, hi, integer = _RANGES.get(path, (0.0, math.inf, False))
     allow_inf = path == "system.max_chips" or path.endswith(".domain_chips")
-    if math.isnan(value) or (math.isinf(value) and not allow_inf):
-        raise UserError(f"{flag} {path}={value!r}: must be a finite number")
-    if value < lo or value > hi:
-        raise UserError(f"{flag} {path}={value:g}: out of range; allowed [{lo:g}, {hi:g}]")
-    if integer and math.isfinite(value) and value != round(value):
-        raise UserError(f"{flag} {path}={value:g}: must be an integer")
-    return float(value)
+    return check_number(
+        f"{arg} {path}", value, lo, hi, integer=integer, allow_inf=allow_inf, sep="="
+    )
 
 
-def parse_number(text: str, path: str, flag: str = "--axis") -> float:
+def parse_quantity(text: str, path: str, arg: str = "axis") -> float:
     """A number, or a quantity with a unit fitting the field (``"150 ns"``, ``"1.8 TB/s"``)."""
     s = text.strip()
     try:
@@ -257,33 +277,33 @@ def parse_number(text: str, path: str, flag: str = "--axis") -> float:
     try:
         return to_si(s, dimension_of(field))
     except UnitError as e:
-        raise UserError(f"{flag} {path}: {s!r} is not a number ({e})") from None
+        raise UserError(f"{arg} {path}: {s!r} is not a number ({e})", arg=arg) from None
 
 
-def parse_values(text: str, path: str, flag: str = "--axis") -> list[float]:
+def parse_values(text: str, path: str, arg: str = "axis") -> list[float]:
     """Values of an axis: ``v1,v2,...`` or a range ``lo:hi:n`` (linear, both ends
     included) or ``lo:hi:n:log`` (geometric; integer fields such as the batch are
     rounded, repeats dropped). Each value is checked with :func:`check_value`; the list
     is non-empty."""
     s = text.strip()
     if not s:
-        raise UserError(f"{flag} {path}=: empty list of values")
+        raise UserError(f"{arg} {path}=: empty list of values", arg=arg)
     if ":" in s:
         parts = s.split(":")
         log = parts[-1].strip().lower() == "log"
         if log:
             parts = parts[:-1]
         if len(parts) != 3:
-            raise UserError(f"{flag} {path}={s}: a range is lo:hi:n or lo:hi:n:log")
-        lo, hi = (parse_number(p, path, flag) for p in parts[:2])
+            raise UserError(f"{arg} {path}={s}: a range is lo:hi:n or lo:hi:n:log", arg=arg)
+        lo, hi = (parse_quantity(p, path, arg) for p in parts[:2])
         try:
             n = int(parts[2])
         except ValueError:
-            raise UserError(f"{flag} {path}={s}: n must be an integer ≥ 1") from None
+            raise UserError(f"{arg} {path}={s}: n must be an integer ≥ 1", arg=arg) from None
         if not 1 <= n <= 10_000_000:
-            raise UserError(f"{flag} {path}={s}: n must be in [1, 10000000]")
+            raise UserError(f"{arg} {path}={s}: n must be in [1, 10000000]", arg=arg)
         if log and (lo <= 0 or hi <= 0):
-            raise UserError(f"{flag} {path}={s}: a log range needs lo, hi > 0")
+            raise UserError(f"{arg} {path}={s}: a log range needs lo, hi > 0", arg=arg)
         if n == 1:
             vals = [lo]
         elif log:
@@ -296,9 +316,9 @@ def parse_values(text: str, path: str, flag: str = "--axis") -> list[float]:
     else:
         items = [x for x in s.split(",")]
         if any(not x.strip() for x in items):
-            raise UserError(f"{flag} {path}={s}: empty value in the list")
-        vals = [parse_number(x, path, flag) for x in items]
-    return [check_value(path, v, flag) for v in vals]
+            raise UserError(f"{arg} {path}={s}: empty value in the list", arg=arg)
+        vals = [parse_quantity(x, path, arg) for x in items]
+    return [check_value(path, v, arg) for v in vals]
 
 
 __all__ = [
@@ -308,7 +328,7 @@ __all__ = [
     "all_paths",
     "check_value",
     "get_path",
-    "parse_number",
+    "parse_quantity",
     "parse_values",
     "records_of",
     "resolve_path",

@@ -10,7 +10,6 @@ and the Python API share::
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import jax
@@ -23,9 +22,9 @@ from costmodel.specs import (
     Precision,
     SystemSpec,
     Workload,
-    scale_latency,
 )
-from search.errors import UserError
+from search.errors import UserError, check_number
+from search.paths import scale_system
 
 
 @dataclass(frozen=True)
@@ -58,35 +57,17 @@ jax.tree_util.register_dataclass(
 )
 
 
-def check_range(flag: str, value, lo=None, hi=None, integer=False, lo_open=False):
-    """Validate a numeric flag/field; raise a one-line :class:`UserError` otherwise."""
-    rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-    if lo_open:
-        rng = "(" + rng[1:]
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{flag} {value!r}: not a number; allowed {rng}") from None
-    if not math.isfinite(v):
-        raise UserError(f"{flag} {value!r}: must be finite")
-    if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and v > hi):
-        raise UserError(f"{flag} {value!r}: out of range; allowed {rng}")
-    if integer and v != round(v):
-        raise UserError(f"{flag} {value!r}: must be an integer")
-    return v
-
-
 def make_workload(
     batch=1, context=8192, mtp=0, acceptance=0.0, overlap=0.0, imbalance=1.0
 ) -> Workload:
-    """A validated :class:`Workload` (flag names in errors are the CLI's)."""
+    """A validated :class:`Workload` (errors name these arguments)."""
     return Workload(
-        batch=check_range("--batch", batch, 1, 1e9, integer=True),
-        context_tokens=check_range("--context", context, 1, 1e9, integer=True),
-        mtp_depth=check_range("--mtp", mtp, 0, 16, integer=True),
-        acceptance_rate=check_range("--acceptance", acceptance, 0, 1),
-        overlap=check_range("--overlap", overlap, 0, 1),
-        moe_imbalance=check_range("--imbalance", imbalance, 1, 100),
+        batch=check_number("batch", batch, 1, 1e9, integer=True),
+        context_tokens=check_number("context", context, 1, 1e9, integer=True),
+        mtp_depth=check_number("mtp", mtp, 0, 16, integer=True),
+        acceptance_rate=check_number("acceptance", acceptance, 0, 1),
+        overlap=check_number("overlap", overlap, 0, 1),
+        moe_imbalance=check_number("imbalance", imbalance, 1, 100),
     )
 
 
@@ -111,7 +92,7 @@ def scenario(
     ``precision`` overrides the model's native recipe; ``chips`` overrides the system's
     chip count (for systems whose die count is free); ``latency_scale`` multiplies every
     per-hop latency and per-step overhead; ``mode`` is ``"sol"`` or ``"calibrated"``
-    (efficiencies fitted per hardware × software family, see ``search.calibrate``).
+    (efficiencies fitted per hardware × software family, see :mod:`hardware_db.calibration`).
     """
     spec, native = db.load_model(model)
     if str(model).endswith((".json", ".toml")):
@@ -127,20 +108,26 @@ def scenario(
     prec_name = precision or native_name
     prec = db.load_precision(precision) if precision else native
     if chips is not None:
-        chips = check_range("--chips", chips, 1, 1e9, integer=True)
+        chips = check_number("chips", chips, 1, 1e9, integer=True)
     sys_name = db.resolve("systems", system)
     sysrec = db.load_system(sys_name, max_chips=chips)
-    scale = check_range("--latency-scale", latency_scale, 0, 1e6, lo_open=True)
+    scale = check_number("latency_scale", latency_scale, 0, 1e6, lo_open=True)
     if scale != 1.0:
-        sysrec = scale_latency(sysrec, scale)
+        sysrec = scale_system(sysrec, "latency", scale)
     wl = make_workload(batch, context, mtp, acceptance, overlap, imbalance)
     eff, mode_name, notes = SOL, "sol", ()
     if mode == "calibrated":
-        from search.calibrate import efficiency_for  # optional module (issue 7)
+        from hardware_db.calibration import efficiency_for
+        from hardware_db.measurements import software_slug
 
+        if software:
+            try:
+                software_slug(software)
+            except db.DbError as e:
+                raise UserError(f"software: {e}", arg="software") from None
         eff, mode_name, notes = efficiency_for(sys_name, software)
     elif mode != "sol":
-        raise UserError(f"--mode {mode!r}: allowed sol, calibrated")
+        raise UserError(f"mode {mode!r}: allowed sol, calibrated", arg="mode")
     return Scenario(
         model_name=model_name,
         model=spec,

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from costmodel.specs import Parallelism, stack
-from search.errors import UserError
+from search.errors import UserError, check_number
 from search.paths import (
     LATENCY_SCALE,
     Records,
@@ -52,6 +52,7 @@ from search.scenario import Scenario, scenario
 from search.splits import (
     DEGREE_ALIASES,
     DEGREES,
+    degree_values,
     families,
     sort_splits,
     split_chips,
@@ -246,12 +247,13 @@ class Space:
         if not self.scenarios:
             raise UserError("the space has no model/system")
         if self.chips_max is not None and not (float(self.chips_max) >= 1):
-            raise UserError(f"--chips-max {self.chips_max!r}: must be ≥ 1")
+            raise UserError(f"chips_max {self.chips_max!r}: must be ≥ 1", arg="chips_max")
         for name, vals in self.axes:
             if len(vals) == 0:
-                raise UserError(f"--axis {name}: empty list of values")
-        parse_number("--min-system-tps", self.min_system_tps, lo=0)
-        parse_number("--min-utps", self.min_utps, lo=0)
+                raise UserError(f"axis {name}: empty list of values", arg="axis")
+        for arg in ("min_system_tps", "min_utps"):
+            if getattr(self, arg) is not None:
+                check_number(arg, getattr(self, arg), 0)
 
     @property
     def size(self) -> int:
@@ -280,7 +282,7 @@ def _resolved_axes(space: Space, rec: Records) -> list[tuple[str, tuple[float, .
     for name, vals in space.axes:
         path = resolve_path(rec, name)
         if path in seen:
-            raise UserError(f"--axis {name}: given twice")
+            raise UserError(f"axis {name}: given twice", arg="axis")
         seen.add(path)
         out.append((path, tuple(check_value(path, float(v)) for v in vals)))
     return out
@@ -295,8 +297,9 @@ def _model_variants(models, axes) -> list:
         f = path.split(".", 1)[1]
         if len(variants) * len(vals) > MAX_MODEL_VARIANTS:
             raise UserError(
-                f"--axis {path}: too many model variants (> {MAX_MODEL_VARIANTS}) to enumerate "
-                "valid splits; use fewer values"
+                f"axis {path}: too many model variants (> {MAX_MODEL_VARIANTS}) to enumerate "
+                "valid splits; use fewer values",
+                arg="axis",
             )
         variants = [m.replace(**{f: v}) for m in variants for v in vals]
     return variants
@@ -394,7 +397,7 @@ def split_axes(items: Mapping[str, object] | Sequence[tuple[str, object]] | None
         if name in _DEGREE_NAMES:
             key = DEGREE_ALIASES.get(name, name)
             if key in degrees:
-                raise UserError(f"--axis {name}: given twice")
+                raise UserError(f"axis {name}: given twice", arg="axis")
             degrees[key] = tuple(_degree_values(name, vals))
         elif name == "chips":
             chips = tuple(_degree_values(name, vals))
@@ -402,7 +405,7 @@ def split_axes(items: Mapping[str, object] | Sequence[tuple[str, object]] | None
             lst = vals.split(",") if isinstance(vals, str) else list(vals)
             lst = [str(v).strip() for v in lst]
             if not lst or any(not v for v in lst):
-                raise UserError(f"--axis {name}: empty name in the list")
+                raise UserError(f"axis {name}: empty name in the list", arg="axis")
             choices[name] = lst
         else:
             paths.append((name, vals))
@@ -410,38 +413,10 @@ def split_axes(items: Mapping[str, object] | Sequence[tuple[str, object]] | None
 
 
 def _degree_values(name: str, vals) -> list[int]:
+    """An axis of degrees given as text (``"1,2,4"``, ``"1:64:7:log"``) or numbers."""
     if isinstance(vals, str):
         vals = parse_values(vals, name)
-    vals = list(vals)
-    if not vals:
-        raise UserError(f"--axis {name}: empty list of values")
-    out = []
-    for v in vals:
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            raise UserError(f"--axis {name}={v!r}: not a number") from None
-        if not math.isfinite(f) or f < 1 or f != round(f) or f > 1 << 24:
-            raise UserError(f"--axis {name}={v!r}: must be an integer in [1, {1 << 24}]")
-        out.append(int(f))
-    return sorted(set(out))
-
-
-def parse_number(flag: str, text, lo=None, integer=False, sep: str = " "):
-    """``text`` as a float (an int if ``integer``), ``None`` for ``None``; a one-line
-    :class:`UserError` ``"<flag><sep><text>: ..."`` if it is not a number, not finite, below
-    ``lo`` or not an integer when one is asked for."""
-    if text is None:
-        return None
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        raise UserError(f"{flag}{sep}{text!r}: not a number") from None
-    if lo is not None and not (math.isfinite(v) and v >= lo):
-        raise UserError(f"{flag}{sep}{text!r}: must be a finite number ≥ {lo:g}")
-    if integer and v != round(v):
-        raise UserError(f"{flag}{sep}{text!r}: must be an integer")
-    return int(v) if integer else v
+    return degree_values(name, vals)
 
 
 def make_space(
@@ -477,9 +452,9 @@ def make_space(
         try:
             chips_max = float(chips_max)
         except (TypeError, ValueError):
-            raise UserError(f"--chips-max {chips_max!r}: not a number") from None
+            raise UserError(f"chips_max {chips_max!r}: not a number", arg="chips_max") from None
         if not chips_max >= 1 or chips_max != math.floor(chips_max):
-            raise UserError(f"--chips-max {chips_max:g}: must be an integer ≥ 1")
+            raise UserError(f"chips_max {chips_max:g}: must be an integer ≥ 1", arg="chips_max")
     scs = []
     given_chips = scenario_kw.pop("chips", None)
     for s in dict.fromkeys(systems):
@@ -504,8 +479,8 @@ def make_space(
         else:
             v = list(vals) if not np.isscalar(vals) else [vals]
             if not v:
-                raise UserError(f"--axis {name}: empty list of values")
-            v = [check_value(path, parse_number(f"--axis {name}", x, sep="=")) for x in v]
+                raise UserError(f"axis {name}: empty list of values", arg="axis")
+            v = [check_value(path, check_number(f"axis {name}", x, sep="=")) for x in v]
         path_axes.append((path, tuple(v)))
     return Space(
         scenarios=tuple(scs),

@@ -34,11 +34,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from costmodel.specs import ModelSpec
-from search.errors import UserError
-
-DEGREES = ("attn_tp", "attn_dp", "kvp", "ep", "moe_tp", "pp")
-"""Columns of a split table (the field order of :class:`~costmodel.specs.Parallelism`)."""
+from costmodel.specs import DEGREES, ModelSpec
+from search.errors import UserError, check_number
 
 DEGREE_ALIASES = {"tp": "attn_tp", "dp": "attn_dp", "attn-tp": "attn_tp", "attn-dp": "attn_dp"}
 DEGREE_ALIASES.update({"moe-tp": "moe_tp", "kv": "kvp"})
@@ -65,16 +62,20 @@ def pipeline_degrees(n_layers: float) -> list[int]:
     return sorted({-(-L // s) for s in range(1, L + 1)})
 
 
-def _ints(values, name: str) -> list[int]:
-    out = []
-    for v in values:
-        f = float(v)
-        if not math.isfinite(f) or f < 1 or f != round(f):
-            raise UserError(f"--axis {name}={v!r}: degrees must be integers ≥ 1")
-        out.append(int(f))
-    if not out:
-        raise UserError(f"--axis {name}: empty list of values")
-    return sorted(set(out))
+def degree_values(name: str, values) -> list[int]:
+    """The distinct integer degrees (each in [1, 2^24]) of an axis ``name``, sorted; a
+    one-line :class:`UserError` naming ``axis <name>`` otherwise.
+
+    >>> degree_values("ep", [8, 2.0, 8])
+    [2, 8]
+    """
+    vals = list(values)
+    if not vals:
+        raise UserError(f"axis {name}: empty list of values", arg="axis")
+    lim = 1 << 24
+    return sorted(
+        {int(check_number(f"axis {name}", v, 1, lim, integer=True, sep="=")) for v in vals}
+    )
 
 
 def _as_list(x) -> list[float]:
@@ -114,7 +115,7 @@ def candidate_degrees(
         key = DEGREE_ALIASES.get(name, name)
         if key not in DEGREES:
             raise UserError(f"unknown degree {name!r}; allowed {', '.join(DEGREES)}")
-        out[key] = [v for v in _ints(vals, key) if v <= budget]
+        out[key] = [v for v in degree_values(key, vals) if v <= budget]
     return out
 
 
@@ -158,7 +159,7 @@ def valid_splits(
     Returns:
       ``float64 [n, 6]`` array, columns :data:`DEGREES`, sorted by (chips, columns).
 
-    >>> from costmodel.specs import ModelSpec
+    >>> from costmodel.specs import DEGREES, ModelSpec
     >>> m = ModelSpec(n_layers=2.0, d_model=64.0, vocab_size=10.0, n_heads=4.0,
     ...               n_kv_heads=4.0, n_full_attn_layers=2.0)
     >>> valid_splits(m, 2).astype(int).tolist()
@@ -196,7 +197,7 @@ def valid_splits(
     total = n[i][a] * pp[b]
     keep = total <= budget
     if chips is not None:
-        keep &= np.isin(total, np.asarray(_ints(chips, "chips"), np.int64))
+        keep &= np.isin(total, np.asarray(degree_values("chips", chips), np.int64))
     a, b = a[keep], b[keep]
     rows = np.stack([t[i][a], d[i][a], k[i][a], ep[j][a], mtp[a], pp[b]], axis=1).astype(np.float64)
     return sort_splits(rows)

@@ -45,16 +45,8 @@ from jax.sharding import PartitionSpec as P
 
 from costmodel.decode import decode_step
 from costmodel.feasibility import MESSAGES
+from search.objectives import score_of
 from search.space import SubGrid, candidate_records, cast_records
-
-OBJECTIVES = {
-    "utps": "tokens/s per user",
-    "system_tps": "system tokens/s",
-    "tps_per_chip": "tokens/s per chip",
-    "tpot": "time per output token (lower is better)",
-    "energy": "energy per token (lower is better)",
-}
-"""Objectives (maximised score; ``tpot`` and ``energy`` are negated)."""
 
 REASON_BITS = tuple(MESSAGES)
 """The cost model's reason bits, in count order."""
@@ -64,21 +56,6 @@ CONSTRAINTS = ("min_system_tps", "min_utps")
 
 N_COUNTS = 2 + len(REASON_BITS) + len(CONSTRAINTS)
 """Count vector: [in range, feasible, reason bits…, constraints…]."""
-
-
-def score_of(r, objective: str):
-    """The maximised score of a :class:`~costmodel.decode.DecodeResult`."""
-    if objective == "utps":
-        return r.utps
-    if objective == "system_tps":
-        return r.system_tps
-    if objective == "tps_per_chip":
-        return r.tps_per_chip
-    if objective == "tpot":
-        return -r.tpot_s
-    if objective == "energy":
-        return -r.energy_j_per_token
-    raise ValueError(f"unknown objective {objective!r}")
 
 
 def constraint_fails(r, min_system_tps, min_utps):

@@ -45,6 +45,7 @@ from costmodel.decode import decode_step
 from costmodel.specs import Parallelism, SystemSpec, stack
 from search.errors import UserError
 from search.jit import jit_fast_compile
+from search.paths import scale_system
 from search.scenario import Scenario
 
 ITERS = 50
@@ -54,27 +55,6 @@ REACHABLE, UNREACHABLE, UNCONSTRAINED = 0, 1, 2
 STATUS = {REACHABLE: "reachable", UNREACHABLE: "unreachable", UNCONSTRAINED: "unconstrained"}
 
 KNOBS = ("latency", "bandwidth")
-
-
-def scale_system(system: SystemSpec, knob: str, factor, tier: str | None = None) -> SystemSpec:
-    """Scale ``knob`` of every inter-chip tier (or only the tier named ``tier``).
-
-    ``latency`` multiplies ``hop_latency_s`` and ``overhead_s`` (the die tier too, unless
-    ``tier`` names one); ``bandwidth`` multiplies ``bw_bytes_per_s``.
-    """
-    tiers = []
-    for t in system.tiers:
-        if tier is not None and t.name != tier:
-            tiers.append(t)
-        elif knob == "latency":
-            tiers.append(
-                t.replace(hop_latency_s=t.hop_latency_s * factor, overhead_s=t.overhead_s * factor)
-            )
-        elif knob == "bandwidth":
-            tiers.append(t.replace(bw_bytes_per_s=t.bw_bytes_per_s * factor))
-        else:
-            raise ValueError(f"unknown knob {knob!r}; allowed {KNOBS}")
-    return system.replace(tiers=tuple(tiers))
 
 
 def best_utps(sc: Scenario, splits: Parallelism, system: SystemSpec | None = None):
@@ -269,16 +249,16 @@ def solve_targets(
     One compiled program solves all targets (``vmap`` over the bisection) and returns,
     per target, the factor, the status, and the index of the best split at the answer.
     """
-    from search.report import parallelism_dict
+    from search.results import parallelism_dict
 
     if knob not in KNOBS:
-        raise UserError(f"--knob {knob!r}: allowed {', '.join(KNOBS)}")
+        raise UserError(f"knob {knob!r}: allowed {', '.join(KNOBS)}", arg="knob")
     names = [t.name for t in sc.system.tiers]
     if tier is not None and tier not in names:
-        raise UserError(f"--tier {tier!r}: {sc.system_name} has tiers {', '.join(names)}")
+        raise UserError(f"tier {tier!r}: {sc.system_name} has tiers {', '.join(names)}", arg="tier")
     targets = np.atleast_1d(np.asarray(targets, dtype=float))
     if not np.all((targets > 0) & np.isfinite(targets)):
-        raise UserError(f"--utps {targets.tolist()!r}: targets must be finite numbers > 0")
+        raise UserError(f"targets {targets.tolist()!r}: must be finite numbers > 0", arg="targets")
     rows = envelope_rows(sc, splits, knob, tier)
     if len(rows):
         splits = jax.tree.map(lambda x: jnp.asarray(x)[rows], splits)
@@ -334,3 +314,48 @@ def implicit_gradient(
 def single_split(par: Parallelism) -> Parallelism:
     """A one-row split table for solving with a fixed split."""
     return stack([par])
+
+
+def solve_chips(sc: Scenario, table, targets) -> list[dict]:
+    """The fewest chips over the valid splits ``table`` (``[n, 6]``) that reach each UTPS
+    target: every split is evaluated once (one vmapped call), then per target the
+    feasible split with ``utps ≥ target`` and the fewest chips is chosen (exact, no
+    bisection). Answers have the shape of :func:`solve_targets`' with ``knob="chips"``;
+    a target no split reaches is ``"unreachable"`` with the best UTPS found."""
+    from search.optimize import as_parallelism
+    from search.results import parallelism_dict
+
+    def one(par):
+        r = decode_step(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
+        return jnp.where(r.fits, r.utps, 0.0), r.chips
+
+    u, chips = (np.asarray(x) for x in jit_fast_compile(jax.vmap(one))(as_parallelism(table)))
+    out = []
+    for x in targets:
+        ok = u >= x
+        if ok.any():
+            j = int(np.argmin(np.where(ok, chips, np.inf)))
+            out.append(
+                {
+                    "target_utps": float(x),
+                    "knob": "chips",
+                    "status": "reachable",
+                    "chips": float(chips[j]),
+                    "utps_at_answer": float(u[j]),
+                    "split": parallelism_dict(as_parallelism(table[j : j + 1]), 0),
+                }
+            )
+        else:
+            out.append(
+                {
+                    "target_utps": float(x),
+                    "knob": "chips",
+                    "status": "unreachable",
+                    "chips": float("nan"),
+                    "utps_at_answer": float("nan"),
+                    "split": {},
+                    "why": f"the best split with up to {chips.max():g} chips "
+                    f"reaches {u.max():.4g} tok/s",
+                }
+            )
+    return out

@@ -20,8 +20,8 @@ import pytest
 
 from search import param_sweep
 from search.cli import main
+from search.cli.report import dumps
 from search.grid import grid
-from search.report import dumps
 from search.scenario import scenario
 from search.space import make_space
 

@@ -26,9 +26,9 @@ from costmodel.specs import (
     SystemSpec,
     TierSpec,
     Workload,
-    scale_latency,
     stack,
 )
+from search.paths import scale_system
 
 
 def two_tier(chip, inner=8.0, outer=1024.0):
@@ -86,7 +86,7 @@ def test_monotone_in_hardware(case):
         SYSTEM.replace(chip=_perturb_chip(chip, "peak_flops_per_s_bf16", 1.5)),
         SYSTEM.replace(chip=_perturb_chip(chip, "peak_flops_per_s_fp8", 1.5)),
         SYSTEM.replace(chip=_perturb_chip(chip, "hbm_capacity_bytes", 1.5)),
-        scale_latency(SYSTEM, 0.5),
+        scale_system(SYSTEM, "latency", 0.5),
         SYSTEM.replace(
             tiers=tuple(t.replace(bw_bytes_per_s=t.bw_bytes_per_s * 2) for t in SYSTEM.tiers)
         ),
@@ -178,7 +178,7 @@ def test_latency_scale_scales_only_latency_terms(case):
     """10x lower latency: communication costs at most 0.1·latency + the old bandwidth term
     (the old algorithms remain available; a faster one may now win) and nothing else moves."""
     r1 = _f(CASES[case])
-    r2 = _f(CASES[case], scale_latency(SYSTEM, 0.1))
+    r2 = _f(CASES[case], scale_system(SYSTEM, "latency", 0.1))
     b1, b2 = r1.breakdown_s, r2.breakdown_s
     comm2 = float(b2.comm_latency) + float(b2.comm_bandwidth)
     assert comm2 <= 0.1 * float(b1.comm_latency) + float(b1.comm_bandwidth) + 1e-15
@@ -194,7 +194,7 @@ def test_latency_scale_exact_when_algorithm_fixed():
     par = Parallelism(attn_dp=16.0, ep=16.0)
     m = m.replace(n_dense_ffn_layers=0.0, n_moe_layers=61.0)
     r1 = decode_step(m, p, sysm, par, wl)
-    r2 = decode_step(m, p, scale_latency(sysm, 0.1), par, wl)
+    r2 = decode_step(m, p, scale_system(sysm, "latency", 0.1), par, wl)
     assert float(r2.breakdown_s.comm_latency) == pytest.approx(
         0.1 * float(r1.breakdown_s.comm_latency), rel=1e-9
     )

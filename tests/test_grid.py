@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from costmodel.decode import decode_step
+from costmodel.specs import DEGREES
 from search import grid as grid_mod
 from search.errors import UserError
 from search.grid import grid
 from search.pareto import fronts
 from search.paths import set_path
 from search.space import make_space
-from search.splits import DEGREES
 
 TINY = "tests/data/db/models/tiny-moe.toml"
 AXES = {

@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
+from search.cli.io import atomic_write, check_output_path, check_plot_path
 from search.errors import UserError
-from search.io import atomic_write, check_output_path, check_plot_path
 
 
 def test_atomic_write_gives_the_permissions_of_a_plain_open(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 import hardware_db as db
 from costmodel.feasibility import CAPACITY, reason_bits
-from costmodel.specs import Parallelism, Workload
+from costmodel.specs import DEGREES, Parallelism, Workload
 from search.errors import UserError
 from search.paths import (
     LATENCY_SCALE,
@@ -30,7 +30,7 @@ from search.space import (
     ravel,
     unravel,
 )
-from search.splits import DEGREES, family, pipeline_degrees, valid_splits
+from search.splits import family, pipeline_degrees, valid_splits
 from search.sweep import add_offsets, host_digits
 
 TINY = "tests/data/db/models/tiny-moe.toml"

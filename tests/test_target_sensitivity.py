@@ -10,6 +10,7 @@ from conftest import BF16, INT4_EXPERTS, gb200, h100, kimi_k25, llama70b, switch
 
 from costmodel.decode import decode_step
 from costmodel.specs import Parallelism, Workload, stack
+from search.paths import scale_system
 from search.scenario import Scenario
 from search.sensitivity import elasticities
 from search.target import (
@@ -17,7 +18,6 @@ from search.target import (
     UNCONSTRAINED,
     UNREACHABLE,
     implicit_gradient,
-    scale_system,
     solve_targets,
 )
 from search.target import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from search import report
+from search.cli import report
 from search.cli.common import (
     add_degree_args,
     add_json_arg,
@@ -31,7 +31,7 @@ def register(sub) -> None:
 
 def run(a) -> int:
     if a.cases:
-        from search.cases import run_cases  # batch evaluation (fidelity issue)
+        from search.cli.cases import run_cases  # batch evaluation (fidelity issue)
 
         return run_cases(a)
     sc = scenario_from_args(a)

@@ -20,11 +20,11 @@ import os
 import sys
 import time
 
-from search import report
+from search.cli import report
 from search.cli.common import add_json_arg, add_scenario_args, scenario_dict
-from search.errors import UserError
+from search.errors import UserError, check_number
 from search.grid_result import flat_row
-from search.sweep import OBJECTIVES
+from search.objectives import OBJECTIVES, check_objective
 
 LIST_FLAGS = (("batch", "batch"), ("context", "context"), ("mtp", "mtp"))
 """Scenario flags that may also be lists or ranges (then they become axes)."""
@@ -115,9 +115,18 @@ def _init_distributed(spec: str | None) -> None:
     jax.distributed.initialize(coordinator_address=parts[0], num_processes=n, process_id=i)
 
 
+def _number(flag: str, text, lo, integer=False):
+    """A flag's number (an int if ``integer``; ``None`` if not given), checked by
+    :func:`search.errors.check_number`."""
+    if text is None:
+        return None
+    v = check_number(flag, text, lo, integer=integer)
+    return int(v) if integer else v
+
+
 def build_space(a):
     """The :class:`~search.space.Space` of the parsed flags."""
-    from search.space import make_space, parse_number
+    from search.space import make_space
 
     axes = _axes(a)
     kw = {}
@@ -135,9 +144,9 @@ def build_space(a):
         models,
         systems,
         axes=axes,
-        chips_max=parse_number("--chips-max", a.chips_max, lo=1, integer=True),
-        min_system_tps=parse_number("--min-system-tps", a.min_system_tps, lo=0),
-        min_utps=parse_number("--min-utps", a.min_utps, lo=0),
+        chips_max=_number("--chips-max", a.chips_max, lo=1, integer=True),
+        min_system_tps=_number("--min-system-tps", a.min_system_tps, lo=0),
+        min_utps=_number("--min-utps", a.min_utps, lo=0),
         precision=a.precision,
         chips=a.chips,
         acceptance=a.acceptance,
@@ -363,17 +372,15 @@ def _console():
 
 def run(a) -> int:
     _init_distributed(a.distributed)
+    from search.cli.io import check_output_path, check_plot_path
+    from search.cli.plots import plot_grid
     from search.grid import grid
-    from search.grid_plot import plot_grid
-    from search.io import check_output_path, check_plot_path
-    from search.space import parse_number
 
     objective = a.objective
-    if objective not in OBJECTIVES:
-        raise UserError(f"--objective {objective!r}: allowed {', '.join(OBJECTIVES)}")
-    top = parse_number("--top", a.top, lo=1, integer=True)
-    chunk = parse_number("--chunk", a.chunk, lo=1, integer=True)
-    limit = parse_number("--time-limit", a.time_limit, lo=0)
+    check_objective(objective)
+    top = _number("--top", a.top, lo=1, integer=True)
+    chunk = _number("--chunk", a.chunk, lo=1, integer=True)
+    limit = _number("--time-limit", a.time_limit, lo=0)
     if a.csv:
         check_output_path(a.csv, "--csv")
     if a.plot:
@@ -400,7 +407,7 @@ def run(a) -> int:
     if not lead:
         return 0
     if a.csv:
-        from search.io import atomic_write
+        from search.cli.io import atomic_write
 
         atomic_write(a.csv, _csv_text(res), flag="--csv")
     if a.plot:

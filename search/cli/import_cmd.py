@@ -24,8 +24,8 @@ from hardware_db.hf_import import (
     slug_from_id,
     to_toml,
 )
+from search.cli.io import atomic_write
 from search.errors import UserError
-from search.io import atomic_write
 
 
 def default_name(path: Path) -> str:

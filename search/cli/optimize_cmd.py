@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from search import report
+from search.cli import report
 from search.cli.common import add_json_arg, add_scenario_args, scenario_dict, scenario_from_args
+from search.errors import check_number
 from search.jit import enable_cache
-from search.scenario import check_range
 
 
 def register(sub) -> None:
@@ -31,7 +31,7 @@ def _multiples(text: str) -> tuple[float, ...]:
     vals = [v for v in text.split(",") if v.strip()]
     if not vals:
         raise ValueError
-    return tuple(check_range("--multiples", v, 0, 1e6, lo_open=True) for v in vals)
+    return tuple(check_number("--multiples", v, 0, 1e6, lo_open=True) for v in vals)
 
 
 def run(a) -> int:
@@ -43,9 +43,9 @@ def run(a) -> int:
         mult = _multiples(a.multiples)
     except ValueError:
         raise UserError(f"--multiples {a.multiples!r}: give comma-separated numbers > 0") from None
-    top = int(check_range("--top", a.top, 0, 1000, integer=True))
+    top = int(check_number("--top", a.top, 0, 1000, integer=True))
     chips_max = (
-        check_range("--chips-max", a.chips_max, 1, 1e9, integer=True) if a.chips_max else None
+        check_number("--chips-max", a.chips_max, 1, 1e9, integer=True) if a.chips_max else None
     )
     sc = scenario_from_args(a)
     con = report.console(a.json)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from search import report
+from search.cli import report
 from search.cli.common import (
     add_degree_args,
     add_json_arg,
@@ -10,8 +10,8 @@ from search.cli.common import (
     scenario_dict,
     scenario_from_args,
 )
+from search.errors import check_number
 from search.jit import enable_cache
-from search.scenario import check_range
 
 
 def register(sub) -> None:
@@ -36,13 +36,13 @@ def run(a) -> int:
     from search.sensitivity import elasticities
 
     enable_cache()
-    top = int(check_range("--top", a.top, 1, 10000, integer=True))
+    top = int(check_number("--top", a.top, 1, 10000, integer=True))
     sc = scenario_from_args(a)
     given = any(getattr(a, k) for k in ("tp", "ep", "pp", "attn_dp", "kvp", "moe_tp"))
     if given:
         par = parallelism_from_args(sc, a)
     else:
-        cm = check_range("--chips-max", a.chips_max, 1, 1e9, integer=True) if a.chips_max else None
+        cm = check_number("--chips-max", a.chips_max, 1, 1e9, integer=True) if a.chips_max else None
         table = split_table(sc, cm)
         i, _ = exhaustive_best(sc, table)
         par = Parallelism(*(float(v) for v in table[i]))

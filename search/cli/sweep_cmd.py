@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from search import report
+from search.cli import report
 from search.cli.common import add_json_arg, add_scenario_args, scenario_dict, scenario_from_args
-from search.errors import UserError
+from search.errors import UserError, check_number
 from search.jit import enable_cache
-from search.scenario import check_range
 
 
 def register(sub) -> None:
@@ -41,9 +40,9 @@ def parse_range(text: str, log: bool) -> np.ndarray:
         raise UserError(
             f"--range {text!r}: LO and HI must be plain numbers in SI units (e.g. 1e-7 for 100 ns)"
         ) from None
-    lo = check_range("--range", lo)
-    hi = check_range("--range", hi)
-    n = int(check_range("--range", parts[2], 1, 10000, integer=True)) if len(parts) == 3 else 9
+    lo = check_number("--range", lo)
+    hi = check_number("--range", hi)
+    n = int(check_number("--range", parts[2], 1, 10000, integer=True)) if len(parts) == 3 else 9
     if hi < lo:
         raise UserError(f"--range {text!r}: HI must be ≥ LO")
     if log:
@@ -54,12 +53,13 @@ def parse_range(text: str, log: bool) -> np.ndarray:
 
 
 def run(a) -> int:
-    from search.param_sweep import plot_sweep, sweep_param
+    from search.cli.plots import plot_sweep
+    from search.param_sweep import sweep_param
     from search.paths import check_value, records_of, resolve_path
 
     enable_cache()
     if a.plot:
-        from search.io import check_plot_path
+        from search.cli.io import check_plot_path
 
         check_plot_path(a.plot)
     values = parse_range(a.range, a.log)
@@ -69,11 +69,11 @@ def run(a) -> int:
         "system.max_chips" if path in ("chips", "max_chips") else resolve_path(records_of(sc), path)
     )
     try:
-        values = np.array([check_value(canon, v, flag="--range") for v in values])
+        values = np.array([check_value(canon, v, arg="--range") for v in values])
     except UserError:  # an integer field: round the points (log spacing gives fractions)
         values = np.unique(np.round(values))
-        values = np.array([check_value(canon, v, flag="--range") for v in values])
-    cm = check_range("--chips-max", a.chips_max, 1, 1e9, integer=True) if a.chips_max else None
+        values = np.array([check_value(canon, v, arg="--range") for v in values])
+    cm = check_number("--chips-max", a.chips_max, 1, 1e9, integer=True) if a.chips_max else None
     with report.console(True).status(f"sweeping {canon} over {len(values)} points"):
         out = sweep_param(sc, canon, values, cm, a.objective)
     if a.plot:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from search import report
+from search.cli import report
 from search.cli.common import (
     add_degree_args,
     add_json_arg,
@@ -12,9 +12,8 @@ from search.cli.common import (
     scenario_dict,
     scenario_from_args,
 )
-from search.errors import UserError
-from search.jit import enable_cache, jit_fast_compile
-from search.scenario import check_range
+from search.errors import UserError, check_number
+from search.jit import enable_cache
 
 
 def register(sub) -> None:
@@ -42,12 +41,12 @@ def parse_targets(text: str) -> np.ndarray:
     try:
         if ":" in text:
             lo, hi, n = text.split(":")
-            lo = check_range("--utps", lo, 0, 1e9, lo_open=True)
-            hi = check_range("--utps", hi, lo, 1e9)
-            n = int(check_range("--utps", n, 1, 10000, integer=True))
+            lo = check_number("--utps", lo, 0, 1e9, lo_open=True)
+            hi = check_number("--utps", hi, lo, 1e9)
+            n = int(check_number("--utps", n, 1, 10000, integer=True))
             return np.geomspace(lo, hi, n)
         vals = [
-            check_range("--utps", v, 0, 1e9, lo_open=True) for v in text.split(",") if v.strip()
+            check_number("--utps", v, 0, 1e9, lo_open=True) for v in text.split(",") if v.strip()
         ]
     except ValueError:
         vals = []
@@ -56,57 +55,13 @@ def parse_targets(text: str) -> np.ndarray:
     return np.asarray(vals, dtype=float)
 
 
-def solve_chips(sc, table, targets):
-    """Minimal chips over valid splits reaching each target (exact, from one sweep)."""
-    import jax
-    import jax.numpy as jnp
-
-    from costmodel.decode import decode_step
-    from search.optimize import as_parallelism
-
-    def one(par):
-        r = decode_step(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
-        return jnp.where(r.fits, r.utps, 0.0), r.chips
-
-    u, chips = (np.asarray(x) for x in jit_fast_compile(jax.vmap(one))(as_parallelism(table)))
-    out = []
-    for x in targets:
-        ok = u >= x
-        if ok.any():
-            j = int(np.argmin(np.where(ok, chips, np.inf)))
-            out.append(
-                {
-                    "target_utps": float(x),
-                    "knob": "chips",
-                    "status": "reachable",
-                    "chips": float(chips[j]),
-                    "utps_at_answer": float(u[j]),
-                    "split": report.parallelism_dict(as_parallelism(table[j : j + 1]), 0),
-                }
-            )
-        else:
-            out.append(
-                {
-                    "target_utps": float(x),
-                    "knob": "chips",
-                    "status": "unreachable",
-                    "chips": float("nan"),
-                    "utps_at_answer": float("nan"),
-                    "split": {},
-                    "why": f"the best split with up to {chips.max():g} chips "
-                    f"reaches {u.max():.4g} tok/s",
-                }
-            )
-    return out
-
-
 def run(a) -> int:
     from search.optimize import as_parallelism, split_table
-    from search.target import solve_targets
+    from search.target import solve_chips, solve_targets
 
     enable_cache()
     if a.plot:
-        from search.io import check_plot_path
+        from search.cli.io import check_plot_path
 
         check_plot_path(a.plot)
     targets = parse_targets(a.utps)
@@ -114,7 +69,7 @@ def run(a) -> int:
     if a.tier is not None and a.tier not in [t.name for t in sc.system.tiers]:
         names = ", ".join(t.name for t in sc.system.tiers)
         raise UserError(f"--tier {a.tier!r}: {sc.system_name} has tiers {names}")
-    cm = check_range("--chips-max", a.chips_max, 1, 1e9, integer=True) if a.chips_max else None
+    cm = check_number("--chips-max", a.chips_max, 1, 1e9, integer=True) if a.chips_max else None
     given = any(getattr(a, k) for k in ("tp", "ep", "pp", "attn_dp", "kvp", "moe_tp"))
     if given:
         from search.cli.common import parallelism_from_args
@@ -133,6 +88,8 @@ def run(a) -> int:
         else:
             answers = [x.as_dict() for x in solve_targets(sc, splits, targets, a.knob, a.tier)]
     if a.plot:
+        from search.cli.plots import plot_targets
+
         plot_targets(a.plot, sc, answers, a.knob)
     if a.json:
         print(report.dumps({"scenario": scenario_dict(sc), "answers": answers}))
@@ -165,48 +122,3 @@ def run(a) -> int:
         )
     con.print(t)
     return 0
-
-
-def plot_targets(path, sc, answers, knob):
-    """Required factor (or chips) against target UTPS, log-log; written atomically."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from search.io import atomic_write
-
-    suffix = str(path).lower().rsplit(".", 1)[-1]
-    if suffix not in ("png", "svg", "pdf"):
-        raise UserError(f"--plot {path}: use a .png, .svg or .pdf file name")
-    x = [a["target_utps"] for a in answers if a["status"] == "reachable"]
-    y = [
-        a["chips"] if knob == "chips" else a["factor"]
-        for a in answers
-        if a["status"] == "reachable"
-    ]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.loglog(x, y, "o-", label="reachable")
-    bad = [a["target_utps"] for a in answers if a["status"] == "unreachable"]
-    if bad:
-        ax.axvline(min(bad), color="C3", ls=":", label=f"unreachable from {min(bad):,.0f} tok/s")
-        ax.legend(fontsize=8)
-    if knob == "chips":
-        from matplotlib.ticker import ScalarFormatter
-
-        ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.set_xlabel("target single-user tokens/s (tok/s)")
-    label = {
-        "latency": "required latency factor (× today's per-hop latency and overhead)",
-        "bandwidth": "required link-bandwidth factor (×)",
-        "chips": "chips needed",
-    }[knob]
-    ax.set_ylabel(label)
-    ax.set_title(f"{sc.model_name} on {sc.system_name}")
-    ax.grid(True, which="both", alpha=0.3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format=suffix, bbox_inches="tight", dpi=120)
-    plt.close(fig)
-    atomic_write(path, buf.getvalue(), flag="--plot")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
-
-from search import report
+from search.cli import report
 from search.errors import UserError
 
 GRADES = ("A", "B", "C")
@@ -47,12 +45,12 @@ def parse_grades(text: str) -> tuple[str, ...]:
 
 
 def run(a) -> int:
+    from search.fidelity.validate import validation_report
     from search.jit import enable_cache
-    from search.validate import validation_report
 
     grades = parse_grades(a.grade)
     if a.plot:
-        from search.io import check_plot_path
+        from search.cli.io import check_plot_path
 
         check_plot_path(a.plot)
     enable_cache()
@@ -60,9 +58,9 @@ def run(a) -> int:
     if not rep["rows"]:
         raise UserError(f"--grade {a.grade}: no usable measurement rows of these grades")
     if a.plot:
-        from search.io import atomic_write
+        from search.cli.plots import plot_validation
 
-        atomic_write(a.plot, plot_bytes(rep, a.plot), flag="--plot")
+        plot_validation(rep, a.plot)
     if a.json:
         print(report.dumps(rep))
         return 0
@@ -81,8 +79,10 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:+.0f}%"
 
 
-def _mape(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f}%"
+def _mapes(s: dict) -> list[str]:
+    """The four MAPE cells of a family or overall score row."""
+    keys = ("sol_mape", "in_sample_mape", "loo_row_mape", "loo_family_mape")
+    return [report.fmt_mape(s[k]) for k in keys]
 
 
 def print_report(rep: dict) -> None:
@@ -112,13 +112,10 @@ def print_report(rep: dict) -> None:
                 "leave-family-out"):  # fmt: skip
         f.add_column(col, justify="left" if col == "family" else "right")
     for s in rep["families"]:
-        f.add_row(s["name"], str(s["n"]), _mape(s["sol_mape"]), _mape(s["in_sample_mape"]),
-                  _mape(s["loo_row_mape"]), _mape(s["loo_family_mape"]))  # fmt: skip
+        f.add_row(s["name"], str(s["n"]), *_mapes(s))
     f.add_section()
     for s in rep["overall"].values():
-        f.add_row(f"[b]{s['name']}[/b]", str(s["n"]), _mape(s["sol_mape"]),
-                  _mape(s["in_sample_mape"]), _mape(s["loo_row_mape"]),
-                  _mape(s["loo_family_mape"]))  # fmt: skip
+        f.add_row(f"[b]{s['name']}[/b]", str(s["n"]), *_mapes(s))
     con.print(f)
 
     n = len(rep["rows"])
@@ -149,49 +146,3 @@ def print_report(rep: dict) -> None:
     con.print(note)
     if cal["stale"]:
         con.print(f"[yellow]calibration.toml is stale: {cal['stale']}[/yellow]")
-
-
-# ----------------------------------------------------------------------------- plot
-
-
-def plot_bytes(rep: dict, path: str) -> bytes:
-    """The scatter plot (log-log, y = x, one colour per family) as file bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fams = sorted({r["family"] for r in rep["rows"]})
-    cmap = plt.get_cmap("tab20")
-    fig, ax = plt.subplots(figsize=(8.5, 7))
-    lo, hi = 1e9, 0.0
-    for i, fam in enumerate(fams):
-        rs = [r for r in rep["rows"] if r["family"] == fam]
-        meas = [r["measured_s"] * 1e3 for r in rs]
-        loo = [r["loo_row_s"] * 1e3 for r in rs]
-        sol = [r["sol_s"] * 1e3 for r in rs]
-        col = cmap(i % 20)
-        ax.scatter(meas, loo, color=col, s=36, label=fam, zorder=3)
-        ax.scatter(meas, sol, facecolors="none", edgecolors=col, s=36, marker="o", zorder=2)
-        lo, hi = min(lo, *meas, *loo, *sol), max(hi, *meas, *loo, *sol)
-    lim = (lo / 1.5, hi * 1.5)
-    ax.plot(lim, lim, color="black", lw=1, label="y = x")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(lim)
-    ax.set_ylim(lim)
-    ax.set_xlabel("measured decode step time (ms)")
-    ax.set_ylabel("predicted decode step time (ms)")
-    ov = rep["overall"]["selected"]
-    ax.set_title(
-        "Filled: calibrated, leave-one-row-out; hollow: SOL\n"
-        f"MAPE leave-row-out {_mape(ov['loo_row_mape'])}, leave-family-out "
-        f"{_mape(ov['loo_family_mape'])}, SOL {_mape(ov['sol_mape'])} ({ov['n']} rows)",
-        fontsize=10,
-    )
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", ncol=1, framealpha=0.9)
-    buf = io.BytesIO()
-    fig.savefig(buf, format=str(path).rsplit(".", 1)[-1].lower(), dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()

@@ -2,7 +2,7 @@ r"""The cost model's small-message collective latencies against measurements.md 
 
 Each row of ``hardware_db/data/collective_measurements.csv`` is evaluated with
 :func:`costmodel.collectives.collective` on its database system, in SOL mode and in
-calibrated mode (the system's calibrated family, ``search.calibrate.efficiency_for``:
+calibrated mode (the system's calibrated family, ``hardware_db.calibration.efficiency_for``:
 ``collective_overhead_s`` is added once per collective), and compared with the measured
 latency: ``error = (model − measured) / measured``. SOL should sit below every
 measurement (hardware terms only); calibrated mode should land near measurements that,
@@ -16,6 +16,7 @@ import jax
 import hardware_db as db
 from costmodel.collectives import collective
 from costmodel.specs import SOL
+from hardware_db.calibration import efficiency_for
 from hardware_db.collective_measurements import load_collective_measurements
 
 
@@ -27,8 +28,6 @@ def _time(kind, msg, ranks, stride, system, eff) -> float:
 
 def collective_checks(calibration_path=None, path=None) -> list[dict]:
     """One dict per measured collective: measured, SOL and calibrated seconds, errors (%)."""
-    from search.calibrate import efficiency_for
-
     out = []
     for c in load_collective_measurements(path):
         system = db.load_system(c.system, max_chips=c.chips)

@@ -13,7 +13,7 @@ For every usable row of ``hardware_db/data/measurements.csv`` (grades A and B ar
 
 with the signed error ``(pred − meas)/meas`` and the mean absolute percentage error
 (MAPE) per family and overall. All ``1 + N + F`` fits run at once (vmapped L-BFGS,
-:mod:`search.calibrate`). It also re-checks that the stored calibration matches a fresh
+:mod:`search.fidelity.map_fit`). It also re-checks that the stored calibration matches a fresh
 fit (``stale`` if the data or the code changed since ``calibration.toml`` was written).
 """
 
@@ -23,8 +23,11 @@ import math
 
 import numpy as np
 
-from search import calibrate as C
-from search.collective_checks import collective_checks
+from hardware_db.calibration import PARAMS, REGENERATE, Calibration, load_calibration
+from search.fidelity.calibrate import summarise
+from search.fidelity.collective_checks import collective_checks
+from search.fidelity.leave_out import leave_out
+from search.fidelity.problem import build_problem, fit_rows, sol_log_step
 
 
 def _err(pred, meas):
@@ -53,13 +56,13 @@ def validation_report(grades=("A", "B"), path=None, calibration_path=None) -> di
       path: measurements CSV (default: the packaged one).
       calibration_path: calibration TOML (default: the packaged one).
     """
-    cal = C.load_calibration(calibration_path)
+    cal = load_calibration(calibration_path)
     scale = float(cal.meta.get("prior_scale", 1.0))
-    rows = C.fit_rows(path=path)
-    pb = C.build_problem(rows)
-    lo = C.leave_out(pb, scale)
-    sol = C.sol_log_step(pb)
-    fresh = C.summarise(pb, lo.params, {})
+    rows = fit_rows(path=path)
+    pb = build_problem(rows)
+    lo = leave_out(pb, scale)
+    sol = sol_log_step(pb)
+    fresh = summarise(pb, lo.params, {})
     stale = _stale(cal, fresh)
 
     by_id = {m.id: m for m in rows}
@@ -109,7 +112,7 @@ def validation_report(grades=("A", "B"), path=None, calibration_path=None) -> di
         "calibration": {
             "prior_scale": scale,
             "fit_date": cal.meta.get("fit_date"),
-            "command": C.REGENERATE,
+            "command": REGENERATE,
             "stale": stale,
             "rows_fitted": len(pb.ids),
         },
@@ -132,13 +135,13 @@ def _scores(name: str, rs: list) -> dict:
     }
 
 
-def _stale(stored: C.Calibration, fresh: C.Calibration) -> str:
+def _stale(stored: Calibration, fresh: Calibration) -> str:
     """'' if the stored calibration matches the fresh fit (0.5 %), else what differs."""
     if set(stored.families) != set(fresh.families):
         return "families differ from the measurements; regenerate"
     for name, p in fresh.families.items():
         q = stored.families[name]
-        for k in C.PARAMS:
+        for k in PARAMS:
             if abs(p[k] - q[k]) > 5e-3 * abs(q[k]):
                 return f"{name}.{k}: stored {q[k]:.4g}, fresh fit {p[k]:.4g}; regenerate"
     return ""

@@ -1,11 +1,10 @@
-"""Atomic output files: write to a temporary file in the same folder, then rename."""
+"""Output files of the command line: paths checked before a long run, written atomically."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from hardware_db.textfile import write_atomic
 from search.errors import UserError
 
 
@@ -23,35 +22,10 @@ def check_output_path(path, flag: str = "--out") -> Path:
 
 
 def atomic_write(path, data: str | bytes, flag: str = "--out") -> Path:
-    """Write ``data`` to ``path`` atomically (no half-written file on error or Ctrl-C).
-
-    Raises :class:`UserError` naming ``flag`` if the folder does not exist or the path is a
-    directory. The file gets the permissions a plain ``open(path, "w")`` would give
-    (``0o666`` less the umask; ``mkstemp`` alone would leave it owner-only).
-    """
-    path = check_output_path(path, flag)
-    folder = path.parent
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, mode) as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def _umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    """Write ``data`` to ``path`` atomically (:func:`hardware_db.textfile.write_atomic`)
+    after :func:`check_output_path`: a bad path is a one-line :class:`UserError` naming
+    ``flag``."""
+    return write_atomic(check_output_path(path, flag), data)
 
 
 PLOT_SUFFIXES = ("png", "svg", "pdf")

@@ -40,13 +40,13 @@ import numpy as np
 import hardware_db as db
 from costmodel.decode import Breakdown
 from costmodel.feasibility import explain
-from costmodel.specs import Parallelism
+from costmodel.specs import DEGREES, Parallelism
 from hardware_db.extra_models import extra_lookup
 from hardware_db.loader import load_model_file
 from hardware_db.textfile import read_text
+from search.cli.io import atomic_write, check_output_path
 from search.defaults import check_degrees, complete_parallelism
 from search.errors import UserError
-from search.io import atomic_write, check_output_path
 from search.jit import enable_cache
 from search.scenario import Scenario, make_workload, scenario
 from search.stacking import Config, evaluate
@@ -72,7 +72,8 @@ ALIASES = {
 RESULTS = ("utps", "tpot_s", "step_time_s", "fits", "reason")
 BREAKDOWN = tuple(f"{k}_s" for k in Breakdown.__dataclass_fields__)
 EXTRA_OUT = ("chips_used", "split", "mode_used")
-DEGREES = ("tp", "ep", "pp", "attn_dp", "kvp", "moe_tp")
+DEGREE_COLUMNS = tuple(ALIASES.get(d, d) for d in DEGREES)
+"""Input columns of the parallel degrees (``tp`` for ``attn_tp``)."""
 _FLAG = re.compile(r"^--([a-z-]+)")  # "--moe-tp '0': …" → "moe_tp '0': …"
 
 
@@ -193,7 +194,7 @@ def _prepare(row: dict, defaults: dict):
         get("batch") or 1, get("context") or 8192, get("mtp") or 0, get("acceptance") or 0.0,
         get("overlap") or 0.0, get("imbalance") or 1.0,
     )  # fmt: skip
-    deg = check_degrees(**{d: get(d) for d in DEGREES})
+    deg = check_degrees(**{d: get(d) for d in DEGREE_COLUMNS})
     return sc, wl, deg
 
 

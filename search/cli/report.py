@@ -1,7 +1,8 @@
-"""Host-side reporting: results to plain dicts, human units, rich tables.
+"""Printing results: JSON, human units, rich tables (the front end's one place for it).
 
 Everything that prints goes through here so that units, rounding and the JSON schema stay
-the same across commands. ``--json`` output is plain ``json.dumps`` of these dicts.
+the same across commands. ``--json`` output is plain ``json.dumps`` of the dicts of
+:mod:`search.results`.
 """
 
 from __future__ import annotations
@@ -10,48 +11,11 @@ import json
 import math
 import sys
 
-import jax
 import numpy as np
 
-from costmodel.decode import Breakdown, DecodeResult
-from costmodel.feasibility import explain
-from costmodel.specs import Parallelism
+from search.results import BREAKDOWN, parallelism_dict, result_dict
 
-DEGREES = ("attn_tp", "attn_dp", "kvp", "ep", "moe_tp", "pp")
-BREAKDOWN = tuple(Breakdown.__dataclass_fields__)
-
-
-def _f(x) -> float:
-    return float(np.asarray(x))
-
-
-def parallelism_dict(par: Parallelism, i=None) -> dict:
-    """Degrees as ints (``i`` selects one row of a stacked record)."""
-    out = {}
-    for k in DEGREES:
-        v = np.asarray(getattr(par, k))
-        v = v if i is None else v[i]
-        out[k] = int(round(float(v)))
-    return out
-
-
-def result_dict(r: DecodeResult, i=None) -> dict:
-    """A :class:`DecodeResult` (or row ``i`` of a stacked one) as a JSON-ready dict."""
-    if i is not None:
-        r = jax.tree.map(lambda x: np.asarray(x)[i], r)
-    out = {}
-    for k in DecodeResult.__dataclass_fields__:
-        if k == "breakdown_s":
-            continue
-        v = getattr(r, k)
-        if k == "fits":
-            out[k] = bool(np.asarray(v))
-        elif k == "reason":
-            out[k] = explain(v)
-        else:
-            out[k] = _f(v)
-    out["breakdown_s"] = {k: _f(getattr(r.breakdown_s, k)) for k in BREAKDOWN}
-    return out
+__all__ = ["BREAKDOWN", "parallelism_dict", "result_dict"]
 
 
 def dumps(obj) -> str:
@@ -89,6 +53,11 @@ def fmt_bytes(b: float) -> str:
 
 def fmt_rate(x: float, unit: str = "tok/s") -> str:
     return f"{x:,.1f} {unit}" if abs(x) < 1e6 else f"{x:.3g} {unit}"
+
+
+def fmt_mape(x: float | None) -> str:
+    """A mean absolute percentage error (``None``: no rows) as ``"12.3%"``."""
+    return "-" if x is None else f"{x:.1f}%"
 
 
 def fmt_si(x: float, unit: str) -> str:
