@@ -65,8 +65,6 @@ import jax.numpy as jnp
 from costmodel.smooth import active, safe_div, select
 from costmodel.specs import Efficiency, SystemSpec, TierSpec
 
-_ZERO = (0.0, 0.0, 0.0)
-
 
 def topology_terms(topology: str, k):
     """``(diameter, ring_steps, ring_bytes_mult, mean_hops)`` for a sub-group of ``k``."""
@@ -86,43 +84,43 @@ def topology_terms(topology: str, k):
     raise ValueError(f"unknown topology {topology!r}")
 
 
-def _tier_bw(tier: TierSpec, k, prev_domain, eff: Efficiency):
+def _tier_bw_bytes_per_s(tier: TierSpec, k, prev_domain, eff: Efficiency):
     """Usable one-way bandwidth of a sub-group of ``k`` chips on ``tier`` (bytes/s)."""
-    bw = tier.bw_bytes_per_s * eff.link_efficiency
+    bw_bytes_per_s = tier.bw_bytes_per_s * eff.link_efficiency
     if tier.topology == "full":
         peers = jnp.maximum(safe_div(tier.domain_chips, prev_domain) - 1.0, 1.0)
-        bw = bw * jnp.clip(k - 1.0, 0.0, None) / peers
-    return bw
+        bw_bytes_per_s = bw_bytes_per_s * jnp.clip(k - 1.0, 0.0, None) / peers
+    return bw_bytes_per_s
 
 
-def _alg(tier, steps, hops, nbytes, bw):
+def _alg(tier, steps, hops, nbytes, bw_bytes_per_s):
     """Eq. (1) for one algorithm: ``(total, (latency, bandwidth, bytes))``."""
     lat = steps * (hops * tier.hop_latency_s + tier.overhead_s)
-    band = safe_div(nbytes, bw)
+    band = safe_div(nbytes, bw_bytes_per_s)
     return lat + band, (lat, band, nbytes)
 
 
 def _tier_collective(kind, tier, k, msg, prev_domain, eff, beta):
-    """One collective of ``kind`` among ``k`` chips on one tier: ``(lat, bw, bytes)``."""
+    """One collective of ``kind`` among ``k`` chips on one tier: ``(latency_s, band_s, bytes)``."""
     diam, ring_steps, ring_mult, mean_hops = topology_terms(tier.topology, k)
-    bw = _tier_bw(tier, k, prev_domain, eff)
+    bw_bytes_per_s = _tier_bw_bytes_per_s(tier, k, prev_domain, eff)
     direct = jnp.maximum(1.0, mean_hops)
     frac = safe_div(k - 1.0, k)
     if kind == "all_reduce":
         algs = [
-            _alg(tier, 1.0, diam, (k - 1.0) * msg * direct, bw),
-            _alg(tier, 2.0, diam, 2 * frac * msg * direct, bw),
-            _alg(tier, ring_steps, 1.0, 2 * frac * msg * ring_mult, bw),
+            _alg(tier, 1.0, diam, (k - 1.0) * msg * direct, bw_bytes_per_s),
+            _alg(tier, 2.0, diam, 2 * frac * msg * direct, bw_bytes_per_s),
+            _alg(tier, ring_steps, 1.0, 2 * frac * msg * ring_mult, bw_bytes_per_s),
         ]
     elif kind == "all_gather":
         algs = [
-            _alg(tier, 1.0, diam, frac * msg * direct, bw),
-            _alg(tier, ring_steps / 2, 1.0, frac * msg * ring_mult, bw),
+            _alg(tier, 1.0, diam, frac * msg * direct, bw_bytes_per_s),
+            _alg(tier, ring_steps / 2, 1.0, frac * msg * ring_mult, bw_bytes_per_s),
         ]
     elif kind == "all_to_all":
-        algs = [_alg(tier, 1.0, diam, msg * direct, bw)]
+        algs = [_alg(tier, 1.0, diam, msg * direct, bw_bytes_per_s)]
     elif kind == "p2p":
-        algs = [_alg(tier, 1.0, 1.0, msg, bw)]
+        algs = [_alg(tier, 1.0, 1.0, msg, bw_bytes_per_s)]
     else:
         raise ValueError(f"unknown collective {kind!r}")
     if len(algs) == 1:
@@ -193,7 +191,7 @@ def collective(
     """
     g = jnp.asarray(group) * 1.0
     ms = _members_per_domain(system, g, stride)
-    lat = bw = energy = 0.0
+    lat = band_s = energy = 0.0
     prev_m = 1.0
     prev_domain = 1.0
     n_tiers, leading = len(system.tiers), True
@@ -210,14 +208,14 @@ def collective(
             msg = msg_bytes * safe_div(m - prev_m, jnp.maximum(g - 1.0, 1e-9))
         else:
             msg = msg_bytes
-        t_lat, t_bw, t_bytes = _tier_collective(kind, tier, k, msg, prev_domain, eff, beta)
+        t_lat, t_band_s, t_bytes = _tier_collective(kind, tier, k, msg, prev_domain, eff, beta)
         lat = lat + t_lat
-        bw = bw + t_bw
+        band_s = band_s + t_band_s
         energy = energy + t_bytes * tier.energy_j_per_byte
         prev_m = m
         prev_domain = jnp.maximum(tier.domain_chips, 1.0)
     lat = lat + active(g) * eff.collective_overhead_s
-    return lat, bw, energy
+    return lat, band_s, energy
 
 
 def t_onchip_s(system: SystemSpec):

@@ -55,6 +55,7 @@ from costmodel.specs import (
     ModelSpec,
     Parallelism,
     Precision,
+    Scalar,
     SystemSpec,
     Workload,
 )
@@ -67,35 +68,35 @@ TOPK_SAMPLING = 64
 class Breakdown:
     """Seconds per step by cause; the fields sum to ``step_time_s``."""
 
-    compute: object
-    weight_read: object
-    kv_read: object
-    activation: object
-    comm_latency: object
-    comm_bandwidth: object
-    overhead: object
+    compute: Scalar
+    weight_read: Scalar
+    kv_read: Scalar
+    activation: Scalar
+    comm_latency: Scalar
+    comm_bandwidth: Scalar
+    overhead: Scalar
 
 
 @struct.dataclass
 class DecodeResult:
     """Outputs of :func:`decode_step` (scalars; arrays under ``vmap``)."""
 
-    utps: object
-    tpot_s: object
-    step_time_s: object
-    tokens_per_step: object
-    system_tps: object
-    tps_per_chip: object
-    chips: object
-    memory_per_chip_bytes: object
-    weight_bytes_per_chip: object
-    kv_bytes_per_chip: object
-    capacity_per_chip_bytes: object
-    capacity_violation: object
-    fits: object
-    reason: object
-    energy_j_per_token: object
-    collectives_per_step: object
+    utps: Scalar
+    tpot_s: Scalar
+    step_time_s: Scalar
+    tokens_per_step: Scalar
+    system_tps: Scalar
+    tps_per_chip: Scalar
+    chips: Scalar
+    memory_per_chip_bytes: Scalar
+    weight_bytes_per_chip: Scalar
+    kv_bytes_per_chip: Scalar
+    capacity_per_chip_bytes: Scalar
+    log_capacity_ratio: Scalar
+    fits: Scalar
+    reason: Scalar
+    energy_j_per_token: Scalar
+    collectives_per_step: Scalar
     breakdown_s: Breakdown
 
 
@@ -103,10 +104,10 @@ class Comm(NamedTuple):
     """One collective per occurrence: kind, bytes, group size, stride, occurrences."""
 
     kind: str
-    msg_bytes: object
-    group: object
-    stride: object
-    count: object
+    msg_bytes: Scalar
+    group: Scalar
+    stride: Scalar
+    count: Scalar
 
 
 # --------------------------------------------------------------------------- plan
@@ -411,14 +412,14 @@ def _op_sums_stacked(ops, chip, s_per_byte, e_byte, eff, beta):
     )
     bits, kernels, count = (_stack(ops, f) for f in ("compute_bits", "kernels", "count"))
     fb, ff = (_stack(ops, f) for f in ("mean_bytes_fraction", "mean_flops_fraction"))
-    c_part, share, kv_eff, mem_bytes = _roofline(
+    c_part, s_per_eff_byte, kv_eff, mem_bytes = _roofline(
         flops, wbytes, kvbytes, abytes, bits, chip, s_per_byte, eff, beta
     )
     return (
         jnp.sum(count * c_part),
-        jnp.sum(count * share * wbytes),
-        jnp.sum(count * share * kv_eff),
-        jnp.sum(count * share * abytes),
+        jnp.sum(count * s_per_eff_byte * wbytes),
+        jnp.sum(count * s_per_eff_byte * kv_eff),
+        jnp.sum(count * s_per_eff_byte * abytes),
         jnp.sum(count * kernels),
         jnp.sum(_op_energy(count, mem_bytes, flops, abytes, fb, ff, bits, e_byte, chip)),
     )
@@ -431,16 +432,16 @@ def _op_sums_fused(ops, chip, s_per_byte, e_byte, eff, beta):
     graph that compiles slowly under ``jax.grad``."""
     sums = [0.0] * 6
     for o in ops:
-        c_part, share, kv_eff, mem_bytes = _roofline(
+        c_part, s_per_eff_byte, kv_eff, mem_bytes = _roofline(
             o.flops, o.weight_bytes, o.kv_bytes, o.act_bytes, o.compute_bits, chip,
             s_per_byte, eff, beta,
         )  # fmt: skip
-        share = o.count * share
+        s_per_eff_byte = o.count * s_per_eff_byte
         terms = (
             o.count * c_part,
-            share * o.weight_bytes,
-            share * kv_eff,
-            share * o.act_bytes,
+            s_per_eff_byte * o.weight_bytes,
+            s_per_eff_byte * kv_eff,
+            s_per_eff_byte * o.act_bytes,
             o.count * o.kernels,
             _op_energy(
                 o.count,
@@ -588,7 +589,7 @@ def decode_step(
         weight_bytes_per_chip=w_chip,
         kv_bytes_per_chip=kv_chip,
         capacity_per_chip_bytes=cap,
-        capacity_violation=jnp.log(safe_div(mem, cap)),
+        log_capacity_ratio=jnp.log(safe_div(mem, cap)),
         fits=reason == 0,
         reason=reason,
         energy_j_per_token=e_step / (wl.batch * tau),

@@ -42,7 +42,7 @@ from jax.scipy.special import ndtri
 
 from costmodel import params as P
 from costmodel.smooth import safe_div
-from costmodel.specs import ModelSpec, Parallelism, Precision, Workload
+from costmodel.specs import ModelSpec, Parallelism, Precision, Scalar, Workload
 
 
 class Op(NamedTuple):
@@ -53,13 +53,13 @@ class Op(NamedTuple):
     and FLOPs relative to this one's (1 except for load-imbalanced routed experts).
     """
 
-    flops: object
-    weight_bytes: object
-    kv_bytes: object
-    act_bytes: object
-    compute_bits: object
-    kernels: object
-    count: object
+    flops: Scalar
+    weight_bytes: Scalar
+    kv_bytes: Scalar
+    act_bytes: Scalar
+    compute_bits: Scalar
+    kernels: Scalar
+    count: Scalar
     mean_bytes_fraction: object = 1.0
     mean_flops_fraction: object = 1.0
 
@@ -70,17 +70,17 @@ class Ctx(NamedTuple):
     batch: object  # B
     tokens_per_seq: object  # T
     context: object  # S
-    tp: object
-    dp: object
-    kvp: object
-    ep: object
-    moe_tp: object
+    tp: Scalar
+    dp: Scalar
+    kvp: Scalar
+    ep: Scalar
+    moe_tp: Scalar
     n_attn: object  # N_a = tp·kvp
     n_ffn: object  # N_f = ep·moe_tp
     seqs_replica: object  # B_r
     tok_replica: object  # n_r = B_r·T
     tok_stage: object  # n = B·T
-    imbalance: object
+    imbalance: Scalar
 
 
 def make_ctx(par: Parallelism, wl: Workload, tokens_per_seq) -> Ctx:

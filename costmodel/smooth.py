@@ -116,13 +116,3 @@ def _select_exact(values, parts, largest):
                 jnp.where(better, a, b) for a, b in zip(parts[i], best_parts, strict=True)
             )
     return win if parts is None else (win, best_parts)
-
-
-def smax(a, b, beta=math.inf):
-    """``max(a, b)`` exact in value (see :func:`select` for the derivative)."""
-    return select((a, b), largest=True, beta=beta)
-
-
-def smin(a, b, beta=math.inf):
-    """``min(a, b)`` exact in value (see :func:`select` for the derivative)."""
-    return select((a, b), largest=False, beta=beta)

@@ -45,6 +45,11 @@ TOPOLOGIES = ("switch", "full", "ring", "torus2d", "torus3d", "mesh2d")
 2D mesh without wraparound."""
 
 
+Scalar = jax.typing.ArrayLike
+"""A number of the cost model: a Python float, a NumPy or JAX scalar, or (batched under
+``jax.vmap``, traced under ``jax.jit``/``grad``) an array; units are in the field's name."""
+
+
 @struct.dataclass
 class ModelSpec:
     """Architecture of a decoder-only Transformer, as float leaves.

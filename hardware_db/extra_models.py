@@ -44,11 +44,6 @@ def extra_lookup() -> dict[str, Path]:
     return _extra_lookup(files)
 
 
-def extra_names() -> list[str]:
-    """Slugs of the hand-written models."""
-    return sorted(p.stem for p in EXTRA_ROOT.glob("*.toml"))
-
-
 def resolve_model_any(name: str) -> str:
     """The slug of ``name`` in the main database, else among the hand-written models.
 

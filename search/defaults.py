@@ -9,8 +9,6 @@ weights and KV fit. Degrees the user gives are kept, the others completed around
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from costmodel.decode import decode_step
@@ -31,10 +29,6 @@ def scale_up_domain(system: SystemSpec) -> float:
         if float(t.domain_chips) > 1:
             return min(float(t.domain_chips), float(system.max_chips))
     return float(system.max_chips)
-
-
-def _pow2_floor(x: float) -> int:
-    return 1 << max(0, int(math.floor(math.log2(max(x, 1.0)))))
 
 
 def _largest_pow2_divisor(n: float, cap: float) -> int:

@@ -32,14 +32,18 @@ def check_number(
 
     >>> check_number("batch", "8", 1, 1e9, integer=True)
     8.0
-    >>> check_number("batch", 0.5, 1, 1e9)
+    >>> check_number("batch", 0.5, 1, 1e9, integer=True)
     Traceback (most recent call last):
     ...
-    search.errors.UserError: batch 0.5: out of range; allowed [1, 1000000000.0]
+    search.errors.UserError: batch 0.5: must be an integer in [1, 1000000000]
     """
-    rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-    if lo_open:
-        rng = "(" + rng[1:]
+
+    def show(x, none):
+        if x is None:
+            return none
+        return str(int(x)) if integer and math.isfinite(x) else str(x)
+
+    rng = f"{'(' if lo_open else '['}{show(lo, '-inf')}, {show(hi, 'inf')}]"
     head = f"{arg}{sep}{value!r}"
     key = arg.split()[0].split("=")[0]
     try:
@@ -49,7 +53,7 @@ def check_number(
     if math.isnan(v) or (math.isinf(v) and not allow_inf):
         raise UserError(f"{head}: must be finite", arg=key)
     if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and v > hi):
-        raise UserError(f"{head}: out of range; allowed {rng}", arg=key)
+        raise UserError(f"{head}: out of range; allowed {rng}{' (an integer)' * integer}", arg=key)
     if integer and math.isfinite(v) and v != round(v):
-        raise UserError(f"{head}: must be an integer", arg=key)
+        raise UserError(f"{head}: must be an integer in {rng}", arg=key)
     return v

@@ -205,7 +205,7 @@ def _compiled_search(knob_paths, objective, n_steps, lr, beta, mu, kappa, budget
         par, vals = _unpack(x, knob_paths)
         r = _evaluate(sc, par, vals, beta)
         sp = lambda g: jax.nn.softplus(kappa * g) / kappa  # noqa: E731
-        pen = sp(r.capacity_violation) + sp(jnp.log2(r.chips) - jnp.log2(sc.system.max_chips))
+        pen = sp(r.log_capacity_ratio) + sp(jnp.log2(r.chips) - jnp.log2(sc.system.max_chips))
         pen = pen + sp(-jnp.log2(par.moe_tp))
         pen = pen + sp(jnp.log2(par.attn_dp) - jnp.log2(sc.workload.batch))
         if budget is not None:

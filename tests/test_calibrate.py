@@ -1,12 +1,15 @@
-"""Calibration: determinism, prior behaviour, leave-out bookkeeping, storage and lookup."""
+"""Calibration: determinism, prior behaviour, leave-out bookkeeping, storage and lookup
+(:mod:`search.fidelity`, :mod:`hardware_db.calibration`)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from search import calibrate as C
+from hardware_db import DbError
+from hardware_db import calibration as cal
 from search.errors import UserError
+from search.fidelity import calibrate, leave_out, map_fit, problem
 from search.scenario import scenario
 
 # one system structure (switch tiers only) → one compilation for the whole module
@@ -15,37 +18,37 @@ SMALL = ("D35", "D46", "D47", "D48", "D55", "D49", "D50")
 
 @pytest.fixture(scope="module")
 def small():
-    rows = [m for m in C.fit_rows() if m.id in SMALL]
-    pb = C.build_problem(rows)
+    rows = [m for m in problem.fit_rows() if m.id in SMALL]
+    pb = problem.build_problem(rows)
     assert len(pb.groups) == 1 and sorted(pb.ids) == sorted(SMALL)
     return pb
 
 
 @pytest.fixture(scope="module")
 def fitted(small):
-    return C.leave_out(small, 1.0)
+    return leave_out.leave_out(small, 1.0)
 
 
 def test_deterministic(small, fitted):
-    again = C.leave_out(small, 1.0)
+    again = leave_out.leave_out(small, 1.0)
     for k in ("g", "h", "s", "f"):
         np.testing.assert_array_equal(again.params[k], fitted.params[k])
     np.testing.assert_array_equal(again.row, fitted.row)
     # a problem built afresh from the same rows gives the same numbers
-    pb2 = C.build_problem([m for m in C.fit_rows() if m.id in SMALL])
+    pb2 = problem.build_problem([m for m in problem.fit_rows() if m.id in SMALL])
     np.testing.assert_array_equal(pb2.log_t, small.log_t)
 
 
 def test_fit_reaches_the_rows(small, fitted):
     # 7 rows, 3 families: in-sample errors are small
-    assert C.mape(fitted.full, small.log_t) < 5.0
+    assert leave_out.mape(fitted.full, small.log_t) < 5.0
 
 
 def test_unseen_parameter_stays_at_prior(small, fitted):
     # at batch 1 every operator is memory-bound: compute efficiency has no data
-    theta = C.row_theta(fitted.params, small)
-    mu = C.to_theta(C.PRIOR_MEAN)
-    i = C.PARAMS.index("compute_efficiency")
+    theta = problem.row_theta(fitted.params, small)
+    mu = cal.to_theta(map_fit.PRIOR_MEAN)
+    i = cal.PARAMS.index("compute_efficiency")
     np.testing.assert_allclose(np.asarray(theta)[:, i], mu[i], atol=1e-3)
 
 
@@ -54,10 +57,10 @@ def test_one_row_family_stays_near_prior(small, fitted):
     prior its θ equals the trtllm software level (what an unseen family would get)."""
     f = small.fam_names.index("gh200/trtllm")
     h = small.hw_names.index("gh200")
-    sd = C._sd(C.PRIOR_SD_LEVEL)
+    sd = map_fit._sd(map_fit.PRIOR_SD_LEVEL)
     assert np.all(np.abs(fitted.params["f"][f]) < 1.5 * sd)
     assert np.all(np.abs(fitted.params["h"][h]) < 1.5 * sd)
-    strong = C.leave_out(small, 0.01)
+    strong = leave_out.leave_out(small, 0.01)
     s = small.sw_names.index("trtllm")
     fam_theta = strong.params["g"] + strong.params["h"][h] + strong.params["s"][s]
     fam_theta = fam_theta + strong.params["f"][f]
@@ -69,7 +72,7 @@ def test_one_row_family_stays_near_prior(small, fitted):
 
 
 def test_leave_out_masks(small):
-    w = C.leave_out_masks(small)
+    w = leave_out.leave_out_masks(small)
     n, nf = len(small.ids), len(small.fam_names)
     assert w.shape == (1 + n + nf, n)
     assert np.all(w[0] == 1)
@@ -85,7 +88,7 @@ def test_leave_out_ignores_the_left_out_measurement(small, fitted):
         j = small.ids.index(rid)
         log_t = small.log_t.copy()
         log_t[j] += 0.5
-        moved = C.leave_out(small, 1.0, log_t=log_t)
+        moved = leave_out.leave_out(small, 1.0, log_t=log_t)
         assert math.isclose(moved.row[j], fitted.row[j], abs_tol=1e-6)
         assert math.isclose(moved.family[j], fitted.family[j], abs_tol=1e-6)
         assert moved.full[j] > fitted.full[j] + 1e-3
@@ -94,13 +97,13 @@ def test_leave_out_ignores_the_left_out_measurement(small, fitted):
 
 
 def test_toml_round_trip(tmp_path, small, fitted):
-    cal = C.summarise(small, fitted.params, {"fit_date": "2000-01-01", "prior_scale": 1.0})
+    c = calibrate.summarise(small, fitted.params, {"fit_date": "2000-01-01", "prior_scale": 1.0})
     p = tmp_path / "calibration.toml"
-    p.write_text(C.to_toml(cal), encoding="utf-8")
-    back = C.load_calibration(p)
+    p.write_text(cal.to_toml(c), encoding="utf-8")
+    back = cal.load_calibration(p)
     assert set(back.families) == {"a100/trtllm", "gh200/trtllm", "h100-sxm/trtllm"}
-    for name, vals in cal.families.items():
-        for k in C.PARAMS:
+    for name, vals in c.families.items():
+        for k in cal.PARAMS:
             assert math.isclose(back.families[name][k], vals[k], rel_tol=1e-5)
     assert back.rows["families.gh200/trtllm"] == ("D49",)
     assert back.meta["prior_scale"] == 1.0
@@ -110,9 +113,9 @@ def test_bad_calibration_file(tmp_path):
     p = tmp_path / "c.toml"
     p.write_text("[default]\nmem_efficiency = 1.5\n", encoding="utf-8")
     with pytest.raises(Exception, match="mem_efficiency"):
-        C.load_calibration(p)
+        cal.load_calibration(p)
     with pytest.raises(Exception, match="no calibration file"):
-        C.load_calibration(tmp_path / "missing.toml")
+        cal.load_calibration(tmp_path / "missing.toml")
 
 
 @pytest.mark.parametrize(
@@ -127,15 +130,17 @@ def test_bad_calibration_file(tmp_path):
     ],
 )
 def test_efficiency_for_levels(system, software, mode):
-    eff, name, notes = C.efficiency_for(system, software)
+    eff, name, notes = cal.efficiency_for(system, software)
     assert name == mode and notes and notes[0]
-    assert C.EFF_FLOOR <= eff.mem_efficiency <= 1 and eff.link_efficiency == 1.0
+    assert cal.EFF_FLOOR <= eff.mem_efficiency <= 1 and eff.link_efficiency == 1.0
     assert 0 < eff.kernel_overhead_s < 1e-3 and 0 < eff.collective_overhead_s < 1e-3
 
 
 def test_efficiency_for_unknown_software():
-    with pytest.raises(UserError, match="did you mean vllm"):
-        C.efficiency_for("hgx-h100-8", "vlm")
+    with pytest.raises(DbError, match="did you mean vllm"):
+        cal.efficiency_for("hgx-h100-8", "vlm")
+    with pytest.raises(UserError, match="^software: .*did you mean vllm"):
+        scenario("llama-3.1-70b", "hgx-h100-8", mode="calibrated", software="vlm")
 
 
 def test_scenario_calibrated_mode():

@@ -116,7 +116,6 @@ def test_model_root_falls_back_for_other_kinds():
 
 
 def test_load_model_json_uses_hf_import():
-    pytest.importorskip("hardware_db.hf_import")
     path = HF / "Qwen--Qwen3-0.6B_config.json"
     spec, prec = db.load_model(str(path))
     assert spec.n_layers == 28

@@ -1,8 +1,13 @@
-"""The import direction of DESIGN.md, read from the source (ast), not by importing.
+"""The import direction of ``docs/design.md``, read from the source (ast), not by importing.
 
-* ``costmodel`` imports neither ``search`` nor ``hardware_db``;
+* ``costmodel`` imports neither ``search`` nor ``hardware_db`` (nor any other package of
+  the project);
 * ``hardware_db`` imports nothing from ``search``, and from ``costmodel`` only the
-  record types (``costmodel.specs``) and the derived counts (``costmodel.params``).
+  record types (``costmodel.specs``) and the derived counts (``costmodel.params``);
+* the engine (``search`` outside ``search/cli/``) imports neither the front end
+  (``search.cli``) nor ``rich`` nor ``matplotlib``, and outside ``search/fidelity/`` not
+  the fidelity package either (calibrated parameters come from ``hardware_db``);
+* ``search.fidelity`` does not import the front end.
 
 Every import statement counts, also inside functions, as does ``importlib.import_module``
 or ``__import__`` with a literal name; relative imports are resolved against the file's
@@ -71,6 +76,38 @@ def violations(package: str, allowed) -> list[str]:
     return bad
 
 
+FRONT_END_ONLY = ("search.cli", "rich", "matplotlib")
+"""What only the front end (``search/cli/``) may import."""
+
+
+def engine_violations(skip=("cli",), forbidden=FRONT_END_ONLY) -> list[str]:
+    """Imports of ``forbidden`` modules by ``search`` files outside the subpackages
+    ``skip``."""
+    bad = []
+    for path in _sources("search"):
+        rel = path.relative_to(ROOT / "search").parts
+        if rel[0] in skip:
+            continue
+        for line, mod in imports(path):
+            if any(mod == f or mod.startswith(f + ".") for f in forbidden):
+                bad.append(f"{path.relative_to(ROOT)}:{line}: imports {mod}")
+    return bad
+
+
+def test_engine_imports_no_front_end():
+    assert engine_violations() == []
+
+
+def test_engine_imports_no_fidelity():
+    assert engine_violations(skip=("cli", "fidelity"), forbidden=("search.fidelity",)) == []
+
+
+def test_front_end_is_what_imports_rich_and_matplotlib():
+    """The rule is not vacuous: the front end does import them."""
+    mods = {mod for p in (ROOT / "search" / "cli").rglob("*.py") for _, mod in imports(p)}
+    assert any(m.startswith("rich") for m in mods) and any(m.startswith("matplotlib") for m in mods)
+
+
 def test_costmodel_imports_neither_search_nor_hardware_db():
     assert violations("costmodel", lambda mod: False) == []
 
@@ -91,6 +128,24 @@ def test_hardware_db_uses_records_from_costmodel():
     """The rule is not vacuous: hardware_db does build costmodel records."""
     mods = {mod for p in _sources("hardware_db") for _, mod in imports(p)}
     assert any(m.startswith("costmodel.specs.") for m in mods)
+
+
+@pytest.mark.parametrize(
+    "path, source, expect",
+    [
+        ("grid.py", "from search.cli import report\n", ["search.cli.report"]),
+        ("space.py", "def f():\n    import rich.table\n", ["rich.table"]),
+        ("fidelity/fit.py", "import matplotlib.pyplot as plt\n", ["matplotlib.pyplot"]),
+        ("cli/plots.py", "import matplotlib\n", []),
+    ],
+)
+def test_the_engine_checker_catches_violations(tmp_path, monkeypatch, path, source, expect):
+    f = tmp_path / "search" / path
+    f.parent.mkdir(parents=True)
+    f.write_text(source)
+    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    found = engine_violations()
+    assert len(found) == len(expect) and all(w in v for w, v in zip(expect, found, strict=True))
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 Each sub-command lives in its own module in this package and exposes ``register(sub)``,
 which adds its parser to the ``argparse`` sub-parsers and sets ``func`` to its runner
 ``run(args) -> int``. Bad input raises :class:`search.errors.UserError` or
-:class:`hardware_db.DbError`; :func:`main` prints it as one line on stderr and exits 2.
+:class:`hardware_db.DbError`; :func:`main` prints it as one line on stderr (an API
+argument's name replaced by its flag, :mod:`search.cli.flags`) and exits 2.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ COMMANDS = (
     "sensitivity_cmd",
     "sweep_cmd",
     "validate_cmd",
+    "calibrate_cmd",
 )
 """Modules of this package that provide sub-commands, in the order of ``--help``."""
 
@@ -49,13 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tpsopt {ver}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"search.cli.{name}")
-        except ModuleNotFoundError as e:  # a command not built yet
-            if e.name != f"search.cli.{name}":
-                raise
-            continue
-        mod.register(sub)
+        importlib.import_module(f"search.cli.{name}").register(sub)
     return parser
 
 
@@ -71,8 +67,9 @@ def main(argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except (UserError, DbError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"tpsopt {args.command}: error: {msg}", file=sys.stderr)
+        from search.cli.flags import flag_message
+
+        print(f"tpsopt {args.command}: error: {flag_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tpsopt {args.command}: interrupted", file=sys.stderr)

@@ -112,7 +112,7 @@ def test_result_independent_of_device_count():
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={N_DEVICES}"
     env["JAX_PLATFORMS"] = "cpu"
-    code = "import test_properties_grid as t; t.worker()"
+    code = "import test_hypothesis_grid as t; t.worker()"
     p = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

@@ -13,7 +13,7 @@ Inputs are drawn from
 * **degrees**: a valid split of the drawn model from :func:`search.splits.valid_splits`
   (or, for gradients, relaxed non-integer degrees ≥ 1);
 * **mode**: SOL or one of the calibrated efficiencies (every hardware × software level
-  that :func:`search.calibrate.efficiency_for` returns for the database systems).
+  that :func:`hardware_db.calibration.efficiency_for` returns for the database systems).
 
 Compile counts stay low: every record leaf is passed as a traced float64 (or float32)
 array, so one program per (function, tier structure) serves every example; there are
@@ -71,7 +71,7 @@ REL = 1e-9
 @functools.cache
 def calibrated_modes() -> tuple[tuple[str, Efficiency], ...]:
     """Every calibrated efficiency the database systems can get (all software levels)."""
-    from search.calibrate import efficiency_for, load_calibration
+    from hardware_db.calibration import efficiency_for, load_calibration
 
     cal = load_calibration()
     out = {}
