@@ -32,10 +32,10 @@ def check_number(
 
     >>> check_number("batch", "8", 1, 1e9, integer=True)
     8.0
-    >>> check_number("batch", 0.5, 1, 1e9, integer=True)
+    >>> check_number("batch", 1.5, 1, 1e9, integer=True)
     Traceback (most recent call last):
     ...
-    search.errors.UserError: batch 0.5: must be an integer in [1, 1000000000]
+    search.errors.UserError: batch 1.5: must be an integer in [1, 1000000000]
     """
 
     def show(x, none):

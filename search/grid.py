@@ -65,6 +65,7 @@ from search.space import Space, SubGrid, candidate_records, cast_records
 from search.splits import DEGREES, family
 from search.sweep import (
     CONSTRAINTS,
+    N_COUNTS,
     REASON_BITS,
     Kernels,
     Plan,
@@ -292,6 +293,44 @@ def _ravel(digits, shape) -> int:
 # --------------------------------------------------------------------------- API
 
 
+def _check_args(space, objective, top, chunk, time_limit_s) -> None:
+    """One-line :class:`UserError` for a bad argument of :func:`grid` (naming it)."""
+    if not isinstance(space, Space):
+        raise UserError(
+            f"space: expected a Space (see search.space.make_space), got {space!r}", arg="space"
+        )
+    check_objective(objective)
+    ok_top = isinstance(top, int | np.integer) and not isinstance(top, bool)
+    if not (ok_top and 1 <= top <= MAX_TOP):
+        raise UserError(f"top {top!r}: must be an integer in [1, {MAX_TOP}]", arg="top")
+    if chunk is not None and not (isinstance(chunk, int | np.integer) and 1 <= chunk <= 1 << 24):
+        raise UserError(f"chunk {chunk!r}: must be an integer in [1, {1 << 24}]", arg="chunk")
+    if time_limit_s is not None and not (time_limit_s >= 0 and math.isfinite(time_limit_s)):
+        raise UserError(f"time_limit_s {time_limit_s!r}: must be a number ≥ 0", arg="time_limit_s")
+    if objective == "energy":
+        _check_energy(space)
+
+
+def _sub_grid_rows(sub: SubGrid, plan: Plan, mesh, budget, space, si: int, n_subs: int):
+    """Sweep one sub-grid and re-score its winners exactly.
+
+    Returns ``(top rows, group rows, counts, stopped)``: the rows of the sweep's running
+    top-k and (with fronts) of its per-group winners, each re-scored in float64 by
+    :func:`rescore` (one call for their union), the sub-grid's count vector, and whether
+    the sweep stopped early (time limit or Ctrl-C).
+    """
+    (tv, td), groups, cnt, stopped = _sweep_sub(sub, plan, mesh, budget)
+    top_digits = td[np.isfinite(tv)]
+    grp_digits = groups[1][np.isfinite(groups[0])] if groups is not None else td[:0]
+    digits = np.concatenate([top_digits, grp_digits]).astype(np.int64)
+    if len(digits) == 0:
+        return [], [], cnt, stopped
+    digits = np.unique(digits, axis=0)
+    rows = _rows(sub, digits, rescore(sub, digits), plan.objective, space, si, n_subs > 1)
+    pick = lambda d: [rows[t] for t in map(tuple, d.tolist()) if t in rows]  # noqa: E731
+    return pick(top_digits), pick(grp_digits) if groups is not None else [], cnt, stopped
+
+
 def grid(
     space: Space,
     objective: str = "utps",
@@ -322,35 +361,21 @@ def grid(
       :class:`~search.grid_result.GridResult`. Ctrl-C (``KeyboardInterrupt``) during the
       sweep returns the best so far with ``partial = True``.
     """
-    if not isinstance(space, Space):
-        raise UserError(f"grid: expected a Space (see search.space.make_space), got {space!r}")
-    check_objective(objective)
-    ok_top = isinstance(top, int | np.integer) and not isinstance(top, bool)
-    if not (ok_top and 1 <= top <= MAX_TOP):
-        raise UserError(f"top {top!r}: must be an integer in [1, {MAX_TOP}]", arg="top")
-    if chunk is not None and not (isinstance(chunk, int | np.integer) and 1 <= chunk <= 1 << 24):
-        raise UserError(f"chunk {chunk!r}: must be an integer in [1, {1 << 24}]", arg="chunk")
-    if time_limit_s is not None and not (time_limit_s >= 0 and math.isfinite(time_limit_s)):
-        raise UserError(f"time_limit_s {time_limit_s!r}: must be a number ≥ 0", arg="time_limit_s")
-    if objective == "energy":
-        _check_energy(space)
+    _check_args(space, objective, top, chunk, time_limit_s)
     subs = space.subgrids()
     mesh = _mesh(devices)
     n_dev = mesh.devices.size
     total = sum(s.size for s in subs)
     budget = _Budget(total, time_limit_s, progress)
     k = int(max(64, 2 * top))
-    top_rows, group_rows = [], []
-    counts = np.zeros(len(REASON_BITS) + len(CONSTRAINTS) + 2, np.int64)
-    partial = False
+    top_rows, group_rows, counts, partial = [], [], np.zeros(N_COUNTS, np.int64), False
     for si, sub in enumerate(subs):
         if partial:
             break
-        c = choose_chunk(sub.size, n_dev, chunk)
         plan = Plan(
             shape=sub.shape,
-            chunk=c,
-            k=k,
+            chunk=choose_chunk(sub.size, n_dev, chunk),
+            k=int(max(64, 2 * top)),
             n_groups=sub.n_groups if pareto else 0,
             objective=objective,
             n_devices=n_dev,
@@ -358,23 +383,10 @@ def grid(
             min_utps=space.min_utps,
         )
         budget.new_subgrid()
-        (tv, td), groups, cnt, stopped = _sweep_sub(sub, plan, mesh, budget)
+        best, grp, cnt, partial = _sub_grid_rows(sub, plan, mesh, budget, space, si, len(subs))
         counts += cnt
-        partial = partial or stopped
-        winners = [td[np.isfinite(tv)]]
-        if groups is not None:
-            gv, gd = groups
-            winners.append(gd[np.isfinite(gv)])
-        digits = np.concatenate(winners).astype(np.int64)
-        if len(digits) == 0:
-            continue
-        digits = np.unique(digits, axis=0)
-        r = rescore(sub, digits)
-        rows = _rows(sub, digits, r, objective, space, si, len(subs) > 1)
-        top_rows += [rows[t] for t in map(tuple, td[np.isfinite(tv)].tolist()) if t in rows]
-        if groups is not None:
-            gv, gd = groups
-            group_rows += [rows[t] for t in map(tuple, gd[np.isfinite(gv)].tolist()) if t in rows]
+        top_rows += best
+        group_rows += grp
     top_rows.sort(key=lambda rw: (-rw["score"], rw.get("sub_grid", 0), rw["index"]))
     top_rows = top_rows[:top]
     for i, rw in enumerate(top_rows):
