@@ -110,7 +110,10 @@ def kernel_time_s(
     tc = compute_time_s(flops, m, peak_flops_per_s, p)
     tm = memory_time_s(q_bytes, hbm_bw_bytes_per_s, p)
     t_floor = jnp.asarray(p.t_floor_s) * 1.0
-    return select((t_floor, tc, tm), largest=True, beta=beta)
+    values = (t_floor, tc, tm)
+    # parts given: smooth.select's finite-beta path unpacks (winner, parts) even without parts
+    win, _ = select(values, parts=tuple((v,) for v in values), largest=True, beta=beta)
+    return win
 
 
 def kernel_sol_s(flops, q_bytes, peak_flops_per_s, hbm_bw_bytes_per_s):

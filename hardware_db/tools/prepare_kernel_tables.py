@@ -58,7 +58,7 @@ TABLES = {
     "comm": ("nccl_perf.parquet", "custom_allreduce_perf.parquet"),
 }
 DECODE_MAX_TOKENS = 512
-CAP = {"gemm": 120, "attention": 160, "mla": 120, "mla_bmm": 60, "moe": 140, "comm": 10_000}
+CAP = {"gemm": 160, "attention": 200, "mla": 160, "mla_bmm": 80, "moe": 220, "comm": 10_000}
 """Rows kept per (system, framework, dtype group) after the decode filter."""
 
 OUT = Path(__file__).resolve().parents[1] / "data" / "kernels"
