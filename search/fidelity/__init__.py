@@ -1,0 +1,1 @@
+"""Fidelity: calibration and validation of the cost model against measurements."""

@@ -1,0 +1,515 @@
+r"""Fit the kernel-level functional forms (:mod:`costmodel.kernel_time`) to measured kernels.
+
+Data: ``hardware_db/data/kernels/*.csv`` (:mod:`hardware_db.kernel_tables`; NVIDIA
+aiconfigurator microbenchmarks, package ``aiconfigurator-core==0.12.0``, Apache-2.0).
+A **group** is hardware × framework × kernel class × precision; each gets its own
+:class:`~costmodel.kernel_time.KernelParams` (collectives: hardware × framework ×
+implementation × op × dtype, :class:`~costmodel.kernel_time.CollectiveParams`).
+
+**FLOPs and bytes of each table point, from first principles** (b_w, b_a weight /
+activation bytes per element from :data:`DTYPES`, outputs BF16; the counts match
+:mod:`costmodel.operators` for the same kernel):
+
+* GEMM ``[m×k]·[k×n]``: ``F = 2mnk``; ``Q = k·n·b_w + m·k·b_a + m·n·2``; reuse ``m``.
+* Decode attention (B sequences, H query / K KV heads of size d, S cached tokens):
+  ``F = 4·B·H·S·d`` (QKᵀ and PV; operators: ``2·d_qk + 2·d_v`` per head per KV token);
+  ``Q = B·S·K·2d·b_kv + B·H·2d·2`` (K and V cache, q in / out); reuse ``H/K``.
+* MLA decode core (absorbed, DeepSeek-V3 latent r = 512, rope 64): ``F = B·H·S·(2·576 +
+  2·512)`` (operators: ``2(r_kv + d_r) + 2r_kv``); ``Q = B·S·576·b_kv + B·H·(576 + 512)·2``;
+  reuse ``H``.
+* MLA BMMs (``W_UK`` pre / ``W_UV`` post absorption, per head ``[T×128]·[128×512]`` or
+  the transpose): ``F = 2·T·H·128·512``; ``Q = H·128·512·b_w + T·H·(128 + 512)·2``; reuse
+  ``T``.
+* MoE (T tokens, hidden h, expert width I, top-k, E experts, split ``moe_tp`` × ``moe_ep``,
+  balanced routing, ``g`` = 3 gated matrices, 2 for ``nongated`` kernels): pairs on the
+  rank ``p = max(T·k/ep, 1)``, distinct experts ``e = clip(T·k/ep, 1, E/ep)`` (balanced
+  routing spreads pairs evenly; operators uses the uniform-random expectation instead);
+  ``F = 2·p·g·h·I/tp``; ``Q = e·g·h·I/tp·b_w + p·h·(b_a + 2)``; reuse ``p/e``.
+* Collectives: bus bytes of :func:`costmodel.kernel_time.bus_bytes` from the message
+  bytes (elements × dtype width) and the rank count.
+
+Peak FLOP/s (at the kernel's compute precision; a chip without the narrower unit falls
+back to the next wider one, as in ``costmodel``) and HBM bandwidth come from this
+repository's chips (:data:`SYSTEMS` maps aiconfigurator systems to database systems); the
+SOL link bandwidth of a collective from the system's scale-up tier.
+
+**Fit**: per group, minimise the mean of ``(log t̂ − log t)²`` over the fitting shapes in
+float64 by Adam (fixed step count and cosine schedule, three fixed starts, the best kept:
+deterministic; gradients through the maxima from the smooth surrogate of
+:func:`costmodel.smooth.select`, values exact), parameters unconstrained through ``exp`` (floors,
+half-points, β) and ``sigmoid`` (efficiencies ∈ (0, 1], γ ∈ (0, 1)). **Holdout**: the
+distinct shapes of a group sorted, every fifth (index ≡ 4 mod 5) is held out. Reported:
+MAPE in-sample and held-out per group, and the points faster than SOL.
+
+``python -m search.fidelity.kernel_fit [--write]`` prints the report as JSON (and writes
+``hardware_db/data/kernel_calibration.toml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import json
+import math
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import hardware_db as db
+from costmodel import kernel_time as kt
+from hardware_db.kernel_tables import load_all
+
+CALIBRATION_TOML = Path(db.__file__).parent / "data" / "kernel_calibration.toml"
+SOURCE = {
+    "package": "aiconfigurator-core",
+    "version": "0.12.0",
+    "path": "aiconfigurator_core/systems/data/<system>/<op>/<framework>/<version>/*.parquet",
+    "licence": "Apache-2.0",
+    "tables": "hardware_db/data/kernels/*.csv (hardware_db/tools/prepare_kernel_tables.py)",
+    "regenerate": "python -m search.fidelity.kernel_fit --write",
+}
+
+SYSTEMS = {
+    "a100_sxm": "hgx-a100-8",
+    "h100_sxm": "hgx-h100-8",
+    "h200_sxm": "hgx-h200-8",
+    "b200_sxm": "hgx-b200-8",
+    "b300_sxm": "hgx-b300-8",
+    "gb200": "gb200-nvl72",
+    "gb300": "gb300-nvl72",
+}
+"""aiconfigurator system slug → database system (its chip gives peaks and bandwidth)."""
+
+DTYPES = {
+    # name: (weight/operand bytes, activation bytes, compute bits)
+    "bfloat16": (2.0, 2.0, 16),
+    "float16": (2.0, 2.0, 16),
+    "fp8": (1.0, 1.0, 8),
+    "fp8_block": (1.0 + 4 / 16384, 1.0 + 4 / 128, 8),  # 128×128 / 1×128 FP32 scales
+    "nvfp4": (0.5625, 0.5625, 4),  # E2M1 + one FP8 scale per 16
+    "int4_wo": (0.5625, 2.0, 16),  # weight-only, BF16 scale per 32
+    "int8_wo": (1.0 + 2 / 128, 2.0, 16),
+    "sq": (1.0, 1.0, 8),  # SmoothQuant W8A8 (int8 tensor cores)
+    "w4a16_mxfp4": (0.53125, 2.0, 16),  # MXFP4 weights (E8M0 scale per 32), BF16 math
+    "w4a8_mxfp4_mxfp8": (0.53125, 1.0 + 1 / 32, 8),
+}
+"""Bytes per element (weights, activations; scale overhead included) and compute bits."""
+
+MLA_LATENT, MLA_ROPE, MLA_NOPE = 512, 64, 128  # DeepSeek-V3 (the tables' model)
+HOLDOUT_EVERY = 5
+ITERATIONS = 1500
+FIT_BETA = 8.0
+
+
+@functools.cache
+def hardware(system: str) -> dict:
+    """Peaks (FLOP/s by compute bits), HBM and scale-up link bandwidth of a system."""
+    spec = db.load_system(SYSTEMS[system])
+    c = spec.chip
+    bf16 = float(c.peak_flops_per_s_bf16)
+    fp8 = float(c.peak_flops_per_s_fp8) or bf16
+    fp4 = float(c.peak_flops_per_s_fp4) or fp8
+    link = [float(t.bw_bytes_per_s) for t in spec.tiers if float(t.domain_chips) > 1][0]
+    return {
+        "peak": {16: bf16, 8: fp8, 4: fp4},
+        "hbm": float(c.hbm_bw_bytes_per_s),
+        "link": link,
+        "db_system": SYSTEMS[system],
+    }
+
+
+def _dtype(name: str, where: str):
+    if name not in DTYPES:
+        raise db.DbError(f"{where}: unknown dtype {name!r}; known: {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def work(table) -> dict:
+    """FLOPs, bytes, reuse factor, compute bits, group precision and shape key per row."""
+    c = table.columns
+    n = len(table)
+    name = table.name
+    f = np.zeros(n)
+    q = np.zeros(n)
+    m = np.ones(n)
+    bits = np.full(n, 16)
+    if name == "gemm":
+        prec = c["dtype"]
+        for i in range(n):
+            bw, ba, bits[i] = _dtype(prec[i], "gemm.csv")
+            mm, nn, kk = c["m"][i], c["n"][i], c["k"][i]
+            f[i] = 2.0 * mm * nn * kk
+            q[i] = kk * nn * bw + mm * kk * ba + mm * nn * 2.0
+            m[i] = mm
+        shape = np.stack([c["m"], c["n"], c["k"]], 1)
+    elif name == "attention":
+        prec = c["kv_dtype"]
+        bkv = np.array([_dtype(p, "attention.csv")[0] for p in prec])
+        b, h, k, d, s = (
+            c[x].astype(float) for x in ("batch", "heads", "kv_heads", "head_dim", "context")
+        )
+        f = 4.0 * b * h * s * d
+        q = b * s * k * 2 * d * bkv + b * h * 2 * d * 2.0
+        m = h / k
+        shape = np.stack([c["batch"], c["heads"], c["kv_heads"], c["head_dim"], c["context"]], 1)
+    elif name == "mla":
+        prec = c["kv_dtype"]
+        bkv = np.array([_dtype(p, "mla.csv")[0] for p in prec])
+        b, h, s = (c[x].astype(float) for x in ("batch", "heads", "context"))
+        lat = MLA_LATENT + MLA_ROPE
+        f = b * h * s * (2.0 * lat + 2.0 * MLA_LATENT)
+        q = b * s * lat * bkv + b * h * (lat + MLA_LATENT) * 2.0
+        m = h
+        shape = np.stack([c["batch"], c["heads"], c["context"]], 1)
+    elif name == "mla_bmm":
+        prec = c["dtype"]
+        t, h = c["tokens"].astype(float), c["heads"].astype(float)
+        for i in range(n):
+            bw, _, bits[i] = _dtype(prec[i], "mla_bmm.csv")
+            q[i] = h[i] * MLA_NOPE * MLA_LATENT * bw + t[i] * h[i] * (MLA_NOPE + MLA_LATENT) * 2.0
+        f = 2.0 * t * h * MLA_NOPE * MLA_LATENT
+        m = t
+        is_post = (c["op"] == "mla_gen_post").astype(np.int64)
+        shape = np.stack([is_post, c["tokens"], c["heads"]], 1)
+    elif name == "moe":
+        prec = c["dtype"]
+        t, hid, inter, topk, e, tp, ep = (
+            c[x].astype(float)
+            for x in ("tokens", "hidden", "inter", "topk", "experts", "moe_tp", "moe_ep")
+        )
+        g = np.where(np.char.find(c["kernel_source"].astype(str), "nongated") >= 0, 2.0, 3.0)
+        pairs = np.maximum(t * topk / ep, 1.0)
+        experts = np.clip(t * topk / ep, 1.0, e / ep)
+        wb = np.zeros(n)
+        ab = np.zeros(n)
+        for i in range(n):
+            wb[i], ab[i], bits[i] = _dtype(prec[i], "moe.csv")
+        per_expert = g * hid * inter / tp
+        f = 2.0 * pairs * per_expert
+        q = experts * per_expert * wb + pairs * hid * (ab + 2.0)
+        m = pairs / experts
+        shape = np.stack(
+            [
+                c["tokens"],
+                c["hidden"],
+                c["inter"],
+                c["topk"],
+                c["experts"],
+                c["moe_tp"],
+                c["moe_ep"],
+                (g == 2).astype(np.int64),
+            ],
+            1,
+        )
+    else:
+        raise ValueError(name)
+    return {"flops": f, "bytes": q, "m": m, "bits": bits, "precision": prec, "shape": shape}
+
+
+def holdout_mask(shape: np.ndarray) -> np.ndarray:
+    """Rows whose distinct shape is every fifth of the group's sorted distinct shapes."""
+    uniq, inv = np.unique(shape, axis=0, return_inverse=True)
+    return (np.arange(len(uniq)) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1)[inv.reshape(-1)]
+
+
+# ----------------------------------------------------------------------------- fitting
+
+
+def _kernel_params(theta):
+    sig = jax.nn.sigmoid
+    return kt.KernelParams(
+        t_floor_s=jnp.exp(theta[0]),
+        eta_c_max=sig(theta[1]),
+        m_half_rows=jnp.exp(theta[2]),
+        eta_m_max=sig(theta[3]),
+        b_half_bytes=jnp.exp(theta[4]),
+    )
+
+
+def _coll_params(theta):
+    return kt.CollectiveParams(
+        alpha0_s=jnp.exp(theta[0]),
+        alpha1_s=jnp.exp(theta[1]),
+        beta_max_bytes_per_s=jnp.exp(theta[2]),
+        gamma=jax.nn.sigmoid(theta[3]),
+    )
+
+
+def _kernel_pred(theta, x):
+    p = _kernel_params(theta)
+    one = lambda f, q, m, pk, bw: kt.kernel_time_s(f, q, m, pk, bw, p, beta=FIT_BETA)  # noqa: E731
+    return jax.vmap(one)(x["flops"], x["bytes"], x["m"], x["peak"], x["hbm"])
+
+
+def _coll_pred(theta, x):
+    p = _coll_params(theta)
+    return jax.vmap(lambda q, n: kt.collective_time_s(q, n, p))(x["bus"], x["ranks"])
+
+
+def _loss(theta, x, pred):
+    r = jnp.log(pred(theta, x)) - jnp.log(x["t"])
+    return jnp.sum(x["w"] * r * r) / jnp.maximum(jnp.sum(x["w"]), 1.0)
+
+
+def _adam(theta0, x, pred, iterations):
+    """Adam on the log-time loss, fixed step count and schedule (deterministic); the
+    gradient through the maxima is the smooth surrogate of :func:`costmodel.smooth.select`
+    with ``beta = FIT_BETA`` (values stay exact), so non-winning terms still get a pull."""
+    sched = optax.cosine_decay_schedule(0.1, iterations, alpha=0.01)
+    opt = optax.adam(sched)
+    vg = jax.value_and_grad(_loss)
+
+    def step(c, _):
+        theta, state, best, best_f = c
+        f, g = vg(theta, x, pred)
+        g = jnp.where(jnp.isfinite(g), g, 0.0)
+        better = jnp.isfinite(f) & (f < best_f)
+        best = jnp.where(better, theta, best)
+        best_f = jnp.where(better, f, best_f)
+        upd, state = opt.update(g, state, theta)
+        return (theta + upd, state, best, best_f), None
+
+    init = (theta0, opt.init(theta0), theta0, jnp.asarray(jnp.inf, theta0.dtype))
+    (_, _, best, best_f), _ = jax.lax.scan(step, init, None, length=iterations)
+    return best, best_f
+
+
+@functools.partial(jax.jit, static_argnames=("kind", "iterations"))
+def _fit_batch(starts, x, kind: str, iterations: int = ITERATIONS):
+    """Fits of G groups × S starts at once: ``starts [G, S, P]``, data ``x [G, N]``; the best
+    start per group."""
+    pred = _kernel_pred if kind == "kernel" else _coll_pred
+    per_start = jax.vmap(lambda th, xx: _adam(th, xx, pred, iterations), in_axes=(0, None))
+    thetas, fs = jax.vmap(per_start)(starts, x)
+    best = jnp.argmin(jnp.where(jnp.isfinite(fs), fs, jnp.inf), axis=1)
+    theta = jnp.take_along_axis(thetas, best[:, None, None], axis=1)[:, 0]
+    preds = jax.vmap(pred)(theta, x)
+    return theta, preds
+
+
+def _kernel_starts(t):
+    tmin = max(float(np.min(t)), 1e-7)
+    base = [
+        [math.log(0.8 * tmin), 0.5, math.log(16.0), 1.0, math.log(1e6)],
+        [math.log(0.5 * tmin), 0.0, math.log(64.0), 2.0, math.log(1e5)],
+        [math.log(0.9 * tmin), 1.0, math.log(4.0), 0.5, math.log(1e7)],
+    ]
+    return np.array(base)
+
+
+def _coll_starts(t):
+    tmin = max(float(np.min(t)), 1e-7)
+    return np.array(
+        [
+            [math.log(0.7 * tmin), math.log(0.1 * tmin), math.log(2e11), 0.0],
+            [math.log(0.9 * tmin), math.log(0.01 * tmin), math.log(5e11), -2.0],
+            [math.log(0.5 * tmin), math.log(0.3 * tmin), math.log(1e11), 1.0],
+        ]
+    )
+
+
+def _pad(groups, fields):
+    n = max(len(g["t"]) for g in groups)
+    out = {}
+    for k in fields + ["t", "w"]:
+        fill = 0.0 if k == "w" else 1.0
+        out[k] = np.stack(
+            [np.pad(g[k].astype(float), (0, n - len(g[k])), constant_values=fill) for g in groups]
+        )
+    return {k: jnp.asarray(v, jnp.float64) for k, v in out.items()}
+
+
+def _mape(pred, t, mask):
+    if not mask.any():
+        return float("nan")
+    return float(np.mean(np.abs(pred[mask] / t[mask] - 1.0)) * 100.0)
+
+
+def kernel_groups(tables) -> list[dict]:
+    """One dict per hardware × framework × class × precision with the fitting arrays."""
+    groups = []
+    for name in ("gemm", "attention", "mla", "mla_bmm", "moe"):
+        if name not in tables:
+            continue
+        tab = tables[name]
+        w = work(tab)
+        c = tab.columns
+        keys = np.array(
+            [
+                f"{a}|{b}|{v}|{p}"
+                for a, b, v, p in zip(
+                    c["system"], c["framework"], c["framework_version"], w["precision"], strict=True
+                )
+            ]
+        )
+        for key in sorted(set(keys)):
+            sel = keys == key
+            system, fw, ver, prec = key.split("|")
+            hw = hardware(system)
+            t = c["latency_s"][sel]
+            peak = np.array([hw["peak"][int(b)] for b in w["bits"][sel]])
+            hold = holdout_mask(w["shape"][sel])
+            sol = np.maximum(w["flops"][sel] / peak, w["bytes"][sel] / hw["hbm"])
+            groups.append(dict(
+                kind="kernel", cls=name, system=system, framework=fw, framework_version=ver,
+                precision=prec, t=t, flops=w["flops"][sel], bytes=w["bytes"][sel], m=w["m"][sel],
+                peak=peak, hbm=np.full(sel.sum(), hw["hbm"]), hold=hold, sol=sol,
+                w=(~hold).astype(float),
+            ))  # fmt: skip
+    return groups
+
+
+def collective_groups(tables) -> list[dict]:
+    if "comm" not in tables:
+        return []
+    tab = tables["comm"]
+    c = tab.columns
+    cols = ("system", "framework", "framework_version", "implementation", "op", "dtype")
+    keys = np.array(["|".join(r) for r in zip(*(c[k] for k in cols), strict=True)])
+    groups = []
+    for key in sorted(set(keys)):
+        sel = keys == key
+        system, fw, ver, impl, op, dt = key.split("|")
+        hw = hardware(system)
+        n = c["ranks"][sel].astype(float)
+        bus = np.array(kt.bus_bytes(op, c["message_bytes"][sel].astype(float), n))
+        shape = np.stack([c["ranks"][sel], c["message_elems"][sel]], 1)
+        hold = holdout_mask(shape)
+        groups.append(dict(
+            kind="collective", cls=f"comm:{op}", system=system, framework=fw,
+            framework_version=ver, precision=dt, implementation=impl, t=c["latency_s"][sel],
+            bus=bus, ranks=n, hold=hold, w=(~hold).astype(float), sol=bus / hw["link"],
+        ))  # fmt: skip
+    return groups
+
+
+def fit_groups(groups: list[dict], iterations: int = ITERATIONS) -> list[dict]:
+    """Fit every group (batched per kind); adds ``theta``, ``params``, ``pred``, MAPEs and
+    SOL violations to each group dict, returns the list."""
+    with jax.enable_x64(True):
+        for kind in ("kernel", "collective"):
+            gs = [g for g in groups if g["kind"] == kind]
+            if not gs:
+                continue
+            fields = (
+                ["flops", "bytes", "m", "peak", "hbm"] if kind == "kernel" else ["bus", "ranks"]
+            )
+            x = _pad(gs, fields)
+            st = _kernel_starts if kind == "kernel" else _coll_starts
+            starts = jnp.asarray(np.stack([st(g["t"]) for g in gs]), jnp.float64)
+            theta, preds = _fit_batch(starts, x, kind, iterations)
+            theta, preds = np.asarray(theta), np.asarray(preds)
+            to_p = _kernel_params if kind == "kernel" else _coll_params
+            for i, g in enumerate(gs):
+                g["theta"] = theta[i]
+                p = to_p(jnp.asarray(theta[i]))
+                g["params"] = {k: float(v) for k, v in vars(p).items()}
+                g["pred"] = preds[i, : len(g["t"])]
+    for g in groups:
+        g["mape_in"] = _mape(g["pred"], g["t"], ~g["hold"])
+        g["mape_holdout"] = _mape(g["pred"], g["t"], g["hold"])
+        viol = g["t"] < g["sol"]
+        g["sol_violations"] = int(viol.sum())
+        g["sol_worst_ratio"] = float(np.min(g["t"] / g["sol"]))
+    return groups
+
+
+def group_name(g) -> str:
+    impl = f"/{g['implementation']}" if g["kind"] == "collective" else ""
+    return f"{g['system']}/{g['framework']}{impl}/{g['cls']}/{g['precision']}"
+
+
+def report(groups) -> dict:
+    rows = []
+    for g in groups:
+        rows.append({
+            "group": group_name(g), "kind": g["kind"], "class": g["cls"], "system": g["system"],
+            "framework": g["framework"], "framework_version": g["framework_version"],
+            "precision": g["precision"], "n_points": int(len(g["t"])),
+            "n_holdout": int(g["hold"].sum()), "mape_in_pct": round(g["mape_in"], 3),
+            "mape_holdout_pct": round(g["mape_holdout"], 3),
+            "sol_violations": g["sol_violations"],
+            "min_measured_over_sol": round(g["sol_worst_ratio"], 4),
+        })  # fmt: skip
+    return {
+        "groups": rows,
+        "sol_violations_total": int(sum(g["sol_violations"] for g in groups)),
+        "points_total": int(sum(len(g["t"]) for g in groups)),
+    }
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan"
+    return repr(float(v)) if isinstance(v, float) else str(v)
+
+
+def to_toml(groups, date: str) -> str:
+    lines = [
+        "# Kernel-level calibration of costmodel.kernel_time (search.fidelity.kernel_fit).",
+        "# One [[kernel]] per hardware × framework × kernel class × precision, one [[collective]]",
+        "# per hardware × framework × implementation × op × dtype. MAPE in percent; holdout =",
+        "# every fifth distinct shape of the group. Generated file: do not edit by hand.",
+        "",
+        "[source]",
+    ]
+    for k, v in {**SOURCE, "date": date}.items():
+        lines.append(f"{k} = {_toml_value(v)}")
+    for g in groups:
+        lines += ["", f"[[{g['kind']}]]"]
+        meta = {
+            "name": group_name(g), "class": g["cls"], "system": g["system"],
+            "db_system": hardware(g["system"])["db_system"], "framework": g["framework"],
+            "framework_version": g["framework_version"], "precision": g["precision"],
+        }  # fmt: skip
+        if g["kind"] == "collective":
+            meta["implementation"] = g["implementation"]
+        for k, v in meta.items():
+            lines.append(f"{k} = {_toml_value(v)}")
+        for k, v in g["params"].items():
+            lines.append(f"{k} = {_toml_value(float(v))}")
+        stats = {
+            "n_points": int(len(g["t"])), "n_holdout": int(g["hold"].sum()),
+            "mape_in_pct": round(g["mape_in"], 3), "mape_holdout_pct": round(g["mape_holdout"], 3),
+            "sol_violations": g["sol_violations"],
+        }  # fmt: skip
+        for k, v in stats.items():
+            lines.append(f"{k} = {_toml_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def run(tables=None, iterations: int = ITERATIONS) -> list[dict]:
+    tables = load_all() if tables is None else tables
+    return fit_groups(kernel_groups(tables) + collective_groups(tables), iterations)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m search.fidelity.kernel_fit", description=__doc__.splitlines()[0]
+    )
+    ap.add_argument("--write", action="store_true", help=f"write {CALIBRATION_TOML.name}")
+    args = ap.parse_args(argv)
+    groups = run()
+    if args.write:
+        CALIBRATION_TOML.write_text(
+            to_toml(groups, datetime.date.today().isoformat()), encoding="utf-8"
+        )
+        print(f"wrote {CALIBRATION_TOML}", file=sys.stderr)
+    json.dump(report(groups), sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""Kernel-level calibration: functional forms, table loader, reproducibility of the fit."""
+
+from __future__ import annotations
+
+import tomllib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from costmodel import kernel_time as kt
+from hardware_db import DbError
+from hardware_db.kernel_tables import SCHEMAS, load_all, load_table
+from search.fidelity import kernel_fit as kf
+
+P = kt.KernelParams(
+    t_floor_s=3e-6, eta_c_max=0.7, m_half_rows=16.0, eta_m_max=0.8, b_half_bytes=2e6
+)
+PEAK, BW = 1e15, 4e12
+
+
+def test_efficiencies_saturate_and_are_monotone():
+    with jax.enable_x64(True):
+        qs = jnp.logspace(0, 14, 50)
+        em = jax.vmap(lambda q: kt.eta_memory(q, P))(qs)
+        assert np.all(np.diff(np.asarray(em)) > 0)
+        assert float(kt.eta_memory(1e30, P)) == pytest.approx(0.8, rel=1e-12)
+        assert float(kt.eta_memory(2e6, P)) == pytest.approx(0.4, rel=1e-12)
+        ms = jnp.logspace(0, 8, 30)
+        ec = jax.vmap(lambda m: kt.eta_compute(m, P))(ms)
+        assert np.all(np.diff(np.asarray(ec)) > 0)
+        assert float(kt.eta_compute(1e30, P)) == pytest.approx(0.7, rel=1e-12)
+
+
+def test_sol_is_the_roofline_and_a_lower_bound():
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(0)
+        for _ in range(50):
+            f, q, m = 10 ** rng.uniform(3, 13), 10 ** rng.uniform(2, 10), 10 ** rng.uniform(0, 3)
+            sol = float(kt.kernel_sol_s(f, q, PEAK, BW))
+            assert sol == pytest.approx(max(f / PEAK, q / BW), rel=1e-12)
+            assert float(kt.kernel_time_s(f, q, m, PEAK, BW, kt.KERNEL_SOL)) == pytest.approx(
+                sol, rel=1e-14
+            )
+            assert float(kt.kernel_time_s(f, q, m, PEAK, BW, P)) >= sol
+        # collectives: alpha = 0, beta = link bandwidth
+        c = kt.CollectiveParams(alpha0_s=0.0, alpha1_s=0.0, beta_max_bytes_per_s=4e11)
+        assert float(kt.collective_time_s(8e6, 2.0, c)) == pytest.approx(2e-5)
+        assert float(kt.collective_sol_s(8e6, 4e11)) == pytest.approx(2e-5)
+
+
+def test_kernel_time_closed_form_and_monotone_in_bytes():
+    with jax.enable_x64(True):
+        # memory bound: (Q + b_half)/(W·eta_m_max)
+        t = float(kt.kernel_time_s(1.0, 1e8, 1.0, PEAK, BW, P))
+        assert t == pytest.approx((1e8 + 2e6) / (BW * 0.8), rel=1e-12)
+        # tiny kernel: the floor
+        assert float(kt.kernel_time_s(1.0, 1.0, 1.0, PEAK, 1e30, P)) == pytest.approx(3e-6)
+        qs = jnp.logspace(2, 11, 40)
+        ts = jax.vmap(lambda q: kt.kernel_time_s(1e6, q, 8.0, PEAK, BW, P))(qs)
+        assert np.all(np.diff(np.asarray(ts)) >= 0)
+
+
+@pytest.mark.parametrize("beta", [np.inf, 8.0])
+def test_gradients_finite_at_and_around_kinks(beta):
+    with jax.enable_x64(True):
+        # the bytes at which the memory term equals the floor: Q* = t_floor·W·eta - b_half
+        q_star = 3e-6 * BW * 0.8 - 2e6
+        # the FLOPs at which compute equals memory at Q = 1e8
+        tm = (1e8 + 2e6) / (BW * 0.8)
+        f_star = tm * PEAK * 0.7 * 8.0 / (8.0 + 16.0)
+
+        def t(params, f, q):
+            return kt.kernel_time_s(f, q, 8.0, PEAK, BW, params, beta=beta)
+
+        for f, q in [(1.0, q_star), (1.0, q_star * 1.001), (f_star, 1e8), (f_star * 0.999, 1e8)]:
+            g = jax.grad(t)(P, f, q)
+            leaves = np.array([float(x) for x in jax.tree.leaves(g)])
+            assert np.all(np.isfinite(leaves))
+            gq = jax.grad(t, argnums=2)(P, f, q)
+            assert np.isfinite(float(gq)) and float(gq) >= 0
+
+
+def test_bus_bytes():
+    assert kt.bus_bytes("all_reduce", 8.0, 4.0) == pytest.approx(12.0)
+    assert kt.bus_bytes("all_gather", 8.0, 4.0) == pytest.approx(6.0)
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "gemm.csv"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+HEADER = ",".join(c for c, _ in SCHEMAS["gemm"])
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("", "empty file"),
+        ("system,framework\n", "missing column(s) framework_version"),
+        (HEADER + ",extra\n", "unexpected column(s) extra"),
+        (
+            HEADER + "\nh200_sxm,trtllm,1.0,tf,bfloat16,x,8,8,1e-5\n",
+            "line 2: m: 'x' is not a number",
+        ),
+        (HEADER + "\nh200_sxm,trtllm,1.0,tf,bfloat16,0,8,8,1e-5\n", "m: '0' is not a positive"),
+        (HEADER + "\nh200_sxm,trtllm,1.0,tf,bfloat16,1,8,8,-1\n", "latency_s: '-1' must be > 0"),
+        (HEADER + "\nh200_sxm,trtllm,1.0,tf,,1,8,8,1e-5\n", "line 2: dtype: empty"),
+        (HEADER + "\nh200_sxm,trtllm\n", "line 2: 2 fields; expected 9"),
+        (HEADER + "\n", "no data rows"),
+    ],
+)
+def test_loader_errors_are_one_line(tmp_path, body, message):
+    p = _write(tmp_path, body)
+    with pytest.raises(DbError) as e:
+        load_table("gemm", p)
+    msg = str(e.value)
+    assert "\n" not in msg and "gemm.csv" in msg and message in msg, msg
+
+
+def test_loader_missing_file_and_unknown_table(tmp_path):
+    with pytest.raises(DbError, match="no such file"):
+        load_table("gemm", tmp_path / "nope.csv")
+    with pytest.raises(DbError, match="unknown kernel table"):
+        load_table("conv")
+
+
+def test_packaged_tables_load():
+    tabs = load_all()
+    assert set(tabs) == set(SCHEMAS)
+    for t in tabs.values():
+        assert t["latency_s"].dtype == np.float64 and len(t) > 1000
+
+
+def test_committed_fit_reproduces_toml():
+    """Refit a few groups; their MAPEs (in-sample, held out) match the committed TOML."""
+    doc = tomllib.loads(kf.CALIBRATION_TOML.read_text(encoding="utf-8"))
+    assert doc["source"]["package"] == "aiconfigurator-core"
+    saved = {e["name"]: e for e in doc["kernel"] + doc["collective"]}
+    tabs = load_all()
+    want = {"h200_sxm/trtllm/gemm/bfloat16", "b200_sxm/vllm/comm:all_reduce/bfloat16"}
+    groups = [g for g in kf.kernel_groups({"gemm": tabs["gemm"]}) if kf.group_name(g) in want]
+    groups += [
+        g
+        for g in kf.collective_groups({"comm": tabs["comm"]})
+        if g["system"] == "h200_sxm" and g["implementation"] == "trtllm"
+    ]
+    assert len(groups) == 2
+    for g in kf.fit_groups(groups):
+        s = saved[kf.group_name(g)]
+        assert round(g["mape_in"], 3) == pytest.approx(s["mape_in_pct"], abs=0.02)
+        assert round(g["mape_holdout"], 3) == pytest.approx(s["mape_holdout_pct"], abs=0.02)
+        assert g["sol_violations"] == s["sol_violations"]
+        assert s["n_holdout"] == int(g["hold"].sum()) > 0
