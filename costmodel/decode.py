@@ -512,6 +512,9 @@ def decode_step(
 ) -> DecodeResult:
     """Time, capacity and energy of one decode step (see the module docstring).
 
+    *Length:* One traced composition of every term: splitting it would pass a dozen
+    intermediate arrays between helpers; each term is already its own function.
+
     Args:
       model, precision, system, parallelism, workload: spec records (float leaves, SI).
       mode: ``SOL`` (speed of light) or a calibrated :class:`Efficiency`.

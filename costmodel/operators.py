@@ -149,6 +149,10 @@ def softmax_attention_ops(m: ModelSpec, p: Precision, c: Ctx, kind: str, count) 
     """Projections, attention core (and DSA indexer) and output projection of one
     softmax-attention layer of class ``kind`` in {"full", "window", "sparse"}.
 
+    *Length:* One operator list per attention variant (GQA/MLA/sparse, absorbed or not)
+    whose FLOP and byte formulas share their intermediate sizes; splitting would duplicate
+    them.
+
     Attention core FLOPs per query token per head per KV token: GQA ``2·d_qk + 2·d_v``;
     MLA with absorbed projections ``2·(r_kv + d_r) + 2·r_kv`` (scores over the latent, then
     the latent-weighted sum). Kernels: the pre-attention RMSNorm, then MLA: fused

@@ -1,4 +1,7 @@
-"""Searches over the cost model: grid, gradient, targets, sensitivity, calibration, CLI.
+"""The search engine over the cost model: grid, gradient, targets, sensitivity.
+
+Calibration and validation live in :mod:`search.fidelity`, the command line in
+:mod:`search.cli`.
 
 Entry points::
 
@@ -9,5 +12,5 @@ Entry points::
     from search.gradient import optimize            # gradient search / co-design
     from search.target import solve_targets         # inverse design
     from search.sensitivity import elasticities     # d log UTPS / d log x
-    from search.calibrate import efficiency_for     # calibrated mode
+    from hardware_db.calibration import efficiency_for  # calibrated mode
 """

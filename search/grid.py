@@ -343,6 +343,9 @@ def grid(
 ) -> GridResult:
     """Evaluate every candidate of ``space``; return the best and the fronts.
 
+    *Length:* Half of it is the argument documentation; the steps are :func:`_check_args`,
+    :func:`_sub_grid_rows` and the result assembly.
+
     Args:
       space: a :class:`~search.space.Space` (see :func:`search.space.make_space`).
       objective: one of :data:`search.objectives.OBJECTIVES` (maximised; ``tpot`` and
@@ -367,7 +370,6 @@ def grid(
     n_dev = mesh.devices.size
     total = sum(s.size for s in subs)
     budget = _Budget(total, time_limit_s, progress)
-    k = int(max(64, 2 * top))
     top_rows, group_rows, counts, partial = [], [], np.zeros(N_COUNTS, np.int64), False
     for si, sub in enumerate(subs):
         if partial:

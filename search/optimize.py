@@ -88,7 +88,10 @@ def main_job(
     top_sensitivities: int = 8,
     progress=None,
 ) -> dict:
-    """Best split, latency targets for ``multiples`` × its UTPS, top sensitivities."""
+    """Best split, latency targets for ``multiples`` × its UTPS, top sensitivities.
+
+    *Length:* The main job's steps in the order the report prints them.
+    """
     from search.sensitivity import elasticities
     from search.target import solve_targets
 

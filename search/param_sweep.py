@@ -38,6 +38,8 @@ def sweep_param(
 ) -> dict:
     """Best split and its result at every value of ``path``.
 
+    *Length:* Argument checks, one traced sweep and the result assembly, in order.
+
     Returns a dict with ``path``, ``values``, per point ``score``, ``parallelism`` (dicts),
     ``results`` (result dicts, ``None`` where no split is feasible), and the number of
     splits considered.

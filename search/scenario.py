@@ -88,6 +88,8 @@ def scenario(
 ) -> Scenario:
     """Resolve names from the database and build a :class:`Scenario`.
 
+    *Length:* Name resolution for each record in turn; half of it is documentation.
+
     ``model`` may be a name, alias, Hugging Face id or a path to a ``config.json``;
     ``precision`` overrides the model's native recipe; ``chips`` overrides the system's
     chip count (for systems whose die count is free); ``latency_scale`` multiplies every

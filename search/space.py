@@ -430,6 +430,9 @@ def make_space(
 ) -> Space:
     """A :class:`Space` from database names.
 
+    *Length:* Mostly argument documentation and the routing of each axis kind to its
+    checker.
+
     Args:
       model, system: a name or a list of names (choices; also ``axes={"model": [...]}``).
       axes: ``{name: values}`` or ``[(name, values), ...]``: degrees (``tp``, ``ep``, ...),

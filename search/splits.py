@@ -148,6 +148,9 @@ def valid_splits(
 ) -> np.ndarray:
     """All valid splits for ``model`` within ``max_chips`` chips.
 
+    *Length:* The enumeration's constraints applied one after another on one array; each is
+    a line.
+
     Args:
       model: the model (host floats).
       max_chips: chip budget (finite).

@@ -371,6 +371,11 @@ def _console():
 
 
 def run(a) -> int:
+    """Run ``tpsopt grid``.
+
+    *Length:* the command's sequence (check flags, build the space, sweep with progress,
+    print or write each output) reads top to bottom; each output is its own function.
+    """
     _init_distributed(a.distributed)
     from search.cli.io import check_output_path, check_plot_path
     from search.cli.plots import plot_grid

@@ -56,6 +56,11 @@ def parse_targets(text: str) -> np.ndarray:
 
 
 def run(a) -> int:
+    """Run ``tpsopt target``.
+
+    *Length:* the command's sequence (check flags, enumerate splits, solve, print) reads
+    top to bottom.
+    """
     from search.optimize import as_parallelism, split_table
     from search.target import solve_chips, solve_targets
 

@@ -86,6 +86,10 @@ def _mapes(s: dict) -> list[str]:
 
 
 def print_report(rep: dict) -> None:
+    """Print the validation report as three tables.
+
+    *Length:* three tables printed in order; their layout is the function.
+    """
     from rich.table import Table
 
     con = report.console()

@@ -51,6 +51,8 @@ def sol_exception_cause(row, sol_s: float) -> str:
 def validation_report(grades=("A", "B"), path=None, calibration_path=None) -> dict:
     """The full validation as a JSON-ready dict (see module docstring).
 
+    *Length:* Mostly the assembly of one JSON document, field by field.
+
     Args:
       grades: rows reported and scored (fits always use every usable A/B row).
       path: measurements CSV (default: the packaged one).
