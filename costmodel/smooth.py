@@ -8,7 +8,7 @@ or more). In *value* each is exact. Under differentiation:
   exact winner. The derivative is the winner's (a subgradient, like ``jnp.maximum``) when
   ``beta = inf`` (the default), or, for finite ``beta``, the log-space softmax blend
   ``Σ_i w_i ∂t_i`` with ``w ∝ t_i^{±β}``: the gradient of the smooth maximum
-  ``(Σ t_i^β)^{1/β}`` (scale-free LogSumExp on log-times, ``notes/search_methods.md`` §1.8),
+  ``(Σ t_i^β)^{1/β}`` (scale-free LogSumExp on log-times, ``docs/design.md`` §6),
   while the value stays exact. Finite at ties either way.
 * :func:`ceil_st` — value ``ceil(x)``, derivative 1 (straight-through), so relaxed degrees
   get the gradient of ``x``.
@@ -65,7 +65,7 @@ def _soft_parts(values, parts, largest: bool, beta: float):
     ex = [jax.lax.stop_gradient(jnp.exp(sign * (lv - top))) for lv in logs]
     norm = sum(ex)
     soft = [e / norm for e in ex]
-    win, best = _select_exact(values, parts, largest)
+    win = _select_exact(values, None, largest)
     # one-hot of the exact winner, as weights (first winner on ties)
     onehot, taken = [], 0.0
     for v in values:

@@ -1,4 +1,4 @@
-"""Published small-message collective latencies (measurements.md §2) as data.
+"""Published small-message collective latencies (``data/collective_measurements.csv``) as data.
 
 ``data/collective_measurements.csv``: one row per measured latency, with the database
 system it is compared on (``chips`` = the system size to load, e.g. 128 for a

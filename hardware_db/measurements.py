@@ -1,6 +1,6 @@
 r"""Published decode measurements as data: ``data/measurements.csv``, validated.
 
-One row per published number (``shared/reference/measurements.csv`` D01–D88), normalised
+One row per published number (``hardware_db/data/measurements.csv`` D01–D88), normalised
 to database names and to the **time of one decode step** of the measured configuration,
 ``step_time_s``, which is what calibration and validation compare the cost model with.
 
@@ -18,7 +18,7 @@ Columns (:data:`COLUMNS`):
 * ``metric``, ``value``, ``unit`` — the number as published (:data:`METRICS`);
 * ``step_time_s`` — derived per-step decode time (seconds; empty when not usable);
 * ``usable`` (``yes``/``no``), ``exclusion_reason`` (one line, required for ``no``);
-* ``source`` (URL), ``grade`` (``A``/``B``/``C``: the trust tag of measurements.md),
+* ``source`` (URL), ``grade`` (``A``/``B``/``C``: the trust tag of ``docs/references.md`` §3),
   ``notes`` (how the step time was derived).
 
 Conversions (checked by the loader for the closed-form metrics, to 0.1 %)::
@@ -113,7 +113,7 @@ SOFTWARE_ALIASES = {
 """Other spellings accepted by :func:`software_slug`."""
 
 GRADES = ("A", "B", "C")
-"""Trust tags (measurements.md): A primary, clean decode metric at batch 1; B primary but
+"""Trust tags (``docs/references.md`` §3): A primary, clean decode metric at batch 1; B primary but
 prefill included, a field missing or batch ≠ 1; C secondary or approximate."""
 
 CLOSED_FORM = ("tokens_per_s_per_user", "decode_tokens_per_s", "tpot", "step_latency")

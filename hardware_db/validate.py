@@ -7,7 +7,7 @@ built from them by :mod:`hardware_db.loader`; the records themselves do not vali
 
 Error messages are one line: ``<file>: <field>: <what is wrong>; <what is allowed>``.
 
-Evidence grades (``GRADES``) are those of ``reference/specs.md`` plus two for numbers the
+Evidence grades (``GRADES``) are those of ``docs/references.md`` §2 plus two for numbers the
 project itself produced: ``D`` (derived by the arithmetic written in ``note`` from graded
 numbers) and ``A`` (a named assumption, rationale in ``note``). ``GRADE_RANK`` orders them
 from strongest to weakest, R > C > S > D > A > U; ``D`` sits below ``S`` because its

@@ -1,6 +1,6 @@
 r"""Gradient search over parallel splits and hardware knobs, with exact re-scoring.
 
-What worked on this kind of problem (``notes/search_methods.md`` §0–§1; DOSA, MICRO'23):
+What worked on this kind of problem (``docs/design.md`` §6; DOSA, MICRO'23):
 multi-start, rounding, and an exact integer-neighbourhood check; single starts land in the
 wrong basin about half the time. The recipe here:
 

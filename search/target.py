@@ -7,7 +7,7 @@ latency reaches X tokens/s" is therefore the supremum of a monotone predicate,
 
     s* = sup { s : max_split UTPS(system with latencies × s) ≥ X },
 
-found by **bracketed bisection on the predicate in log space** (``search_methods.md`` §2:
+found by **bracketed bisection on the predicate in log space** (``docs/design.md`` §6:
 robust on plateaus where communication is hidden and the derivative is 0; Newton failed
 on 28 % of bracketed cases). Each lane of a vectorised solve runs ``ITERS`` halvings of
 ``[log s_lo, log s_hi]`` (50 → relative resolution ``(s_hi/s_lo)^(2^-50)``). The same

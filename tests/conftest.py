@@ -2,7 +2,7 @@
 
 The suite runs with float64 enabled (gradient checks need it); float32 checks build
 float32 inputs explicitly. Closed-form fixtures below are built from the numbers in
-``shared/reference/specs.md`` directly, independent of ``hardware_db``, so that the cost
+``docs/references.md`` §4 (primary sources) directly, independent of ``hardware_db``, so that the cost
 model's tests derive their expectations by hand.
 """
 
@@ -27,7 +27,7 @@ from costmodel.specs import (  # noqa: E402
 
 
 def llama70b() -> ModelSpec:
-    """Llama-3.1-70B (specs.md A1): 80 layers, D 8192, 64 Q / 8 KV heads of 128, F 28672."""
+    """Llama-3.1-70B (docs/references.md §4): 80 layers, D 8192, 64 Q / 8 KV heads of 128, F 28672."""
     return ModelSpec(
         n_layers=80.0, d_model=8192.0, vocab_size=128256.0, n_heads=64.0, n_kv_heads=8.0,
         head_dim_qk=128.0, head_dim_v=128.0, n_full_attn_layers=80.0,
@@ -36,7 +36,7 @@ def llama70b() -> ModelSpec:
 
 
 def kimi_k25() -> ModelSpec:
-    """Kimi-K2.5 (specs.md A1-A3): 61 layers (1 dense + 60 MoE), MLA, 384 experts top-8."""
+    """Kimi-K2.5 (docs/references.md §4): 61 layers (1 dense + 60 MoE), MLA, 384 experts top-8."""
     return ModelSpec(
         n_layers=61.0, d_model=7168.0, vocab_size=163840.0, n_heads=64.0, n_kv_heads=64.0,
         head_dim_qk=192.0, head_dim_v=128.0, q_lora_rank=1536.0, kv_lora_rank=512.0,
@@ -47,7 +47,7 @@ def kimi_k25() -> ModelSpec:
 
 
 def deepseek_v3() -> ModelSpec:
-    """DeepSeek-V3 (specs.md): 128 heads, 3 dense + 58 MoE layers, 256 experts, 1 MTP."""
+    """DeepSeek-V3 (docs/references.md §4): 128 heads, 3 dense + 58 MoE layers, 256 experts, 1 MTP."""
     return kimi_k25().replace(
         n_heads=128.0, vocab_size=129280.0, n_dense_ffn_layers=3.0, n_moe_layers=58.0,
         n_experts=256.0, n_mtp_layers=1.0,
@@ -55,7 +55,7 @@ def deepseek_v3() -> ModelSpec:
 
 
 def gpt_oss_like() -> ModelSpec:
-    """gpt-oss-120b shape (specs.md): 36 layers alternating window-128 / full, 128 experts top-4."""
+    """gpt-oss-120b shape (docs/references.md §4): 36 layers alternating window-128 / full, 128 experts top-4."""
     return ModelSpec(
         n_layers=36.0, d_model=2880.0, vocab_size=201088.0, n_heads=64.0, n_kv_heads=8.0,
         head_dim_qk=64.0, head_dim_v=64.0, n_full_attn_layers=18.0, n_window_attn_layers=18.0,
@@ -65,7 +65,7 @@ def gpt_oss_like() -> ModelSpec:
 
 
 def h100() -> ChipSpec:
-    """H100 SXM (specs.md B1): 989.4 TFLOP/s BF16, 1978.9 FP8, 80 GB, 3.35 TB/s."""
+    """H100 SXM (docs/references.md §4): 989.4 TFLOP/s BF16, 1978.9 FP8, 80 GB, 3.35 TB/s."""
     return ChipSpec(
         peak_flops_per_s_bf16=989.4e12, peak_flops_per_s_fp8=1978.9e12,
         hbm_bw_bytes_per_s=3.35e12, hbm_capacity_bytes=80e9,
@@ -73,7 +73,7 @@ def h100() -> ChipSpec:
 
 
 def gb200() -> ChipSpec:
-    """B200 in GB200 (specs.md B1): 2.5/5/10 PFLOP/s BF16/FP8/FP4, 192 GB, 8 TB/s."""
+    """B200 in GB200 (docs/references.md §4): 2.5/5/10 PFLOP/s BF16/FP8/FP4, 192 GB, 8 TB/s."""
     return ChipSpec(
         peak_flops_per_s_bf16=2.5e15, peak_flops_per_s_fp8=5e15, peak_flops_per_s_fp4=10e15,
         hbm_bw_bytes_per_s=8e12, hbm_capacity_bytes=192e9,

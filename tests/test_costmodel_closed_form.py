@@ -1,4 +1,4 @@
-"""Closed-form checks of the cost model: numbers derived by hand from specs.md."""
+"""Closed-form checks of the cost model: numbers derived by hand from the primary sources of docs/references.md §4."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from costmodel.specs import (
 def test_llama70b_bf16_one_h100_is_weight_bytes_over_hbm_bandwidth():
     """SOL TPOT at batch 1, short context = bytes of weights read / 3.35 TB/s ≈ 42 ms.
 
-    By hand (specs.md: D 8192, 80 layers, 64 Q / 8 KV heads × 128, F 28672, V 128256):
+    By hand (docs/references.md §4: D 8192, 80 layers, 64 Q / 8 KV heads × 128, F 28672, V 128256):
     per layer 2·D² (q, o) + 2·D·8·128 (k, v) + 3·D·F = 855.6 M parameters; 80 layers
     68.45 B; LM head V·D = 1.05 B; the embedding table is not read (one row per token).
     Read: 2 B × 69.50 B = 139.0 GB → 41.49 ms. All weights (incl. embedding) 141.1 GB
@@ -56,7 +56,7 @@ def test_llama70b_bf16_one_h100_is_weight_bytes_over_hbm_bandwidth():
 
 # ---------------------------------------------------------------- Helix App. A (Fig. 1)
 
-# Helix Fig. 1 setting (background.md §4.5): B 8, Q 128, K 8, Hsz 128, H = Q·Hsz,
+# Helix Fig. 1 setting (arXiv 2507.07120 Appendix A; docs/references.md §5): B 8, Q 128, K 8, Hsz 128, H = Q·Hsz,
 # F 65,536, FP4 weights and KV (0.5 B), MemBW 8000 GB/s.
 B, Q, K, HSZ, F = 8.0, 128.0, 8.0, 128.0, 65536.0
 H = Q * HSZ
@@ -256,7 +256,7 @@ def test_fits_agrees_with_direct_byte_count():
 
 
 def test_kv_per_token_kimi_is_70kb_bf16():
-    """MLA latent 576 elements × 61 layers × 2 B = 70.3 KB per token (background.md §5)."""
+    """MLA latent 576 elements × 61 layers × 2 B = 70.3 KB per token (docs/references.md §4)."""
     assert float(P.kv_elems_per_token(kimi_k25())) * 2 == pytest.approx(70272.0)
 
 

@@ -39,7 +39,7 @@ REQUIRED = {
     "mixtral-8x22b",
     "mixtral-8x7b",
 }
-"""Models whose published counts specs.md states (MiniMax-M2's on the M2.5 config)."""
+"""Models whose published counts docs/references.md or their TOML sources state (MiniMax-M2's on the M2.5 config)."""
 
 
 def _cases():

@@ -9,7 +9,7 @@ Each entry of :data:`MODELS` names the config copy in ``tests/data/hf_configs`` 
 verbatim copies of the Hugging Face files), the database slug, display name, aliases (the
 Hugging Face ids), the model's *native* precision recipe (``precisions.toml``) and the
 published parameter counts with their own source and grade (from
-``shared/reference/specs.md`` Part A unless stated). ``[architecture]`` is exactly what
+the source named in each entry; see ``docs/references.md``). ``[architecture]`` is exactly what
 :func:`hardware_db.hf_import.from_hf_config` derives, so the TOML round-trips to the importer's
 ``ModelSpec``. Published active-parameter figures carry the publisher's convention as flags:
 ``embedding_included`` (input embedding counted) and, where the publisher also leaves the
@@ -89,7 +89,7 @@ _MIXTRAL7 = "https://askai.glarity.app/search/What-is-Mixtral-AI-and-what-are-it
 
 _NAME = "stated in the model name"
 _K2_NOTE = (
-    "Kimi K2 tech report figures as quoted by glennklockwood (specs.md A3: 1.04T / 32.6B); "
+    "Kimi K2 tech report figures as quoted by glennklockwood (arXiv 2507.20534: 1.04T / 32.6B); "
     "the README rounds to 1T / 32B (+2.6 %/+2.7 % off the derived count)"
 )
 _DS_TOTAL = "main model; the 685B on Hugging Face includes the 14B MTP module"
@@ -208,7 +208,7 @@ MODELS: tuple[Entry, ...] = (
                 _QWEN30_CARD,
                 "S",
                 "Hugging Face card figure quoted by secondaries; "
-                "specs.md's 30B (NeMo docs) is the rounded name",
+                "the NeMo docs' 30B is the rounded name",
             ),
             "active_params": pub(
                 3.3e9,
@@ -231,7 +231,7 @@ MODELS: tuple[Entry, ...] = (
                 235e9,
                 "https://huggingface.co/Qwen/Qwen3-235B-A22B",
                 "S",
-                _NAME + "; NVIDIA Megatron-Bridge docs: 235B total, 22B active (specs.md A3)",
+                _NAME + "; NVIDIA Megatron-Bridge docs: 235B total, 22B active",
             ),
             "active_params": pub(
                 22e9,

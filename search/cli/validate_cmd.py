@@ -131,7 +131,7 @@ def print_report(rep: dict) -> None:
         con.print(f"SOL is a lower bound: SOL step time ≤ measured on all {n} rows.")
 
     c = Table(
-        title="Collective latency (measurements.md §2): model vs measured",
+        title="Collective latency (published measurements): model vs measured",
         title_justify="left",
     )
     for col in ("id", "operation", "system", "ranks", "bytes", "graph", "meas µs", "SOL µs",

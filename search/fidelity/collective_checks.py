@@ -1,4 +1,4 @@
-r"""The cost model's small-message collective latencies against measurements.md §2.
+r"""The cost model's small-message collective latencies against published measurements.
 
 Each row of ``hardware_db/data/collective_measurements.csv`` is evaluated with
 :func:`costmodel.collectives.collective` on its database system, in SOL mode and in
