@@ -141,6 +141,8 @@ def work(table) -> dict:
     f = np.zeros(n)
     q = np.zeros(n)
     m = np.ones(n)
+    units = np.ones(n)
+    items = np.zeros(n)
     bits = np.full(n, 16)
     if name == "gemm":
         prec = c["dtype"]
@@ -150,6 +152,7 @@ def work(table) -> dict:
             f[i] = 2.0 * mm * nn * kk
             q[i] = kk * nn * bw + mm * kk * ba + mm * nn * 2.0
             m[i] = mm
+        units = c["n"].astype(float)
         shape = np.stack([c["m"], c["n"], c["k"]], 1)
     elif name == "attention":
         prec = c["kv_dtype"]
@@ -160,6 +163,8 @@ def work(table) -> dict:
         f = 4.0 * b * h * s * d
         q = b * s * k * 2 * d * bkv + b * h * 2 * d * 2.0
         m = h / k
+        units = b * k
+        items = b * h
         shape = np.stack([c["batch"], c["heads"], c["kv_heads"], c["head_dim"], c["context"]], 1)
     elif name == "mla":
         prec = c["kv_dtype"]
@@ -169,6 +174,8 @@ def work(table) -> dict:
         f = b * h * s * (2.0 * lat + 2.0 * MLA_LATENT)
         q = b * s * lat * bkv + b * h * (lat + MLA_LATENT) * 2.0
         m = h
+        units = b
+        items = b * h
         shape = np.stack([c["batch"], c["heads"], c["context"]], 1)
     elif name == "mla_bmm":
         prec = c["dtype"]
@@ -178,6 +185,8 @@ def work(table) -> dict:
             q[i] = h[i] * MLA_NOPE * MLA_LATENT * bw + t[i] * h[i] * (MLA_NOPE + MLA_LATENT) * 2.0
         f = 2.0 * t * h * MLA_NOPE * MLA_LATENT
         m = t
+        units = h
+        items = t * h
         is_post = (c["op"] == "mla_gen_post").astype(np.int64)
         shape = np.stack([is_post, c["tokens"], c["heads"]], 1)
     elif name == "moe":
@@ -187,8 +196,9 @@ def work(table) -> dict:
             for x in ("tokens", "hidden", "inter", "topk", "experts", "moe_tp", "moe_ep")
         )
         g = np.where(np.char.find(c["kernel_source"].astype(str), "nongated") >= 0, 2.0, 3.0)
-        pairs = np.maximum(t * topk / ep, 1.0)
-        experts = np.clip(t * topk / ep, 1.0, e / ep)
+        pairs = t * topk / ep
+        # mean distinct local experts touched under uniform routing (operators' mean_experts)
+        experts = e / ep * (1.0 - np.clip(1.0 - topk / e, 0.0, 1.0) ** t)
         wb = np.zeros(n)
         ab = np.zeros(n)
         for i in range(n):
@@ -197,6 +207,8 @@ def work(table) -> dict:
         f = 2.0 * pairs * per_expert
         q = experts * per_expert * wb + pairs * hid * (ab + 2.0)
         m = pairs / experts
+        units = experts * inter / tp
+        items = pairs
         shape = np.stack(
             [
                 c["tokens"],
@@ -212,7 +224,10 @@ def work(table) -> dict:
         )
     else:
         raise ValueError(name)
-    return {"flops": f, "bytes": q, "m": m, "bits": bits, "precision": prec, "shape": shape}
+    return {
+        "flops": f, "bytes": q, "m": m, "units": units, "items": items, "bits": bits,
+        "precision": prec, "shape": shape,
+    }  # fmt: skip
 
 
 def holdout_mask(shape: np.ndarray) -> np.ndarray:
@@ -232,6 +247,9 @@ def _kernel_params(theta):
         m_half_rows=jnp.exp(theta[2]),
         eta_m_max=sig(theta[3]),
         b_half_bytes=jnp.exp(theta[4]),
+        x_half_units=jnp.exp(theta[5]),
+        t_item_s=jnp.exp(theta[6]),
+        p_overlap=1.0 + jnp.exp(theta[7]),
     )
 
 
@@ -246,8 +264,13 @@ def _coll_params(theta):
 
 def _kernel_pred(theta, x):
     p = _kernel_params(theta)
-    one = lambda f, q, m, pk, bw: kt.kernel_time_s(f, q, m, pk, bw, p, beta=FIT_BETA)  # noqa: E731
-    return jax.vmap(one)(x["flops"], x["bytes"], x["m"], x["peak"], x["hbm"])
+
+    def one(f, q, m, pk, bw, u, it):
+        return kt.kernel_time_s(f, q, m, pk, bw, p, beta=FIT_BETA, units=u, items=it)
+
+    return jax.vmap(one)(
+        x["flops"], x["bytes"], x["m"], x["peak"], x["hbm"], x["units"], x["items"]
+    )
 
 
 def _coll_pred(theta, x):
@@ -296,17 +319,25 @@ def _fit_batch(starts, x, kind: str, iterations: int = ITERATIONS):
     return theta, preds
 
 
-def _kernel_starts(t):
+def _kernel_starts(g):
+    t = g["t"]
     tmin = max(float(np.min(t)), 1e-7)
+    u = float(np.median(g["units"]))
+    it = float(np.max(g["items"]))
+    ti = math.log(0.05 * tmin / it) if it > 0 else math.log(1e-12)
     base = [
-        [math.log(0.8 * tmin), 0.5, math.log(16.0), 1.0, math.log(1e6)],
-        [math.log(0.5 * tmin), 0.0, math.log(64.0), 2.0, math.log(1e5)],
-        [math.log(0.9 * tmin), 1.0, math.log(4.0), 0.5, math.log(1e7)],
-    ]
+        [math.log(0.8 * tmin), 0.5, math.log(16.0), 1.0, math.log(1e6), math.log(0.1 * u), ti,
+         math.log(3.0)],
+        [math.log(0.5 * tmin), 0.0, math.log(64.0), 2.0, math.log(1e5), math.log(0.01 * u),
+         ti - 2.0, math.log(1.0)],
+        [math.log(0.9 * tmin), 1.0, math.log(4.0), 0.5, math.log(1e7), math.log(0.5 * u),
+         ti + 1.0, math.log(8.0)],
+    ]  # fmt: skip
     return np.array(base)
 
 
-def _coll_starts(t):
+def _coll_starts(g):
+    t = g["t"]
     tmin = max(float(np.min(t)), 1e-7)
     return np.array(
         [
@@ -362,6 +393,7 @@ def kernel_groups(tables) -> list[dict]:
             groups.append(dict(
                 kind="kernel", cls=name, system=system, framework=fw, framework_version=ver,
                 precision=prec, t=t, flops=w["flops"][sel], bytes=w["bytes"][sel], m=w["m"][sel],
+                units=w["units"][sel], items=w["items"][sel],
                 peak=peak, hbm=np.full(sel.sum(), hw["hbm"]), hold=hold, sol=sol,
                 w=(~hold).astype(float),
             ))  # fmt: skip
@@ -401,11 +433,13 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS) -> list[dict]:
             if not gs:
                 continue
             fields = (
-                ["flops", "bytes", "m", "peak", "hbm"] if kind == "kernel" else ["bus", "ranks"]
+                ["flops", "bytes", "m", "peak", "hbm", "units", "items"]
+                if kind == "kernel"
+                else ["bus", "ranks"]
             )
             x = _pad(gs, fields)
             st = _kernel_starts if kind == "kernel" else _coll_starts
-            starts = jnp.asarray(np.stack([st(g["t"]) for g in gs]), jnp.float64)
+            starts = jnp.asarray(np.stack([st(g) for g in gs]), jnp.float64)
             theta, preds = _fit_batch(starts, x, kind, iterations)
             theta, preds = np.asarray(theta), np.asarray(preds)
             to_p = _kernel_params if kind == "kernel" else _coll_params
@@ -413,6 +447,8 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS) -> list[dict]:
                 g["theta"] = theta[i]
                 p = to_p(jnp.asarray(theta[i]))
                 g["params"] = {k: float(v) for k, v in vars(p).items()}
+                if kind == "kernel" and not np.any(g["items"] > 0):
+                    g["params"]["t_item_s"] = 0.0  # no items in this class: the term is absent
                 g["pred"] = preds[i, : len(g["t"])]
     for g in groups:
         g["mape_in"] = _mape(g["pred"], g["t"], ~g["hold"])
