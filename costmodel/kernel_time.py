@@ -39,15 +39,25 @@ Every term is non-decreasing in F, Q, N and non-increasing in m and x.
 roofline, a lower bound of (1) for every admissible parameter (each term of (1) is ≥ its
 SOL counterpart and the p-norm is ≥ the maximum).
 
-**Collective** on ``n`` ranks moving ``Q_bus`` bus bytes per rank::
+**Collective** on ``n`` ranks moving ``Q_bus`` bus bytes per rank, as the faster of two
+protocol regimes (NCCL's low-latency LL/LL128 protocols for small messages, Simple for
+large; custom all-reduce one-shot vs two-shot)::
 
-    t = α(n) + Q_bus / β(n)                                                       (2)
-    α(n) = α0 + α1·log2(n)                       (tree / log-depth synchronisation)
-    β(n) = β_max · (2/n)^γ,  0 ≤ γ ≤ 1            (bus bandwidth, falling with n)
+    t = min(t_L, t_S)                                                             (2)
+    t_L = α(n) + Q_bus / β(n)                      large-message (bandwidth) regime
+    t_S = α_s(n) + Q_bus / (f_s·β(n))              small-message (latency) regime
+    α(n) = α0 + α1·log2(n),  α_s(n) = α0,s + α1,s·log2(n)     (log-depth synchronisation)
+    β(n) = β_max · (2/n)^γ,  0 ≤ γ ≤ 1                         (bus bandwidth, falling with n)
 
 per hardware × framework × algorithm (the bus-bytes factor of each algorithm is
-:func:`bus_bytes`; nccl-tests conventions). SOL: ``α = 0``, ``γ = 0``, ``β_max`` = the
-chip's link bandwidth.
+:func:`bus_bytes`; nccl-tests conventions). ``0 < f_s ≤ 1``: the small-message protocol
+moves data at a fraction of the bandwidth (LL spends half of each 8-byte word on a flag)
+for a lower latency. Each regime is affine and increasing in Q_bus and n; the minimum is
+what the library's protocol choice approximates (exact value, kinks where the regimes
+cross; gradients by :func:`costmodel.smooth.select`). ``α0,s = ∞`` (the default) leaves
+one regime. SOL: ``α = α_s = 0``, ``γ = 0``, ``f_s = 1``, ``β_max`` = the chip's link
+bandwidth — ``Q_bus/β_max``, a lower bound of (2) whenever ``β_max`` ≤ the link
+bandwidth.
 
 The maximum uses :func:`costmodel.smooth.select`: exact value; ``beta`` sets the gradient
 surrogate at the kinks (``inf`` = the winner's subgradient), per the repo's convention. The
@@ -97,12 +107,17 @@ class CollectiveParams:
 
     ``alpha0_s`` + ``alpha1_s``·log2(n): latency (s). ``beta_max_bytes_per_s``: bus
     bandwidth at n = 2; ``gamma``: its decay exponent in n (β(n) = β_max·(2/n)^γ).
+    Small-message regime: ``alpha0_small_s`` + ``alpha1_small_s``·log2(n) latency (s;
+    ``inf`` = no such regime), ``beta_frac_small`` ∈ (0, 1] its share of β(n).
     """
 
     alpha0_s: float = 0.0
     alpha1_s: float = 0.0
     beta_max_bytes_per_s: float = 1.0
     gamma: float = 0.0
+    alpha0_small_s: float = math.inf
+    alpha1_small_s: float = 0.0
+    beta_frac_small: float = 1.0
 
 
 def eta_compute(m, p: KernelParams):
@@ -198,9 +213,18 @@ def collective_beta_bytes_per_s(n, p: CollectiveParams):
     return p.beta_max_bytes_per_s * (2.0 / n) ** p.gamma
 
 
-def collective_time_s(q_bus_bytes, n, p: CollectiveParams):
-    """Eq. (2): ``α(n) + Q_bus/β(n)`` seconds."""
-    return collective_alpha_s(n, p) + safe_div(q_bus_bytes, collective_beta_bytes_per_s(n, p))
+def collective_time_s(q_bus_bytes, n, p: CollectiveParams, beta=math.inf):
+    """Eq. (2): ``min(α(n) + Q_bus/β(n), α_s(n) + Q_bus/(f_s·β(n)))`` seconds (exact
+    value; ``beta`` the gradient surrogate of :func:`costmodel.smooth.select`)."""
+    bw = collective_beta_bytes_per_s(n, p)
+    t_large = collective_alpha_s(n, p) + safe_div(q_bus_bytes, bw)
+    if isinstance(p.alpha0_small_s, float | int) and math.isinf(p.alpha0_small_s):
+        return t_large
+    a_small = p.alpha0_small_s + p.alpha1_small_s * jnp.log2(n)
+    t_small = a_small + safe_div(q_bus_bytes, bw * p.beta_frac_small)
+    values = (t_large, t_small)
+    win, _ = select(values, parts=tuple((v,) for v in values), largest=False, beta=beta)
+    return win
 
 
 def collective_sol_s(q_bus_bytes, link_bw_bytes_per_s):

@@ -259,6 +259,9 @@ def _coll_params(theta):
         alpha1_s=jnp.exp(theta[1]),
         beta_max_bytes_per_s=jnp.exp(theta[2]),
         gamma=jax.nn.sigmoid(theta[3]),
+        alpha0_small_s=jnp.exp(theta[4]),
+        alpha1_small_s=jnp.exp(theta[5]),
+        beta_frac_small=jax.nn.sigmoid(theta[6]),
     )
 
 
@@ -275,7 +278,7 @@ def _kernel_pred(theta, x):
 
 def _coll_pred(theta, x):
     p = _coll_params(theta)
-    return jax.vmap(lambda q, n: kt.collective_time_s(q, n, p))(x["bus"], x["ranks"])
+    return jax.vmap(lambda q, n: kt.collective_time_s(q, n, p, beta=FIT_BETA))(x["bus"], x["ranks"])
 
 
 def _loss(theta, x, pred):
@@ -339,11 +342,12 @@ def _kernel_starts(g):
 def _coll_starts(g):
     t = g["t"]
     tmin = max(float(np.min(t)), 1e-7)
+    lt = math.log(tmin)
     return np.array(
         [
-            [math.log(0.7 * tmin), math.log(0.1 * tmin), math.log(2e11), 0.0],
-            [math.log(0.9 * tmin), math.log(0.01 * tmin), math.log(5e11), -2.0],
-            [math.log(0.5 * tmin), math.log(0.3 * tmin), math.log(1e11), 1.0],
+            [lt + math.log(1.5), lt - 2.3, math.log(2e11), 0.0, lt - 0.36, lt - 2.3, -1.0],
+            [lt + math.log(2.0), lt - 4.6, math.log(5e11), -2.0, lt - 0.1, lt - 4.6, 0.0],
+            [lt + math.log(1.0), lt - 1.2, math.log(1e11), 1.0, lt - 0.7, lt - 1.2, -2.0],
         ]
     )
 
