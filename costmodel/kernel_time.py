@@ -6,7 +6,7 @@ the edge), no ``jit`` inside. Units SI: seconds, bytes, FLOPs, FLOP/s, bytes/s.
 **Kernel** (compute or memory bound, with a launch/latency floor, a per-item issue cost
 and a fill-the-chip factor)::
 
-    t = ‖(t_floor, t_c, t_m, t_i)‖_p                                              (1)
+    t = t_floor + ‖(t_c, t_m, t_i)‖_p                                             (1)
     t_c = F·(1 + m_half/m)·(1 + x_half/x) / (P·η_c,max)        compute
     t_m = (Q + b_half)·(1 + x_half/x) / (W·η_m,max)            memory
     t_i = N·t_item                                            per-item issue
@@ -30,6 +30,9 @@ F FLOPs, Q bytes, P peak FLOP/s at the kernel's precision, W HBM bandwidth (all 
 * ``p`` blends the terms: ``p = ∞`` is the roofline's maximum (perfect overlap), ``p = 1``
   their sum (no overlap); ``‖v‖_p ≥ max v`` for every p, smooth for finite p, monotone in
   each term.
+* ``t_floor`` (launch and synchronisation latency, s) is added, not maxed: it is paid
+  before any byte moves, and the fitted floors of the first pass (max form) left a
+  systematic under-prediction just above the floor.
 
 Bounds: ``0 < η_max ≤ 1``; ``m_half, x_half, b_half, t_floor, t_item ≥ 0``; ``p ≥ 1``.
 Every term is non-decreasing in F, Q, N and non-increasing in m and x.
@@ -179,7 +182,7 @@ def kernel_time_s(
     units=math.inf,
     items=0.0,
 ):
-    """Eq. (1): ``‖(t_floor, t_c, t_m, N·t_item)‖_p`` in seconds for ``units`` work units
+    """Eq. (1): ``t_floor + ‖(t_c, t_m, N·t_item)‖_p`` in seconds for ``units`` work units
     and ``items`` serial items (defaults: a full chip, no items); at ``p = ∞`` the exact
     maximum, ``beta`` its gradient surrogate (:func:`costmodel.smooth.select`)."""
     tc = compute_time_s(flops, m, peak_flops_per_s, p, units)

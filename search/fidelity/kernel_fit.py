@@ -20,16 +20,26 @@ activation bytes per element from :data:`DTYPES`, outputs BF16; the counts match
 * MLA BMMs (``W_UK`` pre / ``W_UV`` post absorption, per head ``[T×128]·[128×512]`` or
   the transpose): ``F = 2·T·H·128·512``; ``Q = H·128·512·b_w + T·H·(128 + 512)·2``; reuse
   ``T``.
-* MoE (T tokens, hidden h, expert width I, top-k, E experts, split ``moe_tp`` × ``moe_ep``,
-  balanced routing, ``g`` = 3 gated matrices, 2 for ``nongated`` kernels): pairs on the
-  rank ``p = max(T·k/ep, 1)``, distinct experts ``e = clip(T·k/ep, 1, E/ep)`` (balanced
-  routing spreads pairs evenly; operators uses the uniform-random expectation instead);
+* MoE (T tokens — all ranks' tokens, of which 1/ep land on the measured rank — hidden h,
+  expert width I, top-k, E experts, split ``moe_tp`` × ``moe_ep``, ``g`` = 3 gated
+  matrices, 2 for ``nongated`` kernels): pairs on the rank ``p = T·k/ep``; distinct local
+  experts touched under uniform routing ``e = (E/ep)·(1 − (1 − k/E)^T)`` (the mean of
+  :func:`costmodel.operators.expected_experts_per_chip`, its ``mean_experts``; the
+  benchmark measures one rank, not the busiest);
   ``F = 2·p·g·h·I/tp``; ``Q = e·g·h·I/tp·b_w + p·h·(b_a + 2)``; reuse ``p/e``.
 * Collectives: bus bytes of :func:`costmodel.kernel_time.bus_bytes` from the message
   bytes (elements × dtype width) and the rank count.
 
+**Work units** ``x`` (fill factor) and **items** ``N`` (per-item term) of
+:func:`costmodel.kernel_time.kernel_time_s`: GEMM ``x = n`` (output columns; CTAs tile
+n, few columns leave SMs idle), no items; attention ``x = B·K`` (sequence, KV head)
+CTAs, ``N = B·H`` (sequence, query head) pairs; MLA ``x = B``, ``N = B·H``; MLA BMM
+``x = H``, ``N = T·H``; MoE ``x = e·I/tp`` (columns of the active experts), ``N = p``
+(token-expert pairs: routing, permutation, gather).
+
 Peak FLOP/s (at the kernel's compute precision; a chip without the narrower unit falls
-back to the next wider one, as in ``costmodel``) and HBM bandwidth come from this
+back to the next wider one, as in ``costmodel``; SmoothQuant ``sq`` uses the INT8 peak of
+:data:`INT8_PEAK_FLOPS_PER_S`) and HBM bandwidth come from this
 repository's chips (:data:`SYSTEMS` maps aiconfigurator systems to database systems); the
 SOL link bandwidth of a collective from the system's scale-up tier.
 
@@ -37,9 +47,13 @@ SOL link bandwidth of a collective from the system's scale-up tier.
 float64 by Adam (fixed step count and cosine schedule, three fixed starts, the best kept:
 deterministic; gradients through the maxima from the smooth surrogate of
 :func:`costmodel.smooth.select`, values exact), parameters unconstrained through ``exp`` (floors,
-half-points, β) and ``sigmoid`` (efficiencies ∈ (0, 1], γ ∈ (0, 1)). **Holdout**: the
+half-points, item times, latencies, β; ``p = 1 + exp``) and ``sigmoid`` (efficiencies and
+``f_s`` ∈ (0, 1), γ ∈ (0, 1)). **Holdout**: the
 distinct shapes of a group sorted, every fifth (index ≡ 4 mod 5) is held out. Reported:
-MAPE in-sample and held-out per group, and the points faster than SOL.
+MAPE in-sample and held-out per group, the held-out summary per hardware × class
+(``held_out_mape``: median, min, max over frameworks × precisions), and the points faster
+than SOL (``sol_violations``; those explained by L2-resident weights, :data:`L2_BYTES`,
+also as ``sol_violations_l2``).
 
 ``python -m search.fidelity.kernel_fit [--write]`` prints the report as JSON (and writes
 ``hardware_db/data/kernel_calibration.toml``).
@@ -84,6 +98,28 @@ SYSTEMS = {
     "gb300": "gb300-nvl72",
 }
 """aiconfigurator system slug → database system (its chip gives peaks and bandwidth)."""
+
+INT8_PEAK_FLOPS_PER_S = {
+    # NVIDIA A100 datasheet (nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf): INT8
+    # Tensor Core 624 TOPS dense (1248 with sparsity); grade S like the chip file's numbers.
+    "a100_sxm": 624e12,
+}
+"""Dense INT8 tensor-core peak (op/s) for SmoothQuant ``sq`` (W8A8) kernels, per system.
+ChipSpec has no INT8 field (``costmodel/specs.py``, ``hardware_db/schema.py``), so the
+fitter keeps it here; systems not listed use the FP8 peak (Hopper and Blackwell: INT8 dense
+= FP8 dense), then BF16, as for every 8-bit recipe."""
+
+L2_BYTES = {
+    "a100_sxm": 40e6,  # NVIDIA A100 Tensor Core GPU Architecture whitepaper: 40 MB L2
+    "h100_sxm": 50e6,  # NVIDIA H100 Tensor Core GPU Architecture whitepaper: 50 MB L2 (SXM5)
+    "h200_sxm": 50e6,  # same GH100 die as H100 SXM
+}
+"""L2 cache size per system (bytes), for the L2-residency rule of the SOL check:
+microbenchmarks repeat one kernel on the same weights, so a point whose **weight** bytes
+fit in L2 may run faster than HBM allows (a measurement artefact, not a model error).
+Such points stay in the fit and in ``sol_violations``; they are also counted apart as
+``sol_violations_l2`` so the unexplained ones (``sol_violations`` − ``sol_violations_l2``)
+are visible. Systems not listed (Blackwell) get no such rule."""
 
 DTYPES = {
     # name: (weight/operand bytes, activation bytes, compute bits)
@@ -143,6 +179,7 @@ def work(table) -> dict:
     m = np.ones(n)
     units = np.ones(n)
     items = np.zeros(n)
+    wbytes = np.full(n, np.inf)  # weight bytes reused across benchmark iterations (L2 rule)
     bits = np.full(n, 16)
     if name == "gemm":
         prec = c["dtype"]
@@ -150,7 +187,8 @@ def work(table) -> dict:
             bw, ba, bits[i] = _dtype(prec[i], "gemm.csv")
             mm, nn, kk = c["m"][i], c["n"][i], c["k"][i]
             f[i] = 2.0 * mm * nn * kk
-            q[i] = kk * nn * bw + mm * kk * ba + mm * nn * 2.0
+            wbytes[i] = kk * nn * bw
+            q[i] = wbytes[i] + mm * kk * ba + mm * nn * 2.0
             m[i] = mm
         units = c["n"].astype(float)
         shape = np.stack([c["m"], c["n"], c["k"]], 1)
@@ -182,7 +220,8 @@ def work(table) -> dict:
         t, h = c["tokens"].astype(float), c["heads"].astype(float)
         for i in range(n):
             bw, _, bits[i] = _dtype(prec[i], "mla_bmm.csv")
-            q[i] = h[i] * MLA_NOPE * MLA_LATENT * bw + t[i] * h[i] * (MLA_NOPE + MLA_LATENT) * 2.0
+            wbytes[i] = h[i] * MLA_NOPE * MLA_LATENT * bw
+            q[i] = wbytes[i] + t[i] * h[i] * (MLA_NOPE + MLA_LATENT) * 2.0
         f = 2.0 * t * h * MLA_NOPE * MLA_LATENT
         m = t
         units = h
@@ -226,6 +265,7 @@ def work(table) -> dict:
         raise ValueError(name)
     return {
         "flops": f, "bytes": q, "m": m, "units": units, "items": items, "bits": bits,
+        "weight_bytes": wbytes,
         "precision": prec, "shape": shape,
     }  # fmt: skip
 
@@ -392,12 +432,14 @@ def kernel_groups(tables) -> list[dict]:
             hw = hardware(system)
             t = c["latency_s"][sel]
             peak = np.array([hw["peak"][int(b)] for b in w["bits"][sel]])
+            if prec == "sq":
+                peak = np.full(sel.sum(), INT8_PEAK_FLOPS_PER_S.get(system, hw["peak"][8]))
             hold = holdout_mask(w["shape"][sel])
             sol = np.maximum(w["flops"][sel] / peak, w["bytes"][sel] / hw["hbm"])
             groups.append(dict(
                 kind="kernel", cls=name, system=system, framework=fw, framework_version=ver,
                 precision=prec, t=t, flops=w["flops"][sel], bytes=w["bytes"][sel], m=w["m"][sel],
-                units=w["units"][sel], items=w["items"][sel],
+                units=w["units"][sel], items=w["items"][sel], weight_bytes=w["weight_bytes"][sel],
                 peak=peak, hbm=np.full(sel.sum(), hw["hbm"]), hold=hold, sol=sol,
                 w=(~hold).astype(float),
             ))  # fmt: skip
@@ -459,6 +501,9 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS) -> list[dict]:
         g["mape_holdout"] = _mape(g["pred"], g["t"], g["hold"])
         viol = g["t"] < g["sol"]
         g["sol_violations"] = int(viol.sum())
+        l2 = L2_BYTES.get(g["system"], 0.0)
+        wb = g.get("weight_bytes", np.full(len(g["t"]), np.inf))
+        g["sol_violations_l2"] = int((viol & (wb <= l2)).sum())
         g["sol_worst_ratio"] = float(np.min(g["t"] / g["sol"]))
     return groups
 
@@ -466,6 +511,32 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS) -> list[dict]:
 def group_name(g) -> str:
     impl = f"/{g['implementation']}" if g["kind"] == "collective" else ""
     return f"{g['system']}/{g['framework']}{impl}/{g['cls']}/{g['precision']}"
+
+
+def _class_of(g) -> str:
+    """Summary class: collectives together, attention and MLA core together."""
+    if g["kind"] == "collective":
+        return "comm"
+    return {"attention": "attention_mla", "mla": "attention_mla"}.get(g["cls"], g["cls"])
+
+
+def held_out_summary(groups) -> dict:
+    """Held-out MAPE (percent) per hardware × class: median over the frameworks ×
+    precisions (× ops) of the class, min and max, and the number of groups."""
+    out: dict = {}
+    for key in sorted({(g["system"], _class_of(g)) for g in groups}):
+        v = [g["mape_holdout"] for g in groups if (g["system"], _class_of(g)) == key]
+        v = [x for x in v if math.isfinite(x)]
+        out.setdefault(key[0], {})[key[1]] = {
+            "median_pct": round(float(np.median(v)), 2),
+            "min_pct": round(float(np.min(v)), 2),
+            "max_pct": round(float(np.max(v)), 2),
+            "groups": len(v),
+            "sol_violations": int(
+                sum(g["sol_violations"] for g in groups if (g["system"], _class_of(g)) == key)
+            ),
+        }
+    return out
 
 
 def report(groups) -> dict:
@@ -478,11 +549,14 @@ def report(groups) -> dict:
             "n_holdout": int(g["hold"].sum()), "mape_in_pct": round(g["mape_in"], 3),
             "mape_holdout_pct": round(g["mape_holdout"], 3),
             "sol_violations": g["sol_violations"],
+            "sol_violations_l2": g["sol_violations_l2"],
             "min_measured_over_sol": round(g["sol_worst_ratio"], 4),
         })  # fmt: skip
     return {
+        "held_out_mape": held_out_summary(groups),
         "groups": rows,
         "sol_violations_total": int(sum(g["sol_violations"] for g in groups)),
+        "sol_violations_l2_total": int(sum(g["sol_violations_l2"] for g in groups)),
         "points_total": int(sum(len(g["t"]) for g in groups)),
     }
 
@@ -526,7 +600,7 @@ def to_toml(groups, date: str) -> str:
         stats = {
             "n_points": int(len(g["t"])), "n_holdout": int(g["hold"].sum()),
             "mape_in_pct": round(g["mape_in"], 3), "mape_holdout_pct": round(g["mape_holdout"], 3),
-            "sol_violations": g["sol_violations"],
+            "sol_violations": g["sol_violations"], "sol_violations_l2": g["sol_violations_l2"],
         }  # fmt: skip
         for k, v in stats.items():
             lines.append(f"{k} = {_toml_value(v)}")
