@@ -3,36 +3,69 @@ r"""Time of one kernel and of one collective from its shape: the calibrated func
 Pure JAX, one function per concept, written for **one** kernel (scalars; ``jax.vmap`` at
 the edge), no ``jit`` inside. Units SI: seconds, bytes, FLOPs, FLOP/s, bytes/s.
 
-**Kernel** (compute or memory bound, with a launch/latency floor)::
+**Kernel** (compute or memory bound, with a launch/latency floor, a per-item issue cost
+and a fill-the-chip factor)::
 
-    t = max(t_floor,  F / (P·η_c(m)),  Q / (W·η_m(Q)))                           (1)
-    η_c(m) = η_c,max · m / (m + m_half)          saturating in the reuse factor m
-    η_m(Q) = η_m,max · Q / (Q + b_half)          saturating in the bytes moved Q
+    t = t_floor + ‖(t_c, t_m, t_i)‖_p                                             (1)
+    t_c = F·(1 + m_half/m)·(1 + x_half/x) / (P·η_c,max)        compute
+    t_m = (Q + b_half)·(1 + x_half/x) / (W·η_m,max)            memory
+    t_i = N·t_item                                            per-item issue
+    ‖v‖_p = (Σ v_i^p)^{1/p},  1 ≤ p ≤ ∞                        (p = ∞: the maximum)
 
-F FLOPs, Q bytes, P peak FLOP/s at the kernel's precision, W HBM bandwidth; m is the
-number of rows that share each weight / KV element (GEMM ``m``, MoE tokens per active
-expert, attention query heads per KV head, MLA heads). With these forms the memory term
-equals ``(Q + b_half)/(W·η_m,max)`` — a fixed latency ``b_half/(W·η_m,max)`` plus the
-bytes at the asymptotic bandwidth — and the compute term ``F·(1 + m_half/m)/(P·η_c,max)``
-(tiles padded to ``m_half`` rows). Bounds: ``0 < η_max ≤ 1``, ``m_half, b_half, t_floor ≥
-0``; η_c, η_m are increasing in m and Q and tend to η_max as m, Q → ∞.
+F FLOPs, Q bytes, P peak FLOP/s at the kernel's precision, W HBM bandwidth (all per chip).
 
-**Speed of light** is (1) with ``t_floor = 0``, ``η_c,max = η_m,max = 1``, ``m_half =
-b_half = 0`` (:data:`KERNEL_SOL`): ``max(F/P, Q/W)``, the roofline, a lower bound of (1)
-for every admissible parameter (each term of (1) is ≥ its SOL counterpart).
+* ``m`` (rows) is the number of rows that share each weight / KV element (GEMM ``m``, MoE
+  tokens per active expert, attention query heads per KV head, MLA heads):
+  ``η_c(m) = η_c,max·m/(m + m_half)`` saturates in m — tiles padded to ``m_half`` rows.
+* ``x`` (units) is the number of independent work units the kernel spreads over the chip's
+  SMs (GEMM output columns ``n``, attention (sequence, KV head) pairs, ...):
+  ``x/(x + x_half)`` is the fraction of the chip kept busy, a smooth surrogate of the wave
+  quantisation ``tiles/(⌈tiles/SMs⌉·SMs)`` that is monotone in x and → 1 as x → ∞. It
+  scales both throughput terms (an idle SM neither computes nor issues loads).
+* ``(Q + b_half)/(W·η_m,max)`` is ``Q/(W·η_m(Q))`` with ``η_m(Q) = η_m,max·Q/(Q + b_half)``:
+  a fixed memory latency ``b_half/(W·η_m,max)`` plus the bytes at the asymptotic bandwidth.
+* ``N`` (items) counts serial per-item work that neither FLOPs nor bytes capture (attention:
+  (sequence, query head) pairs — softmax/reduction set-up per pair, dominant at short
+  context with large batch × heads); ``t_item`` is the chip-wide time per item (s).
+* ``p`` blends the terms: ``p = ∞`` is the roofline's maximum (perfect overlap), ``p = 1``
+  their sum (no overlap); ``‖v‖_p ≥ max v`` for every p, smooth for finite p, monotone in
+  each term.
+* ``t_floor`` (launch and synchronisation latency, s) is added, not maxed: it is paid
+  before any byte moves, and the fitted floors of the first pass (max form) left a
+  systematic under-prediction just above the floor.
 
-**Collective** on ``n`` ranks moving ``Q_bus`` bus bytes per rank::
+Bounds: ``0 < η_max ≤ 1``; ``m_half, x_half, b_half, t_floor, t_item ≥ 0``; ``p ≥ 1``.
+Every term is non-decreasing in F, Q, N and non-increasing in m and x.
 
-    t = α(n) + Q_bus / β(n)                                                       (2)
-    α(n) = α0 + α1·log2(n)                       (tree / log-depth synchronisation)
-    β(n) = β_max · (2/n)^γ,  0 ≤ γ ≤ 1            (bus bandwidth, falling with n)
+**Speed of light** is (1) with ``t_floor = t_item = 0``, ``η_c,max = η_m,max = 1``,
+``m_half = x_half = b_half = 0``, ``p = ∞`` (:data:`KERNEL_SOL`): ``max(F/P, Q/W)``, the
+roofline, a lower bound of (1) for every admissible parameter (each term of (1) is ≥ its
+SOL counterpart and the p-norm is ≥ the maximum).
+
+**Collective** on ``n`` ranks moving ``Q_bus`` bus bytes per rank, as the faster of two
+protocol regimes (NCCL's low-latency LL/LL128 protocols for small messages, Simple for
+large; custom all-reduce one-shot vs two-shot)::
+
+    t = min(t_L, t_S)                                                             (2)
+    t_L = α(n) + Q_bus / β(n)                      large-message (bandwidth) regime
+    t_S = α_s(n) + Q_bus / (f_s·β(n))              small-message (latency) regime
+    α(n) = α0 + α1·log2(n),  α_s(n) = α0,s + α1,s·log2(n)     (log-depth synchronisation)
+    β(n) = β_max · (2/n)^γ,  0 ≤ γ ≤ 1                         (bus bandwidth, falling with n)
 
 per hardware × framework × algorithm (the bus-bytes factor of each algorithm is
-:func:`bus_bytes`; nccl-tests conventions). SOL: ``α = 0``, ``γ = 0``, ``β_max`` = the
-chip's link bandwidth.
+:func:`bus_bytes`; nccl-tests conventions). ``0 < f_s ≤ 1``: the small-message protocol
+moves data at a fraction of the bandwidth (LL spends half of each 8-byte word on a flag)
+for a lower latency. Each regime is affine and increasing in Q_bus and n; the minimum is
+what the library's protocol choice approximates (exact value, kinks where the regimes
+cross; gradients by :func:`costmodel.smooth.select`). ``α0,s = ∞`` (the default) leaves
+one regime. SOL: ``α = α_s = 0``, ``γ = 0``, ``f_s = 1``, ``β_max`` = the chip's link
+bandwidth — ``Q_bus/β_max``, a lower bound of (2) whenever ``β_max`` ≤ the link
+bandwidth.
 
-The maxima use :func:`costmodel.smooth.select`: exact values; ``beta`` sets the gradient
-surrogate at the kinks (``inf`` = the winner's subgradient), per the repo's convention.
+The maximum uses :func:`costmodel.smooth.select`: exact value; ``beta`` sets the gradient
+surrogate at the kinks (``inf`` = the winner's subgradient), per the repo's convention. The
+p-norm is written ``max·(Σ (v_i/max)^p)^{1/p}``, which is homogeneous of degree one in the
+maximum, so its gradient is the exact p-norm gradient whatever surrogate the maximum uses.
 """
 
 from __future__ import annotations
@@ -52,7 +85,9 @@ class KernelParams:
     ``t_floor_s``: launch/latency floor (s). ``eta_c_max``, ``eta_m_max``: asymptotic
     fractions of peak FLOP/s and HBM bandwidth (0, 1]. ``m_half_rows``: reuse factor at
     which η_c is half its maximum. ``b_half_bytes``: bytes at which η_m is half its
-    maximum.
+    maximum. ``x_half_units``: work units at which half the chip is busy (≥ 0).
+    ``t_item_s``: chip-wide serial time per item (s, ≥ 0). ``p_overlap``: exponent of the
+    p-norm that combines the terms (≥ 1; ∞ = maximum).
     """
 
     t_floor_s: float = 0.0
@@ -60,6 +95,9 @@ class KernelParams:
     m_half_rows: float = 0.0
     eta_m_max: float = 1.0
     b_half_bytes: float = 0.0
+    x_half_units: float = 0.0
+    t_item_s: float = 0.0
+    p_overlap: float = math.inf
 
 
 KERNEL_SOL = KernelParams()
@@ -72,12 +110,17 @@ class CollectiveParams:
 
     ``alpha0_s`` + ``alpha1_s``·log2(n): latency (s). ``beta_max_bytes_per_s``: bus
     bandwidth at n = 2; ``gamma``: its decay exponent in n (β(n) = β_max·(2/n)^γ).
+    Small-message regime: ``alpha0_small_s`` + ``alpha1_small_s``·log2(n) latency (s;
+    ``inf`` = no such regime), ``beta_frac_small`` ∈ (0, 1] its share of β(n).
     """
 
     alpha0_s: float = 0.0
     alpha1_s: float = 0.0
     beta_max_bytes_per_s: float = 1.0
     gamma: float = 0.0
+    alpha0_small_s: float = math.inf
+    alpha1_small_s: float = 0.0
+    beta_frac_small: float = 1.0
 
 
 def eta_compute(m, p: KernelParams):
@@ -92,28 +135,61 @@ def eta_memory(q_bytes, p: KernelParams):
     return p.eta_m_max * safe_div(q_bytes, q_bytes + p.b_half_bytes)
 
 
-def compute_time_s(flops, m, peak_flops_per_s, p: KernelParams):
-    """F / (P·η_c(m)) in seconds: ``F(1 + m_half/m)/(P·η_c,max)``."""
-    return safe_div(flops * (m + p.m_half_rows), m * peak_flops_per_s * p.eta_c_max)
+def fill_factor(units, p: KernelParams):
+    """``1 + x_half/x`` ≥ 1: the inverse of the busy fraction ``x/(x + x_half)`` of the chip
+    for ``units`` independent work units (dimensionless; 1 at SOL or x → ∞)."""
+    return 1.0 + safe_div(p.x_half_units, units)
 
 
-def memory_time_s(q_bytes, hbm_bw_bytes_per_s, p: KernelParams):
-    """Q / (W·η_m(Q)) in seconds, written ``(Q + b_half)/(W·η_m,max)`` (finite at Q = 0)."""
-    return safe_div(q_bytes + p.b_half_bytes, hbm_bw_bytes_per_s * p.eta_m_max)
+def compute_time_s(flops, m, peak_flops_per_s, p: KernelParams, units=math.inf):
+    """F / (P·η_c(m)) in seconds: ``F(1 + m_half/m)(1 + x_half/x)/(P·η_c,max)``."""
+    t = safe_div(flops * (m + p.m_half_rows), m * peak_flops_per_s * p.eta_c_max)
+    return t * fill_factor(units, p)
+
+
+def memory_time_s(q_bytes, hbm_bw_bytes_per_s, p: KernelParams, units=math.inf):
+    """Q / (W·η_m(Q)) in seconds, written ``(Q + b_half)(1 + x_half/x)/(W·η_m,max)``
+    (finite at Q = 0)."""
+    t = safe_div(q_bytes + p.b_half_bytes, hbm_bw_bytes_per_s * p.eta_m_max)
+    return t * fill_factor(units, p)
+
+
+def p_norm(values, p_exp, beta=math.inf):
+    """``(Σ v_i^p)^{1/p}`` of positive times, ``p ∈ [1, ∞]`` (``∞``: the exact maximum).
+
+    Written ``max·(Σ (v_i/max)^p)^{1/p}`` (no overflow; degree-one homogeneous in the
+    maximum, so the gradient is the p-norm's whatever surrogate ``beta`` gives the maximum,
+    :func:`costmodel.smooth.select`)."""
+    # parts given: smooth.select's finite-beta path unpacks (winner, parts) even without parts
+    win, _ = select(values, parts=tuple((v,) for v in values), largest=True, beta=beta)
+    if isinstance(p_exp, float | int) and math.isinf(p_exp):
+        return win
+    p_exp = jnp.asarray(p_exp) * 1.0
+    inf = jnp.isinf(p_exp)
+    pe = jnp.where(inf, 1.0, p_exp)
+    s = sum(safe_div(v, win) ** pe for v in values)
+    return win * jnp.where(inf, 1.0, s ** (1.0 / pe))
 
 
 def kernel_time_s(
-    flops, q_bytes, m, peak_flops_per_s, hbm_bw_bytes_per_s, p: KernelParams, beta=math.inf
+    flops,
+    q_bytes,
+    m,
+    peak_flops_per_s,
+    hbm_bw_bytes_per_s,
+    p: KernelParams,
+    beta=math.inf,
+    units=math.inf,
+    items=0.0,
 ):
-    """Eq. (1): ``max(t_floor, F/(P·η_c(m)), Q/(W·η_m(Q)))`` in seconds (exact value;
-    ``beta`` is the gradient surrogate of :func:`costmodel.smooth.select`)."""
-    tc = compute_time_s(flops, m, peak_flops_per_s, p)
-    tm = memory_time_s(q_bytes, hbm_bw_bytes_per_s, p)
+    """Eq. (1): ``t_floor + ‖(t_c, t_m, N·t_item)‖_p`` in seconds for ``units`` work units
+    and ``items`` serial items (defaults: a full chip, no items); at ``p = ∞`` the exact
+    maximum, ``beta`` its gradient surrogate (:func:`costmodel.smooth.select`)."""
+    tc = compute_time_s(flops, m, peak_flops_per_s, p, units)
+    tm = memory_time_s(q_bytes, hbm_bw_bytes_per_s, p, units)
     t_floor = jnp.asarray(p.t_floor_s) * 1.0
-    values = (t_floor, tc, tm)
-    # parts given: smooth.select's finite-beta path unpacks (winner, parts) even without parts
-    win, _ = select(values, parts=tuple((v,) for v in values), largest=True, beta=beta)
-    return win
+    t_item = jnp.asarray(items * p.t_item_s) * 1.0
+    return t_floor + p_norm((tc, tm, t_item), p.p_overlap, beta)
 
 
 def kernel_sol_s(flops, q_bytes, peak_flops_per_s, hbm_bw_bytes_per_s):
@@ -140,9 +216,18 @@ def collective_beta_bytes_per_s(n, p: CollectiveParams):
     return p.beta_max_bytes_per_s * (2.0 / n) ** p.gamma
 
 
-def collective_time_s(q_bus_bytes, n, p: CollectiveParams):
-    """Eq. (2): ``α(n) + Q_bus/β(n)`` seconds."""
-    return collective_alpha_s(n, p) + safe_div(q_bus_bytes, collective_beta_bytes_per_s(n, p))
+def collective_time_s(q_bus_bytes, n, p: CollectiveParams, beta=math.inf):
+    """Eq. (2): ``min(α(n) + Q_bus/β(n), α_s(n) + Q_bus/(f_s·β(n)))`` seconds (exact
+    value; ``beta`` the gradient surrogate of :func:`costmodel.smooth.select`)."""
+    bw = collective_beta_bytes_per_s(n, p)
+    t_large = collective_alpha_s(n, p) + safe_div(q_bus_bytes, bw)
+    if isinstance(p.alpha0_small_s, float | int) and math.isinf(p.alpha0_small_s):
+        return t_large
+    a_small = p.alpha0_small_s + p.alpha1_small_s * jnp.log2(n)
+    t_small = a_small + safe_div(q_bus_bytes, bw * p.beta_frac_small)
+    values = (t_large, t_small)
+    win, _ = select(values, parts=tuple((v,) for v in values), largest=False, beta=beta)
+    return win
 
 
 def collective_sol_s(q_bus_bytes, link_bw_bytes_per_s):

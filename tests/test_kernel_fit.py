@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 
 import jax
@@ -52,9 +53,9 @@ def test_sol_is_the_roofline_and_a_lower_bound():
 
 def test_kernel_time_closed_form_and_monotone_in_bytes():
     with jax.enable_x64(True):
-        # memory bound: (Q + b_half)/(W·eta_m_max)
+        # memory bound: t_floor + (Q + b_half)/(W·eta_m_max)
         t = float(kt.kernel_time_s(1.0, 1e8, 1.0, PEAK, BW, P))
-        assert t == pytest.approx((1e8 + 2e6) / (BW * 0.8), rel=1e-12)
+        assert t == pytest.approx(3e-6 + (1e8 + 2e6) / (BW * 0.8), rel=1e-12)
         # tiny kernel: the floor
         assert float(kt.kernel_time_s(1.0, 1.0, 1.0, PEAK, 1e30, P)) == pytest.approx(3e-6)
         qs = jnp.logspace(2, 11, 40)
@@ -80,6 +81,55 @@ def test_gradients_finite_at_and_around_kinks(beta):
             assert np.all(np.isfinite(leaves))
             gq = jax.grad(t, argnums=2)(P, f, q)
             assert np.isfinite(float(gq)) and float(gq) >= 0
+
+
+Q = P.replace(x_half_units=64.0, t_item_s=1e-9, p_overlap=2.0)
+
+
+def test_p_norm_fill_factor_and_items():
+    with jax.enable_x64(True):
+        # p-norm: between the maximum (p = inf) and the sum (p = 1), exact at both ends
+        v = (jnp.asarray(3.0), jnp.asarray(4.0), jnp.asarray(0.0))
+        assert float(kt.p_norm(v, 2.0)) == pytest.approx(5.0, rel=1e-12)
+        assert float(kt.p_norm(v, 1.0)) == pytest.approx(7.0, rel=1e-12)
+        assert float(kt.p_norm(v, math.inf)) == 4.0
+        assert float(kt.p_norm(v, jnp.inf)) == 4.0
+        # fill factor 1 + x_half/x: memory term doubles at x = x_half
+        t_full = float(kt.memory_time_s(1e8, BW, Q))
+        assert float(kt.memory_time_s(1e8, BW, Q, units=64.0)) == pytest.approx(2 * t_full)
+        # items: N·t_item; closed form with p = 2
+        t = float(kt.kernel_time_s(1.0, 1.0, 1.0, PEAK, 1e30, Q, items=1e4))
+        tc = 1.0 * 17.0 / (PEAK * 0.7)
+        tm = (1.0 + 2e6) / (1e30 * 0.8)
+        assert t == pytest.approx(3e-6 + math.sqrt(tc**2 + tm**2 + 1e-5**2), rel=1e-9)
+        # monotone: more items, fewer units, more bytes -> not faster; >= SOL
+        ts = jax.vmap(lambda n: kt.kernel_time_s(1e9, 1e7, 8.0, PEAK, BW, Q, items=n))(
+            jnp.logspace(0, 7, 30)
+        )
+        assert np.all(np.diff(np.asarray(ts)) >= 0)
+        tu = jax.vmap(lambda u: kt.kernel_time_s(1e9, 1e7, 8.0, PEAK, BW, Q, units=u))(
+            jnp.logspace(0, 6, 30)
+        )
+        assert np.all(np.diff(np.asarray(tu)) <= 0)
+        assert float(tu[-1]) >= float(kt.kernel_sol_s(1e9, 1e7, PEAK, BW))
+        g = jax.grad(lambda p: kt.kernel_time_s(1e9, 1e7, 8.0, PEAK, BW, p, units=32.0))(Q)
+        assert np.all(np.isfinite([float(x) for x in jax.tree.leaves(g)]))
+
+
+def test_collective_two_regimes():
+    with jax.enable_x64(True):
+        c = kt.CollectiveParams(
+            alpha0_s=2e-5, beta_max_bytes_per_s=4e11, alpha0_small_s=5e-6, beta_frac_small=0.5
+        )
+        # small messages: the latency regime; large: the bandwidth regime
+        assert float(kt.collective_time_s(1e3, 2.0, c)) == pytest.approx(5e-6 + 1e3 / 2e11)
+        assert float(kt.collective_time_s(1e9, 2.0, c)) == pytest.approx(2e-5 + 1e9 / 4e11)
+        qs = jnp.logspace(2, 10, 40)
+        ts = np.asarray(jax.vmap(lambda q: kt.collective_time_s(q, 8.0, c))(qs))
+        assert np.all(np.diff(ts) > 0)
+        assert np.all(ts >= np.asarray(qs) / 4e11)
+        g = jax.grad(lambda p: kt.collective_time_s(1e6, 8.0, p, beta=8.0))(c)
+        assert np.all(np.isfinite([float(x) for x in jax.tree.leaves(g)]))
 
 
 def test_bus_bytes():
@@ -149,9 +199,13 @@ def test_committed_fit_reproduces_toml():
         if g["system"] == "h200_sxm" and g["implementation"] == "trtllm"
     ]
     assert len(groups) == 2
-    for g in kf.fit_groups(groups):
+    fitted = kf.fit_groups(groups)
+    summary = kf.report(fitted)["held_out_mape"]
+    assert summary["h200_sxm"]["gemm"]["groups"] == 1
+    for g in fitted:
         s = saved[kf.group_name(g)]
         assert round(g["mape_in"], 3) == pytest.approx(s["mape_in_pct"], abs=0.02)
         assert round(g["mape_holdout"], 3) == pytest.approx(s["mape_holdout_pct"], abs=0.02)
         assert g["sol_violations"] == s["sol_violations"]
+        assert g["sol_violations_l2"] == s["sol_violations_l2"]
         assert s["n_holdout"] == int(g["hold"].sum()) > 0

@@ -20,16 +20,26 @@ activation bytes per element from :data:`DTYPES`, outputs BF16; the counts match
 * MLA BMMs (``W_UK`` pre / ``W_UV`` post absorption, per head ``[T×128]·[128×512]`` or
   the transpose): ``F = 2·T·H·128·512``; ``Q = H·128·512·b_w + T·H·(128 + 512)·2``; reuse
   ``T``.
-* MoE (T tokens, hidden h, expert width I, top-k, E experts, split ``moe_tp`` × ``moe_ep``,
-  balanced routing, ``g`` = 3 gated matrices, 2 for ``nongated`` kernels): pairs on the
-  rank ``p = max(T·k/ep, 1)``, distinct experts ``e = clip(T·k/ep, 1, E/ep)`` (balanced
-  routing spreads pairs evenly; operators uses the uniform-random expectation instead);
+* MoE (T tokens — all ranks' tokens, of which 1/ep land on the measured rank — hidden h,
+  expert width I, top-k, E experts, split ``moe_tp`` × ``moe_ep``, ``g`` = 3 gated
+  matrices, 2 for ``nongated`` kernels): pairs on the rank ``p = T·k/ep``; distinct local
+  experts touched under uniform routing ``e = (E/ep)·(1 − (1 − k/E)^T)`` (the mean of
+  :func:`costmodel.operators.expected_experts_per_chip`, its ``mean_experts``; the
+  benchmark measures one rank, not the busiest);
   ``F = 2·p·g·h·I/tp``; ``Q = e·g·h·I/tp·b_w + p·h·(b_a + 2)``; reuse ``p/e``.
 * Collectives: bus bytes of :func:`costmodel.kernel_time.bus_bytes` from the message
   bytes (elements × dtype width) and the rank count.
 
+**Work units** ``x`` (fill factor) and **items** ``N`` (per-item term) of
+:func:`costmodel.kernel_time.kernel_time_s`: GEMM ``x = n`` (output columns; CTAs tile
+n, few columns leave SMs idle), no items; attention ``x = B·K`` (sequence, KV head)
+CTAs, ``N = B·H`` (sequence, query head) pairs; MLA ``x = B``, ``N = B·H``; MLA BMM
+``x = H``, ``N = T·H``; MoE ``x = e·I/tp`` (columns of the active experts), ``N = p``
+(token-expert pairs: routing, permutation, gather).
+
 Peak FLOP/s (at the kernel's compute precision; a chip without the narrower unit falls
-back to the next wider one, as in ``costmodel``) and HBM bandwidth come from this
+back to the next wider one, as in ``costmodel``; SmoothQuant ``sq`` uses the INT8 peak of
+:data:`INT8_PEAK_FLOPS_PER_S`) and HBM bandwidth come from this
 repository's chips (:data:`SYSTEMS` maps aiconfigurator systems to database systems); the
 SOL link bandwidth of a collective from the system's scale-up tier.
 
@@ -37,9 +47,13 @@ SOL link bandwidth of a collective from the system's scale-up tier.
 float64 by Adam (fixed step count and cosine schedule, three fixed starts, the best kept:
 deterministic; gradients through the maxima from the smooth surrogate of
 :func:`costmodel.smooth.select`, values exact), parameters unconstrained through ``exp`` (floors,
-half-points, β) and ``sigmoid`` (efficiencies ∈ (0, 1], γ ∈ (0, 1)). **Holdout**: the
+half-points, item times, latencies, β; ``p = 1 + exp``) and ``sigmoid`` (efficiencies and
+``f_s`` ∈ (0, 1), γ ∈ (0, 1)). **Holdout**: the
 distinct shapes of a group sorted, every fifth (index ≡ 4 mod 5) is held out. Reported:
-MAPE in-sample and held-out per group, and the points faster than SOL.
+MAPE in-sample and held-out per group, the held-out summary per hardware × class
+(``held_out_mape``: median, min, max over frameworks × precisions), and the points faster
+than SOL (``sol_violations``; those explained by L2-resident weights, :data:`L2_BYTES`,
+also as ``sol_violations_l2``).
 
 ``python -m search.fidelity.kernel_fit [--write]`` prints the report as JSON (and writes
 ``hardware_db/data/kernel_calibration.toml``).
@@ -84,6 +98,28 @@ SYSTEMS = {
     "gb300": "gb300-nvl72",
 }
 """aiconfigurator system slug → database system (its chip gives peaks and bandwidth)."""
+
+INT8_PEAK_FLOPS_PER_S = {
+    # NVIDIA A100 datasheet (nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf): INT8
+    # Tensor Core 624 TOPS dense (1248 with sparsity); grade S like the chip file's numbers.
+    "a100_sxm": 624e12,
+}
+"""Dense INT8 tensor-core peak (op/s) for SmoothQuant ``sq`` (W8A8) kernels, per system.
+ChipSpec has no INT8 field (``costmodel/specs.py``, ``hardware_db/schema.py``), so the
+fitter keeps it here; systems not listed use the FP8 peak (Hopper and Blackwell: INT8 dense
+= FP8 dense), then BF16, as for every 8-bit recipe."""
+
+L2_BYTES = {
+    "a100_sxm": 40e6,  # NVIDIA A100 Tensor Core GPU Architecture whitepaper: 40 MB L2
+    "h100_sxm": 50e6,  # NVIDIA H100 Tensor Core GPU Architecture whitepaper: 50 MB L2 (SXM5)
+    "h200_sxm": 50e6,  # same GH100 die as H100 SXM
+}
+"""L2 cache size per system (bytes), for the L2-residency rule of the SOL check:
+microbenchmarks repeat one kernel on the same weights, so a point whose **weight** bytes
+fit in L2 may run faster than HBM allows (a measurement artefact, not a model error).
+Such points stay in the fit and in ``sol_violations``; they are also counted apart as
+``sol_violations_l2`` so the unexplained ones (``sol_violations`` − ``sol_violations_l2``)
+are visible. Systems not listed (Blackwell) get no such rule."""
 
 DTYPES = {
     # name: (weight/operand bytes, activation bytes, compute bits)
@@ -141,6 +177,9 @@ def work(table) -> dict:
     f = np.zeros(n)
     q = np.zeros(n)
     m = np.ones(n)
+    units = np.ones(n)
+    items = np.zeros(n)
+    wbytes = np.full(n, np.inf)  # weight bytes reused across benchmark iterations (L2 rule)
     bits = np.full(n, 16)
     if name == "gemm":
         prec = c["dtype"]
@@ -148,8 +187,10 @@ def work(table) -> dict:
             bw, ba, bits[i] = _dtype(prec[i], "gemm.csv")
             mm, nn, kk = c["m"][i], c["n"][i], c["k"][i]
             f[i] = 2.0 * mm * nn * kk
-            q[i] = kk * nn * bw + mm * kk * ba + mm * nn * 2.0
+            wbytes[i] = kk * nn * bw
+            q[i] = wbytes[i] + mm * kk * ba + mm * nn * 2.0
             m[i] = mm
+        units = c["n"].astype(float)
         shape = np.stack([c["m"], c["n"], c["k"]], 1)
     elif name == "attention":
         prec = c["kv_dtype"]
@@ -160,6 +201,8 @@ def work(table) -> dict:
         f = 4.0 * b * h * s * d
         q = b * s * k * 2 * d * bkv + b * h * 2 * d * 2.0
         m = h / k
+        units = b * k
+        items = b * h
         shape = np.stack([c["batch"], c["heads"], c["kv_heads"], c["head_dim"], c["context"]], 1)
     elif name == "mla":
         prec = c["kv_dtype"]
@@ -169,15 +212,20 @@ def work(table) -> dict:
         f = b * h * s * (2.0 * lat + 2.0 * MLA_LATENT)
         q = b * s * lat * bkv + b * h * (lat + MLA_LATENT) * 2.0
         m = h
+        units = b
+        items = b * h
         shape = np.stack([c["batch"], c["heads"], c["context"]], 1)
     elif name == "mla_bmm":
         prec = c["dtype"]
         t, h = c["tokens"].astype(float), c["heads"].astype(float)
         for i in range(n):
             bw, _, bits[i] = _dtype(prec[i], "mla_bmm.csv")
-            q[i] = h[i] * MLA_NOPE * MLA_LATENT * bw + t[i] * h[i] * (MLA_NOPE + MLA_LATENT) * 2.0
+            wbytes[i] = h[i] * MLA_NOPE * MLA_LATENT * bw
+            q[i] = wbytes[i] + t[i] * h[i] * (MLA_NOPE + MLA_LATENT) * 2.0
         f = 2.0 * t * h * MLA_NOPE * MLA_LATENT
         m = t
+        units = h
+        items = t * h
         is_post = (c["op"] == "mla_gen_post").astype(np.int64)
         shape = np.stack([is_post, c["tokens"], c["heads"]], 1)
     elif name == "moe":
@@ -187,8 +235,9 @@ def work(table) -> dict:
             for x in ("tokens", "hidden", "inter", "topk", "experts", "moe_tp", "moe_ep")
         )
         g = np.where(np.char.find(c["kernel_source"].astype(str), "nongated") >= 0, 2.0, 3.0)
-        pairs = np.maximum(t * topk / ep, 1.0)
-        experts = np.clip(t * topk / ep, 1.0, e / ep)
+        pairs = t * topk / ep
+        # mean distinct local experts touched under uniform routing (operators' mean_experts)
+        experts = e / ep * (1.0 - np.clip(1.0 - topk / e, 0.0, 1.0) ** t)
         wb = np.zeros(n)
         ab = np.zeros(n)
         for i in range(n):
@@ -197,6 +246,8 @@ def work(table) -> dict:
         f = 2.0 * pairs * per_expert
         q = experts * per_expert * wb + pairs * hid * (ab + 2.0)
         m = pairs / experts
+        units = experts * inter / tp
+        items = pairs
         shape = np.stack(
             [
                 c["tokens"],
@@ -212,7 +263,11 @@ def work(table) -> dict:
         )
     else:
         raise ValueError(name)
-    return {"flops": f, "bytes": q, "m": m, "bits": bits, "precision": prec, "shape": shape}
+    return {
+        "flops": f, "bytes": q, "m": m, "units": units, "items": items, "bits": bits,
+        "weight_bytes": wbytes,
+        "precision": prec, "shape": shape,
+    }  # fmt: skip
 
 
 def holdout_mask(shape: np.ndarray) -> np.ndarray:
@@ -232,6 +287,9 @@ def _kernel_params(theta):
         m_half_rows=jnp.exp(theta[2]),
         eta_m_max=sig(theta[3]),
         b_half_bytes=jnp.exp(theta[4]),
+        x_half_units=jnp.exp(theta[5]),
+        t_item_s=jnp.exp(theta[6]),
+        p_overlap=1.0 + jnp.exp(theta[7]),
     )
 
 
@@ -241,18 +299,26 @@ def _coll_params(theta):
         alpha1_s=jnp.exp(theta[1]),
         beta_max_bytes_per_s=jnp.exp(theta[2]),
         gamma=jax.nn.sigmoid(theta[3]),
+        alpha0_small_s=jnp.exp(theta[4]),
+        alpha1_small_s=jnp.exp(theta[5]),
+        beta_frac_small=jax.nn.sigmoid(theta[6]),
     )
 
 
 def _kernel_pred(theta, x):
     p = _kernel_params(theta)
-    one = lambda f, q, m, pk, bw: kt.kernel_time_s(f, q, m, pk, bw, p, beta=FIT_BETA)  # noqa: E731
-    return jax.vmap(one)(x["flops"], x["bytes"], x["m"], x["peak"], x["hbm"])
+
+    def one(f, q, m, pk, bw, u, it):
+        return kt.kernel_time_s(f, q, m, pk, bw, p, beta=FIT_BETA, units=u, items=it)
+
+    return jax.vmap(one)(
+        x["flops"], x["bytes"], x["m"], x["peak"], x["hbm"], x["units"], x["items"]
+    )
 
 
 def _coll_pred(theta, x):
     p = _coll_params(theta)
-    return jax.vmap(lambda q, n: kt.collective_time_s(q, n, p))(x["bus"], x["ranks"])
+    return jax.vmap(lambda q, n: kt.collective_time_s(q, n, p, beta=FIT_BETA))(x["bus"], x["ranks"])
 
 
 def _loss(theta, x, pred):
@@ -296,23 +362,32 @@ def _fit_batch(starts, x, kind: str, iterations: int = ITERATIONS):
     return theta, preds
 
 
-def _kernel_starts(t):
+def _kernel_starts(g):
+    t = g["t"]
     tmin = max(float(np.min(t)), 1e-7)
+    u = float(np.median(g["units"]))
+    it = float(np.max(g["items"]))
+    ti = math.log(0.05 * tmin / it) if it > 0 else math.log(1e-12)
     base = [
-        [math.log(0.8 * tmin), 0.5, math.log(16.0), 1.0, math.log(1e6)],
-        [math.log(0.5 * tmin), 0.0, math.log(64.0), 2.0, math.log(1e5)],
-        [math.log(0.9 * tmin), 1.0, math.log(4.0), 0.5, math.log(1e7)],
-    ]
+        [math.log(0.8 * tmin), 0.5, math.log(16.0), 1.0, math.log(1e6), math.log(0.1 * u), ti,
+         math.log(3.0)],
+        [math.log(0.5 * tmin), 0.0, math.log(64.0), 2.0, math.log(1e5), math.log(0.01 * u),
+         ti - 2.0, math.log(1.0)],
+        [math.log(0.9 * tmin), 1.0, math.log(4.0), 0.5, math.log(1e7), math.log(0.5 * u),
+         ti + 1.0, math.log(8.0)],
+    ]  # fmt: skip
     return np.array(base)
 
 
-def _coll_starts(t):
+def _coll_starts(g):
+    t = g["t"]
     tmin = max(float(np.min(t)), 1e-7)
+    lt = math.log(tmin)
     return np.array(
         [
-            [math.log(0.7 * tmin), math.log(0.1 * tmin), math.log(2e11), 0.0],
-            [math.log(0.9 * tmin), math.log(0.01 * tmin), math.log(5e11), -2.0],
-            [math.log(0.5 * tmin), math.log(0.3 * tmin), math.log(1e11), 1.0],
+            [lt + math.log(1.5), lt - 2.3, math.log(2e11), 0.0, lt - 0.36, lt - 2.3, -1.0],
+            [lt + math.log(2.0), lt - 4.6, math.log(5e11), -2.0, lt - 0.1, lt - 4.6, 0.0],
+            [lt + math.log(1.0), lt - 1.2, math.log(1e11), 1.0, lt - 0.7, lt - 1.2, -2.0],
         ]
     )
 
@@ -357,11 +432,14 @@ def kernel_groups(tables) -> list[dict]:
             hw = hardware(system)
             t = c["latency_s"][sel]
             peak = np.array([hw["peak"][int(b)] for b in w["bits"][sel]])
+            if prec == "sq":
+                peak = np.full(sel.sum(), INT8_PEAK_FLOPS_PER_S.get(system, hw["peak"][8]))
             hold = holdout_mask(w["shape"][sel])
             sol = np.maximum(w["flops"][sel] / peak, w["bytes"][sel] / hw["hbm"])
             groups.append(dict(
                 kind="kernel", cls=name, system=system, framework=fw, framework_version=ver,
                 precision=prec, t=t, flops=w["flops"][sel], bytes=w["bytes"][sel], m=w["m"][sel],
+                units=w["units"][sel], items=w["items"][sel], weight_bytes=w["weight_bytes"][sel],
                 peak=peak, hbm=np.full(sel.sum(), hw["hbm"]), hold=hold, sol=sol,
                 w=(~hold).astype(float),
             ))  # fmt: skip
@@ -401,11 +479,13 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS) -> list[dict]:
             if not gs:
                 continue
             fields = (
-                ["flops", "bytes", "m", "peak", "hbm"] if kind == "kernel" else ["bus", "ranks"]
+                ["flops", "bytes", "m", "peak", "hbm", "units", "items"]
+                if kind == "kernel"
+                else ["bus", "ranks"]
             )
             x = _pad(gs, fields)
             st = _kernel_starts if kind == "kernel" else _coll_starts
-            starts = jnp.asarray(np.stack([st(g["t"]) for g in gs]), jnp.float64)
+            starts = jnp.asarray(np.stack([st(g) for g in gs]), jnp.float64)
             theta, preds = _fit_batch(starts, x, kind, iterations)
             theta, preds = np.asarray(theta), np.asarray(preds)
             to_p = _kernel_params if kind == "kernel" else _coll_params
@@ -413,12 +493,17 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS) -> list[dict]:
                 g["theta"] = theta[i]
                 p = to_p(jnp.asarray(theta[i]))
                 g["params"] = {k: float(v) for k, v in vars(p).items()}
+                if kind == "kernel" and not np.any(g["items"] > 0):
+                    g["params"]["t_item_s"] = 0.0  # no items in this class: the term is absent
                 g["pred"] = preds[i, : len(g["t"])]
     for g in groups:
         g["mape_in"] = _mape(g["pred"], g["t"], ~g["hold"])
         g["mape_holdout"] = _mape(g["pred"], g["t"], g["hold"])
         viol = g["t"] < g["sol"]
         g["sol_violations"] = int(viol.sum())
+        l2 = L2_BYTES.get(g["system"], 0.0)
+        wb = g.get("weight_bytes", np.full(len(g["t"]), np.inf))
+        g["sol_violations_l2"] = int((viol & (wb <= l2)).sum())
         g["sol_worst_ratio"] = float(np.min(g["t"] / g["sol"]))
     return groups
 
@@ -426,6 +511,32 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS) -> list[dict]:
 def group_name(g) -> str:
     impl = f"/{g['implementation']}" if g["kind"] == "collective" else ""
     return f"{g['system']}/{g['framework']}{impl}/{g['cls']}/{g['precision']}"
+
+
+def _class_of(g) -> str:
+    """Summary class: collectives together, attention and MLA core together."""
+    if g["kind"] == "collective":
+        return "comm"
+    return {"attention": "attention_mla", "mla": "attention_mla"}.get(g["cls"], g["cls"])
+
+
+def held_out_summary(groups) -> dict:
+    """Held-out MAPE (percent) per hardware × class: median over the frameworks ×
+    precisions (× ops) of the class, min and max, and the number of groups."""
+    out: dict = {}
+    for key in sorted({(g["system"], _class_of(g)) for g in groups}):
+        v = [g["mape_holdout"] for g in groups if (g["system"], _class_of(g)) == key]
+        v = [x for x in v if math.isfinite(x)]
+        out.setdefault(key[0], {})[key[1]] = {
+            "median_pct": round(float(np.median(v)), 2),
+            "min_pct": round(float(np.min(v)), 2),
+            "max_pct": round(float(np.max(v)), 2),
+            "groups": len(v),
+            "sol_violations": int(
+                sum(g["sol_violations"] for g in groups if (g["system"], _class_of(g)) == key)
+            ),
+        }
+    return out
 
 
 def report(groups) -> dict:
@@ -438,11 +549,14 @@ def report(groups) -> dict:
             "n_holdout": int(g["hold"].sum()), "mape_in_pct": round(g["mape_in"], 3),
             "mape_holdout_pct": round(g["mape_holdout"], 3),
             "sol_violations": g["sol_violations"],
+            "sol_violations_l2": g["sol_violations_l2"],
             "min_measured_over_sol": round(g["sol_worst_ratio"], 4),
         })  # fmt: skip
     return {
+        "held_out_mape": held_out_summary(groups),
         "groups": rows,
         "sol_violations_total": int(sum(g["sol_violations"] for g in groups)),
+        "sol_violations_l2_total": int(sum(g["sol_violations_l2"] for g in groups)),
         "points_total": int(sum(len(g["t"]) for g in groups)),
     }
 
@@ -486,7 +600,7 @@ def to_toml(groups, date: str) -> str:
         stats = {
             "n_points": int(len(g["t"])), "n_holdout": int(g["hold"].sum()),
             "mape_in_pct": round(g["mape_in"], 3), "mape_holdout_pct": round(g["mape_holdout"], 3),
-            "sol_violations": g["sol_violations"],
+            "sol_violations": g["sol_violations"], "sol_violations_l2": g["sol_violations_l2"],
         }  # fmt: skip
         for k, v in stats.items():
             lines.append(f"{k} = {_toml_value(v)}")
