@@ -1,0 +1,164 @@
+"""search.evaluate: a loop of evaluate == evaluate_many == jitted decode_step, exactly
+(compiled with the same options, search.jit.jit_fast_compile: XLA's fusion choices can move
+the last bit of a sum);
+small grids give the same result on the host engine as on the fused sweep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from costmodel.decode import decode_step
+from costmodel.specs import Parallelism
+from search.evaluate import (
+    Result,
+    degrees_of,
+    evaluate,
+    evaluate_many,
+    packed_rows,
+    resolve,
+)
+from search.grid import grid
+from search.jit import jit_fast_compile
+from search.scenario import scenario
+from search.space import make_space
+
+TINY = "tests/data/db/models/tiny-moe.toml"
+CASES = [
+    ("deepseek-v3", "gb200-nvl72", (8, 1, 1, 8, 1, 1), 1, 4096),
+    ("llama-3.1-70b", "hgx-h100-8", (8, 1, 1, 1, 8, 1), 4, 2048),
+    (TINY, "hgx-h100-8", (2, 1, 2, 4, 1, 1), 8, 512),
+    ("kimi-k2.5", "reticle-die", (16, 1, 4, 64, 1, 2), 1, 8192),
+]
+
+
+def _jitted(model, system, split, batch, context, chips=None):
+    sc = scenario(model, system, batch=batch, context=context, chips=chips)
+    par = Parallelism(*map(float, split))
+    return jit_fast_compile(decode_step)(
+        sc.model, sc.precision, sc.system, par, sc.workload, sc.mode
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0].rsplit("/", 1)[-1] for c in CASES])
+def test_loop_equals_list_equals_decode_step(case):
+    model, system, split, batch, context = case
+    chips = 4096 if system == "reticle-die" else None
+    ref = _jitted(model, system, split, batch, context, chips)
+    one = evaluate(model, system, split, batch=batch, context=context, chips=chips)
+    many = evaluate_many(
+        [
+            dict(
+                model=model,
+                system=system,
+                parallelism=split,
+                batch=batch,
+                context=context,
+                chips=chips,
+            )
+        ]
+        * 3  # fmt: skip
+    )
+    cols = evaluate_many(
+        model=model, system=system, parallelism=[split] * 5, batch=batch, context=context,
+        chips=chips,
+    )  # fmt: skip
+    assert isinstance(one, Result)
+    for f in Result._fields[:-1]:
+        want = np.asarray(getattr(ref, f))
+        if f == "energy_j_per_token":  # a sum whose order XLA may change: 1 ulp seen
+            np.testing.assert_allclose(getattr(one, f), want, rtol=1e-14)
+        else:
+            assert getattr(one, f) == want, f
+        # vmapped: XLA may order a reduction differently (seen: 1 ulp in energy)
+        np.testing.assert_allclose(getattr(many, f), want, rtol=1e-14, err_msg=f)
+        np.testing.assert_allclose(getattr(cols, f), want, rtol=1e-14, err_msg=f)
+        if f not in ("fits", "reason"):
+            assert getattr(many, f).dtype == want.dtype, f
+    for f in one.breakdown._fields:
+        want = np.asarray(getattr(ref.breakdown_s, f))
+        assert getattr(one.breakdown, f) == want
+        np.testing.assert_allclose(getattr(many.breakdown, f), want, rtol=1e-14)
+
+
+def test_mixed_list_in_input_order_and_row():
+    cfgs = [
+        dict(model=m, system=s, parallelism=p, batch=b, context=c)
+        for m, s, p, b, c in CASES[:3]
+        for _ in range(2)
+    ]
+    res = evaluate_many(cfgs)
+    assert len(res) == 6
+    for i, c in enumerate(cfgs):
+        one = evaluate(c["model"], c["system"], c["parallelism"], batch=c["batch"],
+                       context=c["context"])  # fmt: skip
+        row = res.row(i)
+        assert row._replace(energy_j_per_token=0.0) == one._replace(energy_j_per_token=0.0)
+        np.testing.assert_allclose(row.energy_j_per_token, one.energy_j_per_token, rtol=1e-14)
+
+
+def test_rows_program_equals_single_program():
+    flat = resolve("deepseek-v3", "gb200-nvl72")
+    splits = [(t, 1, 1, e, t // e, p) for t in (4, 8) for e in (1, 2, 4) for p in (1, 2)]
+    rows = np.asarray([[*s, b, 4096, 0, 0, 0, 1] for s in splits for b in (1, 8)], float)
+    loop = packed_rows([flat] * len(rows), rows)
+    import search.evaluate as E
+
+    old, E.LOOP_ROWS = E.LOOP_ROWS, 0
+    try:
+        vec = packed_rows([flat] * len(rows), rows)
+    finally:
+        E.LOOP_ROWS = old
+    np.testing.assert_allclose(loop, vec, rtol=1e-14)  # energy: 1 ulp (reduction order)
+
+
+def test_arguments():
+    assert degrees_of({"tp": 8, "ep": 4, "moe_tp": 2}) == (8.0, 1.0, 1.0, 4.0, 2.0, 1.0)
+    assert degrees_of(Parallelism(2.0, 1.0, 1.0, 2.0, 1.0, 1.0))[0] == 2.0
+    from search.errors import UserError
+
+    with pytest.raises(UserError, match="parallelism"):
+        degrees_of((1, 2))
+    with pytest.raises(UserError, match="batch"):
+        evaluate("deepseek-v3", "gb200-nvl72", (8, 1, 1, 8, 1, 1), batch=0)
+    r = evaluate("deepseek-v3", "gb200-nvl72")  # default split
+    assert r.fits and r.utps > 0
+
+
+def test_new_model_of_same_structure_compiles_nothing():
+    from search.evaluate import single_program
+
+    evaluate(TINY, "hgx-h100-8", (2, 1, 1, 2, 1, 1))
+    before = single_program.cache_info().currsize
+    sizes = [single_program(*k)._cache_size() for k in _keys()]
+    evaluate("llama-3.1-70b", "hgx-h100-8", (2, 1, 1, 1, 2, 1))
+    evaluate("deepseek-v3", "hgx-h100-8", (2, 1, 1, 2, 1, 1))
+    assert single_program.cache_info().currsize == before
+    assert [single_program(*k)._cache_size() for k in _keys()] == sizes
+
+
+def _keys():
+    f = resolve(TINY, "hgx-h100-8")
+    return [(f.treedef, f.n)]
+
+
+SMALL = [
+    (TINY, "hgx-h100-8", {"batch": [1, 2, 4], "tiers.nvlink.hop_latency_s": [1e-7, 1e-6]}),
+    (TINY, "hgx-h100-8", {"overlap": [0.0, 0.5, 1.0]}),
+    ("deepseek-v3", "gb200-nvl72", {"pp": [1, 2], "batch": [1, 8]}),
+    (TINY, "hgx-h100-8", {"chip.hbm_capacity_bytes": [3e5, 8e10], "context": [512, 4096]}),
+]
+
+
+@pytest.mark.parametrize("k", range(len(SMALL)))
+@pytest.mark.parametrize("objective", ["utps", "tps_per_chip"])
+def test_host_engine_equals_sweep(k, objective):
+    model, system, axes = SMALL[k]
+    sp = make_space(model, system, axes=axes, min_utps=1.0 if k == 3 else None)
+    a = grid(sp, objective=objective, top=7, pareto=True, engine="host")
+    b = grid(sp, objective=objective, top=7, pareto=True, engine="sweep")
+    assert a.top == b.top
+    assert a.pareto == b.pareto
+    assert a.groups == b.groups
+    assert a.counts == b.counts
+    assert (a.evaluated, a.total, a.partial) == (b.evaluated, b.total, b.partial)
