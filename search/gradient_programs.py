@@ -25,8 +25,11 @@ with ``{path: value}`` and keys the cache with its knob paths.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -49,17 +52,93 @@ MAX_LANES = 128
 """Most relaxed starts per call; fewer lanes round up to a power of two (≥ 8)."""
 
 
-SEARCH_COMPILE_OPTIONS = {**FAST_COMPILE_OPTIONS, "xla_backend_optimization_level": 0}
-"""XLA:CPU options of both programs: no fusion emitters and no LLVM optimisation.
-Measured (2 shared cores, Kimi-K2.5 structure, 2 knobs, 16 lanes × 30 steps): the
-relaxed program compiles in 6 s instead of 13–15 s and runs in 0.15 s instead of 0.03 s
-— compile dominates at any scenario count this search is used for."""
+SEARCH_COMPILE_OPTIONS = dict(FAST_COMPILE_OPTIONS)
+"""XLA:CPU options of both programs (no fusion emitters, :mod:`search.jit`). Measured on
+2 shared cores (Kimi-K2.5 structure, 2 knobs, 16 lanes × 30 steps): with
+``xla_backend_optimization_level=0`` as well the relaxed program compiles in 6 s instead
+of 13–15 s but runs 5× slower (0.15 vs 0.03 s), which costs more than it saves from
+about ten scenarios per structure on, and a saved program (:func:`_call`) pays only the
+run time."""
 
 
 def _jit(fn):
     if jax.default_backend() == "cpu":
         return jax.jit(fn, compiler_options=SEARCH_COMPILE_OPTIONS)
     return jax.jit(fn)
+
+
+_SOURCES = ("costmodel", "search/gradient_programs.py", "search/stacking.py")
+
+
+@functools.cache
+def _source_hash() -> str:
+    """Hash of the code a program is traced from (cost model and this module)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(jax.__version__.encode())
+    for name in _SOURCES:
+        p = root / name
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+_CALLS: dict = {}
+
+
+@functools.cache
+def _can_serialize() -> bool:
+    """:mod:`jax.export` serialisation needs the optional ``flatbuffers`` package."""
+    try:
+        import flatbuffers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _call(prog, tag, args):
+    """``prog(*args)``, through a traced-once program saved on disk when JAX's
+    persistent compilation cache is on (:func:`search.jit.enable_cache`).
+
+    Tracing the relaxed program (JVP × vmap × scan of the cost model) costs several
+    seconds per structure in every process, before the compilation cache can even be
+    consulted. So the lowered program is saved with :mod:`jax.export` under the cache
+    folder, keyed by ``tag`` (the static configuration), the argument shapes, the JAX
+    version and a hash of the cost model's source; a later process deserialises it and
+    its compilation hits the persistent cache. Without the optional ``flatbuffers``
+    package (needed by :mod:`jax.export` serialisation) programs are traced as usual."""
+    spec = tuple((np.shape(a), str(np.asarray(a).dtype)) for a in jax.tree.leaves(args))
+    key = (tag, spec, jax.tree.structure(args))
+    fn = _CALLS.get(key)
+    if fn is None:
+        folder = jax.config.jax_compilation_cache_dir
+        if not folder or tag is None or not _can_serialize():
+            fn = prog
+        else:
+            name = hashlib.sha256(repr((tag, spec, _source_hash())).encode()).hexdigest()[:32]
+            path = Path(folder) / "tpsopt-gradient" / f"{name}.jaxexport"
+            try:
+                exp = jax.export.deserialize(bytearray(path.read_bytes()))
+            except (OSError, ValueError):
+                exp = jax.export.export(prog)(*args)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                    tmp.write_bytes(exp.serialize())
+                    tmp.replace(path)
+                except OSError:
+                    pass
+            fn = _jit(exp.call)
+        _CALLS[key] = fn
+    return fn(*args)
+
+
+def _tag(key, *settings):
+    """A deterministic text key of a program, or ``None`` (a user budget function:
+    not saved, it could change between runs under the same name)."""
+    treedef, n_knobs, kind = key
+    if kind not in (None, "log_improvement"):
+        return None
+    return repr((str(treedef), n_knobs, kind, *settings))
 
 
 def log_improvement_budget(vals: dict, args: dict):
@@ -219,7 +298,7 @@ def relax_program(key, objective, n_steps, lr, beta, mu, kappa):
 def exact_program(key, objective):
     """Exact re-scoring (``beta = inf``, hard feasibility and budget) of rows, vmapped;
     each row carries its scenario's data: ``(leaves, mask, bud, split, kv) -> (score,
-    DecodeResult)``; infeasible rows score ``-inf``."""
+    DecodeResult leaves)``; infeasible rows score ``-inf``."""
     treedef, n_knobs, kind = key
 
     def exact(leaves, mask, bud, row, kv):
@@ -228,9 +307,21 @@ def exact_program(key, objective):
         ok = r.fits
         if kind is not None:
             ok = ok & (_budget_value(kind, kv, bud) <= 0)
-        return jnp.where(ok, getattr(r, objective), -jnp.inf), r
+        # leaves, not the record: a saved (exported) program returns plain arrays
+        return jnp.where(ok, getattr(r, objective), -jnp.inf), tuple(jax.tree.leaves(r))
 
     return _jit(jax.vmap(exact))
+
+
+@functools.cache
+def _result_treedef():
+    """Tree structure of a :class:`~costmodel.decode.DecodeResult` (to rebuild one from
+    the exact program's leaves)."""
+    from costmodel.decode import Breakdown, DecodeResult
+
+    bd = Breakdown(**{f: 0.0 for f in Breakdown.__dataclass_fields__})
+    fields = [f for f in DecodeResult.__dataclass_fields__ if f != "breakdown_s"]
+    return jax.tree.structure(DecodeResult(**{f: 0.0 for f in fields}, breakdown_s=bd))
 
 
 def lane_count(n: int) -> int:
@@ -249,6 +340,7 @@ def run_relax(problems, x0s, objective, n_steps, lr, beta, mu, kappa):
     ``x0s[i]``: ``[starts_i, 5 + K]`` starting points of ``problems[i]``. Returns, per
     problem, ``(x [starts_i, D], loss history [starts_i, n_steps])`` (numpy)."""
     prog = relax_program(problems[0].key, objective, n_steps, lr, beta, mu, kappa)
+    tag = _tag(problems[0].key, "relax", objective, n_steps, lr, beta, mu, kappa)
     owner = np.concatenate([np.full(len(x), i) for i, x in enumerate(x0s)])
     x0 = np.concatenate(x0s)
     lanes = lane_count(len(x0))
@@ -259,7 +351,7 @@ def run_relax(problems, x0s, objective, n_steps, lr, beta, mu, kappa):
         args = [x0[take]] + [_take(problems, idx, f) for f in ("leaves", "mask", "bud")]
         args += [_take(problems, idx, "lo"), _take(problems, idx, "hi")]
         with jax.enable_x64(True):
-            x, h = prog(*args)
+            x, h = _call(prog, tag, args)
         n = min(lanes, len(x0) - s)
         xs.append(np.asarray(x)[:n])
         hs.append(np.asarray(h)[:n])
@@ -274,6 +366,7 @@ def run_exact(problems, requests, objective, want_results=False):
     Returns one score array per request (and one DecodeResult of numpy arrays per
     request with ``want_results``)."""
     prog = exact_program(problems[0].key, objective)
+    tag = _tag(problems[0].key, "exact", objective)
     sizes = [len(r[1]) for r in requests]
     if sum(sizes) == 0:
         return [np.zeros(0)] * len(requests), [None] * len(requests)
@@ -289,11 +382,12 @@ def run_exact(problems, requests, objective, want_results=False):
         idx = owner[take]
         args = [_take(problems, idx, f) for f in ("leaves", "mask", "bud")]
         with jax.enable_x64(True):
-            sc, r = prog(*args, rows[take], kv[take])
+            sc, r = _call(prog, tag, [*args, rows[take], kv[take]])
         n = min(EXACT_ROWS, len(rows) - s)
         scores.append(np.asarray(sc)[:n])
         if want_results:
-            results.append(jax.tree.map(lambda a, n=n: np.asarray(a)[:n], r))
+            leaves = [np.asarray(a)[:n] for a in r]
+            results.append(jax.tree.unflatten(_result_treedef(), leaves))
     scores = np.concatenate(scores)
     cuts = np.cumsum([0, *sizes])
     out_s = [scores[cuts[i] : cuts[i + 1]] for i in range(len(requests))]
