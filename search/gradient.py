@@ -14,21 +14,26 @@ wrong basin about half the time. The recipe here:
    scenario. The model's kinks use the log-space soft-max gradient ``beta`` (values stay
    exact; :mod:`costmodel.smooth`).
 3. **Optimise** ``n_starts`` seeded random starts in the box with ``optax.adam`` and a box
-   projection after every step, all starts vmapped inside one ``lax.scan``.
+   projection after every step, all starts vmapped inside one ``lax.scan`` (steps 1–3:
+   :func:`relax`).
 4. **Round and check exactly**: each start's degrees snap to the ``n_near`` nearest valid
    splits (log2 distance) of the enumerated table plus the neighbourhood of the nearest
    (every free degree at its value or an adjacent distinct value of the table: the 3^d
    neighbourhood restricted to valid splits); knobs with discrete levels snap to their
    nearest level. Every candidate is re-scored with the exact model (``beta = inf``,
-   hard feasibility and budget).
+   hard feasibility and budget) (:func:`round_starts`).
 5. **Scan the split table** at the ``n_scans`` best knob combinations found so far (with
    knobs only: the table has at most a few thousand rows, cheap next to a grid over
-   knob levels × splits, and it repairs splits that round badly from the relaxation).
+   knob levels × splits, and it repairs splits that round badly from the relaxation)
+   (:func:`scan_requests`).
 6. **Hill-climb exactly** from each of the ``n_climbs`` best distinct candidates: its
    neighbourhood of valid splits (knobs fixed) and ±1 level of every knob (split
    fixed), re-scored exactly, until no neighbour improves (at most ``max_climb``
    rounds). This repairs relaxed optima that round two steps away
-   from the discrete one (e.g. EP 4 vs EP 1 when the busiest-expert term is flat).
+   from the discrete one (e.g. EP 4 vs EP 1 when the busiest-expert term is flat)
+   (:func:`hill_climb`, moves from :func:`climb_moves`).
+
+Arguments are checked first (:func:`check_args`; errors name the API argument).
 
 Every step runs for many scenarios at once (:func:`optimize_many`; :func:`optimize` is
 the one-scenario case): the compiled programs (:mod:`search.gradient_programs`) depend
