@@ -1,6 +1,6 @@
 r"""Gradient search over parallel splits and hardware knobs, with exact re-scoring.
 
-What worked on this kind of problem (``docs/design.md`` §6; DOSA, MICRO'23):
+What worked on this kind of problem (``docs/design.md``, search methods; DOSA, MICRO'23):
 multi-start, rounding, and an exact integer-neighbourhood check; single starts land in the
 wrong basin about half the time. The recipe here:
 
@@ -14,21 +14,33 @@ wrong basin about half the time. The recipe here:
    scenario. The model's kinks use the log-space soft-max gradient ``beta`` (values stay
    exact; :mod:`costmodel.smooth`).
 3. **Optimise** ``n_starts`` seeded random starts in the box with ``optax.adam`` and a box
-   projection after every step, all starts vmapped inside one ``lax.scan``.
+   projection after every step, all starts vmapped inside one ``lax.scan`` (steps 1–3:
+   :func:`relax`).
 4. **Round and check exactly**: each start's degrees snap to the ``n_near`` nearest valid
    splits (log2 distance) of the enumerated table plus the neighbourhood of the nearest
    (every free degree at its value or an adjacent distinct value of the table: the 3^d
    neighbourhood restricted to valid splits); knobs with discrete levels snap to their
    nearest level. Every candidate is re-scored with the exact model (``beta = inf``,
-   hard feasibility and budget).
+   hard feasibility and budget) (:func:`round_starts`).
 5. **Scan the split table** at the ``n_scans`` best knob combinations found so far (with
    knobs only: the table has at most a few thousand rows, cheap next to a grid over
-   knob levels × splits, and it repairs splits that round badly from the relaxation).
+   knob levels × splits, and it repairs splits that round badly from the relaxation)
+   (:func:`scan_requests`).
 6. **Hill-climb exactly** from each of the ``n_climbs`` best distinct candidates: its
    neighbourhood of valid splits (knobs fixed) and ±1 level of every knob (split
    fixed), re-scored exactly, until no neighbour improves (at most ``max_climb``
    rounds). This repairs relaxed optima that round two steps away
-   from the discrete one (e.g. EP 4 vs EP 1 when the busiest-expert term is flat).
+   from the discrete one (e.g. EP 4 vs EP 1 when the busiest-expert term is flat)
+   (:func:`hill_climb`, moves from :func:`climb_moves`).
+
+Arguments are checked first (:func:`check_args`; errors name the API argument).
+
+Every step runs for many scenarios at once (:func:`optimize_many`; :func:`optimize` is
+the one-scenario case): the compiled programs (:mod:`search.gradient_programs`) depend
+only on a scenario's structure (tier topologies, number of knobs, objective), every
+model and system number is a traced argument, and the starts of all scenarios of one
+structure run as lanes of one vmapped call; exact re-scoring batches the candidates of
+all scenarios into fixed-size calls.
 
 Deterministic for a seed. ``evaluations`` counts model evaluations: one per start per
 step (value and gradient together) plus one per exact candidate; ``forward_equivalents``
@@ -37,25 +49,32 @@ counts each step as ``1 + inputs`` forward passes (one JVP per relaxed variable)
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from dataclasses import dataclass, field
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
-from costmodel.decode import decode_step
-from costmodel.specs import Parallelism
+from costmodel.specs import DEGREES
+from search import gradient_programs as gp
 from search.errors import UserError
-from search.jit import jit_fast_compile
+from search.gradient_programs import log_improvement_budget, value_and_jacfwd
+from search.objectives import RATE_OBJECTIVES, check_objective
 from search.scenario import Scenario
 
-DEGREE_COLS = ("attn_tp", "attn_dp", "kvp", "ep", "moe_tp", "pp")
-FREE = (0, 1, 2, 3, 5)  # relaxed columns; moe_tp (4) is derived
-OBJECTIVES = ("utps", "system_tps", "tps_per_chip")
+__all__ = [
+    "GradientResult",
+    "Knob",
+    "log_improvement_budget",
+    "neighbourhood",
+    "optimize",
+    "optimize_many",
+    "value_and_jacfwd",
+]
+
+FREE = tuple(i for i, d in enumerate(DEGREES) if d != "moe_tp")
+"""Relaxed columns of the split table; ``moe_tp`` is derived (``tp·kvp·dp/ep``)."""
 
 
 @dataclass(frozen=True)
@@ -72,31 +91,6 @@ class Knob:
     lo: float
     hi: float
     levels: tuple[float, ...] | None = None
-
-
-def set_knob(system, path: str, value):
-    """A copy of ``system`` with the leaf at ``path`` set to ``value`` (traceable)."""
-    parts = path.split(".")
-    if parts[0] == "chip" and len(parts) == 2:
-        if parts[1] not in system.chip.__dataclass_fields__:
-            raise UserError(f"knob {path!r}: no chip field {parts[1]!r}")
-        return system.replace(chip=system.chip.replace(**{parts[1]: value}))
-    if parts[0] == "tiers" and len(parts) == 3:
-        names = [t.name for t in system.tiers]
-        if parts[1] != "*" and parts[1] not in names:
-            raise UserError(f"knob {path!r}: no tier {parts[1]!r}; tiers are {', '.join(names)}")
-        tiers = tuple(
-            t.replace(**{parts[2]: value})
-            if (parts[1] == t.name or (parts[1] == "*" and t.name != "die"))
-            else t
-            for t in system.tiers
-        )
-        return system.replace(tiers=tiers)
-    raise UserError(f"knob {path!r}: expected chip.<field> or tiers.<tier>.<field>")
-
-
-def _score(r, objective: str):
-    return getattr(r, objective)
 
 
 @dataclass
@@ -130,17 +124,6 @@ class GradientResult:
         }
 
 
-def value_and_jacfwd(f, x):
-    """``(f(x), ∇f(x))`` by forward mode: one JVP per input, vmapped, primal once.
-
-    With a handful of inputs this compiles ~3× faster than reverse mode on XLA:CPU
-    (:mod:`search.jit`) and runs as fast.
-    """
-    basis = jnp.eye(x.shape[0], dtype=x.dtype)
-    y, g = jax.vmap(lambda v: jax.jvp(f, (x,), (v,)), out_axes=(None, 0))(basis)
-    return y, g
-
-
 def neighbourhood(table: np.ndarray, center: np.ndarray) -> np.ndarray:
     """Rows of ``table`` whose every free degree is the centre's value or an adjacent
     distinct value of that column (at most 3^5 rows; ``moe_tp`` follows)."""
@@ -152,98 +135,340 @@ def neighbourhood(table: np.ndarray, center: np.ndarray) -> np.ndarray:
     return table[keep]
 
 
-def _pad_rows(rows: np.ndarray, minimum: int = 64) -> np.ndarray:
-    """``rows`` padded (repeating the first row) to the next power of two ≥ ``minimum``,
-    so that exact re-scoring compiles for few distinct shapes across scenarios."""
-    n = max(minimum, 1 << int(math.ceil(math.log2(max(len(rows), 1)))))
-    return np.vstack([rows, np.repeat(rows[:1], n - len(rows), 0)])
+@dataclass(frozen=True)
+class SearchSettings:
+    """The optimiser's settings (the keyword arguments of :func:`optimize`)."""
+
+    objective: str = "utps"
+    n_starts: int = 16
+    steps: int = 200
+    lr: float = 0.1
+    beta: float = 20.0
+    mu: float = 10.0
+    kappa: float = 20.0
+    n_near: int = 4
+    max_climb: int = 20
+    n_climbs: int = 4
+    n_scans: int = 2
+    seed: int = 0
 
 
-def _log2_table(splits: np.ndarray) -> np.ndarray:
-    return np.log2(np.asarray(splits, dtype=np.float64))
+def check_args(splits, knobs, budget, s: SearchSettings) -> np.ndarray:
+    """Validate the arguments of :func:`optimize`; return the split table as float64.
+
+    Raises :class:`UserError` naming the offending argument."""
+    check_objective(s.objective, RATE_OBJECTIVES)
+    for name in ("n_starts", "steps"):
+        v = getattr(s, name)
+        if not (isinstance(v, (int, np.integer)) and v >= 1):
+            raise UserError(f"{name} {v!r}: must be an integer ≥ 1")
+    for name in ("n_near", "max_climb", "n_climbs", "n_scans"):
+        v = getattr(s, name)
+        if not (isinstance(v, (int, np.integer)) and v >= 0):
+            raise UserError(f"{name} {v!r}: must be an integer ≥ 0")
+    for name in ("lr", "beta", "mu", "kappa"):
+        v = getattr(s, name)
+        if not (isinstance(v, (int, float)) and v > 0):
+            raise UserError(f"{name} {v!r}: must be a number > 0")
+    for k in knobs:
+        if not (0 < k.lo <= k.hi < math.inf):
+            raise UserError(f"knobs: {k.path!r} needs 0 < lo ≤ hi < inf (got {k.lo}, {k.hi})")
+        if k.levels is not None and (len(k.levels) == 0 or min(k.levels) <= 0):
+            raise UserError(f"knobs: {k.path!r} levels must be a non-empty list of values > 0")
+    if len({k.path for k in knobs}) != len(knobs):
+        raise UserError("knobs: each path at most once")
+    if budget is not None and not callable(budget):
+        raise UserError("budget: must be a function f(vals, budget_args) or None")
+    table = np.asarray(splits, dtype=np.float64)
+    if table.ndim != 2 or table.shape[1] != 6 or len(table) == 0:
+        raise UserError("splits: no valid parallel split to search (empty split table)")
+    return table
 
 
-def log_improvement_budget(vals: dict, args: dict):
-    """A hardware-improvement budget: ``Σ_k max(0, s_k·log(x_k / x_k⁰)) − log B ≤ 0``.
+@dataclass
+class _State:
+    """One scenario's search state (host side): the candidates scored so far."""
 
-    ``args = {"nominal": {path: x⁰}, "sign": {path: +1 if higher is better else −1},
-    "log_budget": log B}``: improving knobs by factors whose product is at most B (e.g.
-    B = 4: a 4× lower latency, or 2× lower latency and 2× the bandwidth); degrading a
-    knob earns nothing.
-    """
-    cost = 0.0
-    for path, v in vals.items():
-        gain = args["sign"][path] * jnp.log(v / args["nominal"][path])
-        cost = cost + jnp.maximum(gain, 0.0)
-    return cost - args["log_budget"]
+    table: np.ndarray
+    knobs: tuple
+    problem: gp.Problem
+    levels: list  # per knob: sorted levels or None
+    par: np.ndarray = None  # [n, 6] candidate splits
+    kv: np.ndarray = None  # [n, K] candidate knob values
+    scores: np.ndarray = None
+    n_exact: int = 0
+    seen: set = field(default_factory=set)
+    x: np.ndarray = None  # relaxed optima [starts, D]
+    hist: np.ndarray = None  # loss per start per step
+
+    def add(self, par, kv, scores):
+        """Append scored candidates."""
+        kv = np.asarray(kv, np.float64).reshape(len(par), len(self.knobs))
+        self.par = par if self.par is None else np.vstack([self.par, par])
+        self.kv = kv if self.kv is None else np.vstack([self.kv, kv])
+        self.scores = scores if self.scores is None else np.concatenate([self.scores, scores])
+        self.n_exact += len(par)
 
 
-def _unpack(x, knob_paths):
+def _new_state(sc: Scenario, table, knobs, budget, budget_args) -> _State:
+    lt = np.log2(table[:, FREE])
+    problem = gp.pack(sc, knobs, budget, budget_args, lt.min(0), lt.max(0))
+    levels = [np.asarray(sorted(k.levels), np.float64) if k.levels else None for k in knobs]
+    return _State(table, tuple(knobs), problem, levels)
+
+
+def _score_all(states, requests, objective, want_results=False):
+    """Exact scores for ``requests`` = ``[(state index, splits, knob values)]`` of states
+    that share a structure: one batched evaluation (:func:`gp.run_exact`)."""
+    problems = [st.problem for st in states]
+    return gp.run_exact(problems, requests, objective, want_results)
+
+
+def relax(states, s: SearchSettings) -> None:
+    """Steps 1–3: ``n_starts`` seeded random starts per scenario in the box (numpy's
+    ``default_rng(seed)``, the same for every scenario), projected
+    Adam on the penalised relaxed objective; sets each state's ``x`` and ``hist``."""
+    x0s = []
+    for st in states:  # numpy's generator: no program to compile for the starts
+        lo, hi = st.problem.lo, st.problem.hi
+        u = np.random.default_rng(s.seed).uniform(size=(s.n_starts, len(lo)))
+        x0s.append(lo + u * (hi - lo))
+    out = gp.run_relax(
+        [st.problem for st in states], x0s, s.objective, s.steps, s.lr, s.beta, s.mu, s.kappa
+    )
+    for st, (x, h) in zip(states, out, strict=True):
+        st.x, st.hist = x, h
+
+
+def _nearest_level(levels, v: float) -> float:
+    return float(levels[int(np.argmin(np.abs(np.log(levels) - np.log(v))))])
+
+
+def round_starts(st: _State, n_near: int) -> tuple[np.ndarray, np.ndarray]:
+    """Step 4 (candidates): per start, its ``n_near`` nearest valid splits (log2
+    distance) and the neighbourhood of the nearest, at the start's nearest knob levels
+    (knob moves are left to the hill-climb). Returns distinct ``(splits, knob values)``."""
     nd = len(FREE)
-    deg = jnp.exp2(x[:nd])
-    tp, dp, kvp, ep, pp = (deg[i] for i in range(nd))
-    par = Parallelism(tp, dp, kvp, ep, tp * kvp * dp / ep, pp)
-    vals = {p: jnp.exp(x[nd + i]) for i, p in enumerate(knob_paths)}
-    return par, vals
+    lt = np.log2(st.table[:, FREE])
+    cand: dict[tuple, tuple] = {}
+    for x in st.x:
+        dist = np.abs(lt - x[:nd]).sum(1)
+        near = st.table[np.argsort(dist, kind="stable")[:n_near]]
+        rows = np.unique(np.vstack([near, neighbourhood(st.table, near[0])]), axis=0)
+        kv = [
+            _nearest_level(lv, float(np.exp(x[nd + i])))
+            if lv is not None
+            else float(np.exp(x[nd + i]))
+            for i, lv in enumerate(st.levels)
+        ]
+        kv = np.asarray(kv, np.float64)
+        for r in rows:
+            cand[(tuple(r), tuple(kv))] = (r, kv)
+    par = np.array([r for r, _ in cand.values()])
+    kv = np.array([k for _, k in cand.values()]).reshape(len(cand), len(st.knobs))
+    return par, kv
 
 
-def _evaluate(sc, par, vals, beta):
-    s = sc.system
-    for path, v in vals.items():
-        s = set_knob(s, path, v)
-    return decode_step(sc.model, sc.precision, s, par, sc.workload, sc.mode, beta)
+def relaxed_point(st: _State) -> tuple[np.ndarray, np.ndarray]:
+    """The best start's continuous optimum as a (fractional) split row and knob values."""
+    nd = len(FREE)
+    i0 = int(np.argmin(st.hist[:, -1]))
+    d = np.exp2(st.x[i0, :nd])
+    row = np.array([*d[:4], d[0] * d[1] * d[2] / d[3], d[4]])
+    return row, np.exp(st.x[i0, nd:])
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled_search(knob_paths, objective, n_steps, lr, beta, mu, kappa, budget):
-    """The multi-start Adam run, compiled once per static configuration; the scenario,
-    bounds, starts and budget arguments are traced (one compile serves every scenario of
-    the same structure)."""
-    opt = optax.adam(lr)
-
-    def loss(x, sc, budget_args):
-        par, vals = _unpack(x, knob_paths)
-        r = _evaluate(sc, par, vals, beta)
-        sp = lambda g: jax.nn.softplus(kappa * g) / kappa  # noqa: E731
-        pen = sp(r.log_capacity_ratio) + sp(jnp.log2(r.chips) - jnp.log2(sc.system.max_chips))
-        pen = pen + sp(-jnp.log2(par.moe_tp))
-        pen = pen + sp(jnp.log2(par.attn_dp) - jnp.log2(sc.workload.batch))
-        if budget is not None:
-            pen = pen + sp(budget(vals, budget_args))
-        return -jnp.log(_score(r, objective)) + mu * pen
-
-    def run_start(x0, lo, hi, sc, budget_args):
-        state = opt.init(x0)
-        f = lambda x: loss(x, sc, budget_args)  # noqa: E731
-
-        def step(carry, _):
-            x, st = carry
-            val, g = value_and_jacfwd(f, x)
-            g = jnp.where(jnp.isfinite(g), g, 0.0)
-            upd, st = opt.update(g, st, x)
-            x = optax.projections.projection_box(optax.apply_updates(x, upd), lo, hi)
-            return (x, st), val
-
-        (x, _), vals = jax.lax.scan(step, (x0, state), None, length=n_steps)
-        return x, vals
-
-    return jit_fast_compile(jax.vmap(run_start, in_axes=(0, None, None, None, None)))
+def scan_requests(st: _State, n_scans: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Step 5: the whole split table at the ``n_scans`` best knob combinations scored so
+    far (with knobs only; the table is small next to a grid over knob levels × splits,
+    and exhaustive there repairs splits the relaxation rounds badly)."""
+    if not st.knobs or n_scans <= 0:
+        return []
+    best: dict[tuple, float] = {}
+    for kvr, score in zip(st.kv, st.scores, strict=True):
+        best[tuple(kvr)] = max(best.get(tuple(kvr), -np.inf), float(score))
+    top = sorted(best, key=lambda k: -best[k])[:n_scans]
+    n = len(st.table)
+    return [(st.table, np.tile(np.asarray(k, np.float64), (n, 1))) for k in top]
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled_exact(knob_paths, objective, budget):
-    """Exact re-scoring of candidate (split, knob values) rows, compiled once."""
+def climb_moves(st: _State, par, kv) -> tuple[np.ndarray, np.ndarray] | None:
+    """Unseen neighbours of ``(par, kv)``: its neighbourhood of valid splits at the
+    current knob values, and ±1 level of every knob jointly at the current split (marked
+    seen). ``None`` when every neighbour has been scored."""
+    kopts = []
+    for i, lv in enumerate(st.levels):
+        if lv is None:
+            kopts.append(np.array([kv[i]]))
+        else:
+            j = int(np.argmin(np.abs(lv - kv[i])))
+            kopts.append(lv[max(j - 1, 0) : j + 2])
+    combos = list(itertools.product(*kopts)) if st.knobs else [()]
+    cands = [(r, kv) for r in neighbourhood(st.table, par)]
+    cands += [(par, np.asarray(c, np.float64)) for c in combos]
+    new = [(r, np.asarray(c, np.float64)) for r, c in cands if (tuple(r), tuple(c)) not in st.seen]
+    if not new:
+        return None
+    st.seen.update((tuple(r), tuple(c)) for r, c in new)
+    npar = np.array([r for r, _ in new])
+    return npar, np.array([c for _, c in new]).reshape(len(new), len(st.knobs))
 
-    def exact(par_row, kvals, sc, budget_args):
-        par = Parallelism(*(par_row[i] for i in range(6)))
-        vals = {p: kvals[i] for i, p in enumerate(knob_paths)}
-        r = _evaluate(sc, par, vals, math.inf)
-        ok = r.fits
-        if budget is not None:
-            ok = ok & (budget(vals, budget_args) <= 0)
-        return jnp.where(ok, _score(r, objective), -jnp.inf), r
 
-    return jit_fast_compile(jax.vmap(exact, in_axes=(0, 0, None, None)))
+def climb_seeds(st: _State, n_climbs: int) -> list[int]:
+    """Indices of the ``n_climbs`` best feasible candidates with distinct splits."""
+    seeds, used = [], set()
+    for i in np.argsort(-st.scores, kind="stable"):
+        if not np.isfinite(st.scores[i]) or len(seeds) == n_climbs:
+            break
+        if tuple(st.par[i]) not in used:
+            used.add(tuple(st.par[i]))
+            seeds.append(int(i))
+    return seeds
+
+
+class _Climb:
+    """One scenario's climbs, run one after another (as a state machine, so the
+    climbs of many scenarios advance in lockstep and share exact-scoring calls)."""
+
+    def __init__(self, st: _State, n_climbs: int, max_climb: int):
+        self.st, self.max_climb = st, max_climb
+        self.queue = climb_seeds(st, n_climbs)
+        self.best = (None, None, -np.inf)
+        self.cur = None
+        self.pending = None
+
+    def propose(self):
+        """The next batch of neighbours to score, or ``None`` when all climbs are done."""
+        while True:
+            if self.cur is None:
+                if not self.queue:
+                    return None
+                i = self.queue.pop(0)
+                self.cur = [self.st.par[i], self.st.kv[i], self.st.scores[i], 0]
+            moves = None
+            if self.cur[3] < self.max_climb:
+                moves = climb_moves(self.st, self.cur[0], self.cur[1])
+            if moves is not None:
+                self.pending = moves
+                return moves
+            self._finish()
+
+    def accept(self, scores):
+        """Move to the best proposed neighbour if it improves; else end this climb."""
+        npar, nkv = self.pending
+        self.st.n_exact += len(npar)
+        j = int(np.argmax(scores))
+        if scores[j] > self.cur[2]:
+            self.cur = [npar[j], nkv[j], scores[j], self.cur[3] + 1]
+        else:
+            self._finish()
+
+    def _finish(self):
+        if self.cur[2] > self.best[2]:
+            self.best = tuple(self.cur[:3])
+        self.cur = None
+
+
+def hill_climb(states, s: SearchSettings) -> list[tuple]:
+    """Step 6: exact hill-climbs from each scenario's ``n_climbs`` best distinct
+    candidates until no neighbour improves (≤ ``max_climb`` moves each); the climbs of
+    all scenarios share each round's exact-scoring call. Returns ``(split, knob values,
+    score)`` per scenario."""
+    climbs = [_Climb(st, s.n_climbs, s.max_climb) for st in states]
+    active = list(range(len(climbs)))
+    while active:
+        reqs, owners = [], []
+        for i in active:
+            m = climbs[i].propose()
+            if m is not None:
+                reqs.append((i, *m))
+                owners.append(i)
+        if not reqs:
+            break
+        scores, _ = _score_all(states, reqs, s.objective)
+        for i, sc in zip(owners, scores, strict=True):
+            climbs[i].accept(sc)
+        active = owners
+    return [c.best for c in climbs]
+
+
+def _search_group(states, s: SearchSettings) -> list[GradientResult]:
+    """Steps 1–6 for scenarios that share a structure (one set of compiled programs)."""
+    relax(states, s)
+    cands = [round_starts(st, s.n_near) for st in states]
+    scores, _ = _score_all(states, [(i, *c) for i, c in enumerate(cands)], s.objective)
+    for st, c, sc in zip(states, cands, scores, strict=True):
+        st.add(c[0], c[1], sc)
+    scans = [(i, *r) for i, st in enumerate(states) for r in scan_requests(st, s.n_scans)]
+    if scans:
+        scores, _ = _score_all(states, scans, s.objective)
+        for (i, par, kv), sc in zip(scans, scores, strict=True):
+            states[i].add(par, kv, sc)
+    for st in states:
+        st.seen = {(tuple(r), tuple(v)) for r, v in zip(st.par, st.kv, strict=True)}
+    best = hill_climb(states, s)
+    # the winners and the relaxed optima, exactly (for the result record and the gap)
+    final = []
+    for i, (st, b) in enumerate(zip(states, best, strict=True)):
+        row, kv = relaxed_point(st)
+        if b[0] is None:  # nothing feasible: score the relaxed point only
+            b = (row, kv, -np.inf)
+        final.append((i, np.vstack([b[0], row]), np.vstack([b[1], kv]).reshape(2, len(st.knobs))))
+    _, results = _score_all(states, final, s.objective, want_results=True)
+    return [
+        _result(st, b, r, s) if b[0] is not None else None
+        for st, b, r in zip(states, best, results, strict=True)
+    ]
+
+
+def _result(st: _State, best, res, s: SearchSettings) -> GradientResult:
+    par, kv, score = best
+    n_relaxed = s.n_starts * s.steps
+    return GradientResult(
+        parallelism={c: int(round(float(par[i]))) for i, c in enumerate(DEGREES)},
+        knobs={k.path: float(kv[i]) for i, k in enumerate(st.knobs)},
+        score=float(score),
+        objective=s.objective,
+        result=jax.tree.map(lambda a: a[0], res),
+        evaluations=int(n_relaxed + st.n_exact),
+        forward_equivalents=int(n_relaxed * (len(st.problem.lo) + 1) + st.n_exact),
+        relaxed_score=float(np.asarray(getattr(res, s.objective))[1]),
+        starts=s.n_starts,
+        steps=s.steps,
+        history=st.hist.min(0).tolist(),
+    )
+
+
+def optimize_many(
+    problems, budget=None, objective: str = "utps", **settings
+) -> list[GradientResult]:
+    """:func:`optimize` for many scenarios at once, batched by structure.
+
+    Args:
+      problems: sequence of ``(scenario, splits, knobs, budget_args)`` tuples (``knobs``
+        may be ``()``, ``budget_args`` ``None``); scenarios whose records share a
+        structure (tier topologies, knob count) share compiled programs and run as the
+        lanes of the same calls.
+      budget: one budget function for all (see :func:`optimize`), or ``None``.
+      objective, settings: as for :func:`optimize` (the same for every scenario).
+
+    Returns:
+      One :class:`GradientResult` per problem, in order; ``None`` for a scenario where
+      no feasible configuration was found (:func:`optimize` raises instead).
+    """
+    s = SearchSettings(objective=objective, **settings)
+    states = []
+    for sc, splits, knobs, budget_args in problems:
+        table = check_args(splits, tuple(knobs), budget, s)
+        states.append(_new_state(sc, table, tuple(knobs), budget, budget_args))
+    groups: dict[tuple, list[int]] = {}
+    for i, st in enumerate(states):
+        groups.setdefault(st.problem.key, []).append(i)
+    out: list = [None] * len(states)
+    for idx in groups.values():
+        for i, r in zip(idx, _search_group([states[i] for i in idx], s), strict=True):
+            out[i] = r
+    return out
 
 
 def optimize(
@@ -269,163 +494,25 @@ def optimize(
 
     Args:
       sc: the scenario (model, precision, system, workload, mode).
-      splits: valid split table ``[n, 6]`` (columns ``DEGREE_COLS``), e.g. from
+      splits: valid split table ``[n, 6]`` (columns :data:`costmodel.specs.DEGREES`), e.g. from
         ``search.splits.valid_splits``; rounding chooses only among these rows.
       knobs: hardware knobs to co-design (empty: parallelism only).
       budget: ``f(vals, budget_args) -> scalar`` (``vals``: dict path → value); a
         configuration is within budget iff ``≤ 0``. Traceable; a module-level function
-        (it keys the compilation cache).
+        (it keys the compilation cache). :func:`log_improvement_budget` runs in vector
+        form, so scenarios with different knob paths share one compiled program.
       budget_args: any pytree handed to ``budget`` (traced).
       objective: ``utps`` | ``system_tps`` | ``tps_per_chip`` (maximised).
+      n_starts, steps, lr: relaxed starts, Adam steps and learning rate.
+      beta, mu, kappa: soft-max sharpness, penalty weight, softplus sharpness.
+      n_near, n_scans, n_climbs, max_climb: rounding and repair (module docstring).
+      seed: seed of the random starts (the answer is deterministic for a seed).
     """
-    if objective not in OBJECTIVES:
-        raise UserError(f"--objective {objective!r}: allowed {', '.join(OBJECTIVES)}")
-    table = np.asarray(splits, dtype=np.float64)
-    if table.ndim != 2 or table.shape[1] != 6 or len(table) == 0:
-        raise UserError("no valid parallel split to search (empty split table)")
-    lt = _log2_table(table)
-    lo = np.concatenate([lt[:, FREE].min(0), [math.log(k.lo) for k in knobs]])
-    hi = np.concatenate([lt[:, FREE].max(0), [math.log(k.hi) for k in knobs]])
-    nd = len(FREE)
-    paths = tuple(k.path for k in knobs)
-    run = _compiled_search(paths, objective, steps, lr, beta, mu, kappa, budget)
-    with jax.enable_x64(True):
-        sc64 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), sc)
-        u = jax.random.uniform(jax.random.PRNGKey(seed), (n_starts, len(lo)), dtype=jnp.float64)
-        x0 = jnp.asarray(lo) + u * (jnp.asarray(hi) - jnp.asarray(lo))
-        xs, hist = run(x0, jnp.asarray(lo), jnp.asarray(hi), sc64, budget_args)
-    xs = np.asarray(xs)
-
-    # ---- rounding: per start, its nearest valid splits and their neighbourhood, at the
-    # start's nearest knob levels (knob moves are left to the hill-climb)
-    level_sets = [np.asarray(sorted(k.levels), np.float64) if k.levels else None for k in knobs]
-    cand: dict[tuple, tuple] = {}
-    for x in xs:
-        dist = np.abs(lt[:, FREE] - x[:nd]).sum(1)
-        near = table[np.argsort(dist, kind="stable")[:n_near]]
-        rows_x = np.unique(np.vstack([near, neighbourhood(table, near[0])]), axis=0)
-        kv_x = []
-        for i, lv in enumerate(level_sets):
-            v = float(np.exp(x[nd + i]))
-            kv_x.append(lv[int(np.argmin(np.abs(np.log(lv) - np.log(v))))] if lv is not None else v)
-        kv_x = np.asarray(kv_x, np.float64)
-        for r in rows_x:
-            cand[(tuple(r), tuple(kv_x))] = (r, kv_x)
-    cand_par = np.array([r for r, _ in cand.values()])
-    cand_kv = np.array([k for _, k in cand.values()]).reshape(len(cand), len(knobs))
-    # the best start's continuous point rides along (last row) for the relaxation gap
-    i0 = int(np.argmin(np.asarray(hist)[:, -1]))
-    d0 = np.exp2(xs[i0, :nd])
-    relaxed_row = np.array([*d0[:4], d0[0] * d0[1] * d0[2] / d0[3], d0[4]])
-    all_par = np.vstack([cand_par, relaxed_row[None]])
-    all_kv = np.vstack([cand_kv, np.exp(xs[i0, nd:])[None] if knobs else np.zeros((1, 0))])
-    exact = _compiled_exact(paths, objective, budget)
-    n_all = len(all_par)
-    with jax.enable_x64(True):
-        scores, results = exact(
-            jnp.asarray(_pad_rows(all_par)), jnp.asarray(_pad_rows(all_kv)), sc64, budget_args
-        )
-        scores = np.asarray(scores)[:n_all]
-        results = jax.tree.map(lambda a: np.asarray(a)[:n_all], results)
-    relaxed = float(np.asarray(getattr(results, objective))[-1])
-    scores = scores[:-1]
-    results = jax.tree.map(lambda a: np.asarray(a)[:-1], results)
-    n_exact = len(cand_par)
-
-    # ---- the whole split table at the best few knob combinations (the table is small:
-    # exhaustive there costs little and repairs splits the relaxation rounds badly)
-    if knobs and n_scans > 0:
-        best_per_kv: dict[tuple, float] = {}
-        for kvr, sc_r in zip(cand_kv, scores, strict=True):
-            best_per_kv[tuple(kvr)] = max(best_per_kv.get(tuple(kvr), -np.inf), float(sc_r))
-        top_kv = sorted(best_per_kv, key=lambda k: -best_per_kv[k])[:n_scans]
-        n_tab = len(table)
-        padded = _pad_rows(table)  # power-of-two length: few distinct compiled shapes
-        for kvt in top_kv:
-            kvt = np.asarray(kvt, np.float64)
-            with jax.enable_x64(True):
-                s_t, r_t = exact(
-                    jnp.asarray(padded),
-                    jnp.asarray(np.tile(kvt, (len(padded), 1))),
-                    sc64,
-                    budget_args,
-                )
-            n_exact += n_tab
-            cand_par = np.vstack([cand_par, table])
-            cand_kv = np.vstack([cand_kv, np.tile(kvt, (n_tab, 1))])
-            scores = np.concatenate([scores, np.asarray(s_t)[:n_tab]])
-            results = jax.tree.map(
-                lambda a, b: np.concatenate([np.asarray(a), np.asarray(b)[:n_tab]]), results, r_t
-            )
-
-    # ---- exact hill-climbs from the best few distinct splits of the rounding phase
-    seen = {(tuple(r), tuple(v)) for r, v in zip(cand_par, cand_kv, strict=True)}
-
-    def climb(b_par, b_kv, b_score, b_res):
-        nonlocal n_exact
-        for _ in range(max_climb):
-            box = neighbourhood(table, b_par)
-            kopts = []
-            for i, lv in enumerate(level_sets):
-                if lv is None:
-                    kopts.append(np.array([b_kv[i]]))
-                else:
-                    j = int(np.argmin(np.abs(lv - b_kv[i])))
-                    kopts.append(lv[max(j - 1, 0) : j + 2])
-            # separable neighbourhood: split moves at the current knob values, and knob
-            # moves (±1 level on each knob jointly) at the current split
-            combos = list(itertools.product(*kopts)) if knobs else [()]
-            cands = [(r, b_kv) for r in box] + [(b_par, np.asarray(c, np.float64)) for c in combos]
-            new = [
-                (r, np.asarray(c, np.float64)) for r, c in cands if (tuple(r), tuple(c)) not in seen
-            ]
-            if not new:
-                break
-            seen.update((tuple(r), tuple(c)) for r, c in new)
-            npar = np.array([r for r, _ in new])
-            nkv = np.array([c for _, c in new]).reshape(len(new), len(knobs))
-            ppar, pkv = _pad_rows(npar), _pad_rows(nkv)
-            with jax.enable_x64(True):
-                sc_, rs_ = exact(jnp.asarray(ppar), jnp.asarray(pkv), sc64, budget_args)
-            sc_ = np.asarray(sc_)[: len(new)]
-            n_exact += len(new)
-            j = int(np.argmax(sc_))
-            if not sc_[j] > b_score:
-                break
-            b_par, b_kv, b_score = npar[j], nkv[j], sc_[j]
-            b_res = jax.tree.map(lambda a, j=j: np.asarray(a)[j], rs_)
-        return b_par, b_kv, b_score, b_res
-
-    order = np.argsort(-scores, kind="stable")
-    seeds, used = [], set()
-    for i in order:
-        if not np.isfinite(scores[i]) or len(seeds) == n_climbs:
-            break
-        if tuple(cand_par[i]) not in used:
-            used.add(tuple(cand_par[i]))
-            seeds.append(int(i))
-    if not seeds:
-        raise UserError("no feasible configuration found (capacity, chips or budget)")
-    b_par = b_kv = b_res = None
-    b_score = -np.inf
-    for i in seeds:
-        res_i = jax.tree.map(lambda a, i=i: a[i], results)
-        p_, k_, s_, r_ = climb(cand_par[i], cand_kv[i], scores[i], res_i)
-        if s_ > b_score:
-            b_par, b_kv, b_score, b_res = p_, k_, s_, r_
-    cand_par, cand_kv, best, s_best, r_best = b_par[None], b_kv[None], 0, b_score, b_res
-    par = {c: int(round(float(cand_par[best][i]))) for i, c in enumerate(DEGREE_COLS)}
-    kvals = {k.path: float(cand_kv[best][i]) for i, k in enumerate(knobs)}
-    return GradientResult(
-        parallelism=par,
-        knobs=kvals,
-        score=float(s_best),
-        objective=objective,
-        result=r_best,
-        evaluations=int(n_starts * steps + n_exact),
-        forward_equivalents=int(n_starts * steps * (len(lo) + 1) + n_exact),
-        relaxed_score=relaxed,
-        starts=n_starts,
-        steps=steps,
-        history=np.asarray(hist).min(0).tolist(),
+    settings = dict(n_starts=n_starts, steps=steps, lr=lr, beta=beta, mu=mu, kappa=kappa)
+    settings.update(n_near=n_near, max_climb=max_climb, n_climbs=n_climbs, n_scans=n_scans)
+    (res,) = optimize_many(
+        [(sc, splits, knobs, budget_args)], budget, objective, seed=seed, **settings
     )
+    if res is None:
+        raise UserError("no feasible configuration found (capacity, chips or budget)")
+    return res

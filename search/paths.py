@@ -171,15 +171,37 @@ def get_path(obj, path: str):
     return getattr(rec.system.tiers[_tier_index(rec.system, parts[2])], parts[3])
 
 
-def _set_system(system: SystemSpec, parts: list[str], value) -> SystemSpec:
-    if parts[1] == "max_chips":
+def set_system_path(system: SystemSpec, path: str, value, arg: str = "knob") -> SystemSpec:
+    """A copy of ``system`` with the leaf at ``path`` set to ``value`` (traceable).
+
+    ``path`` is relative to the system: ``max_chips``, ``chip.<field>``,
+    ``tiers.<tier name>.<field>``, or ``tiers.*.<field>`` (the same value on every
+    inter-chip tier, the die tier excepted). A bad path is a one-line :class:`UserError`
+    naming ``arg``. :func:`set_path` uses it for every ``system.`` path.
+    """
+    parts = path.split(".")
+    if parts == ["max_chips"]:
         return system.replace(max_chips=value)
-    if parts[1] == "chip":
-        return system.replace(chip=system.chip.replace(**{parts[2]: value}))
-    i = _tier_index(system, parts[2])
-    tiers = list(system.tiers)
-    tiers[i] = tiers[i].replace(**{parts[3]: value})
-    return system.replace(tiers=tuple(tiers))
+    if parts[0] == "chip" and len(parts) == 2:
+        if parts[1] not in system.chip.__dataclass_fields__:
+            raise UserError(f"{arg} {path!r}: no chip field {parts[1]!r}", arg=arg)
+        return system.replace(chip=system.chip.replace(**{parts[1]: value}))
+    if parts[0] == "tiers" and len(parts) == 3:
+        names = [t.name for t in system.tiers]
+        if parts[1] != "*" and parts[1] not in names:
+            raise UserError(
+                f"{arg} {path!r}: no tier {parts[1]!r}; tiers are {', '.join(names)}", arg=arg
+            )
+        if parts[2] not in system.tiers[0].__dataclass_fields__ or parts[2] in ("name", "topology"):
+            raise UserError(f"{arg} {path!r}: no tier field {parts[2]!r}", arg=arg)
+        tiers = tuple(
+            t.replace(**{parts[2]: value})
+            if (parts[1] == t.name or (parts[1] == "*" and t.name != "die"))
+            else t
+            for t in system.tiers
+        )
+        return system.replace(tiers=tiers)
+    raise UserError(f"{arg} {path!r}: expected chip.<field> or tiers.<tier>.<field>", arg=arg)
 
 
 def scale_system(system: SystemSpec, knob: str, factor, tier: str | None = None) -> SystemSpec:
@@ -227,7 +249,7 @@ def set_path(obj, path: str, value):
         path = resolve_path(rec, path)
         parts = path.split(".")
         if parts[0] == "system":
-            new = rec._replace(system=_set_system(rec.system, parts, value))
+            new = rec._replace(system=set_system_path(rec.system, ".".join(parts[1:]), value))
         else:
             field = getattr(rec, parts[0]).replace(**{parts[1]: value})
             new = rec._replace(**{parts[0]: field})
@@ -333,4 +355,5 @@ __all__ = [
     "records_of",
     "resolve_path",
     "set_path",
+    "set_system_path",
 ]

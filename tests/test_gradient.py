@@ -13,7 +13,8 @@ from conftest import INT4_EXPERTS, gb200, kimi_k25, switch_system
 
 from costmodel.decode import decode_step
 from costmodel.specs import Parallelism, Workload
-from search.gradient import Knob, log_improvement_budget, optimize, set_knob
+from search.gradient import Knob, log_improvement_budget, optimize
+from search.paths import set_system_path
 from search.scenario import Scenario
 from search.splits import valid_splits
 
@@ -43,7 +44,7 @@ def exhaustive(knobs=(), budget_args=None):
     def one(row, kv):
         s = SC.system
         for k, v in zip(knobs, kv, strict=True):
-            s = set_knob(s, k.path, v)
+            s = set_system_path(s, k.path, v)
         r = decode_step(
             SC.model, SC.precision, s, Parallelism(*(row[i] for i in range(6))), SC.workload
         )
@@ -80,3 +81,41 @@ def test_codesign_under_budget_within_one_percent_of_grid():
     assert g.score <= best * (1 + 1e-6)
     assert float(log_improvement_budget(g.knobs, BUDGET)) <= 1e-9
     assert g.evaluations < n_grid
+
+
+def test_optimize_many_equals_one_at_a_time(monkeypatch):
+    """Batched scenarios (one structure: lanes of the same calls) give exactly the
+    answers of one-at-a-time searches; the compiled programs take the numbers as data."""
+    from search import gradient_programs as gp
+    from search.gradient import optimize_many
+
+    monkeypatch.setattr(gp, "MAX_LANES", 8)  # one lane shape for both runs: one compile
+    other = SC.replace(workload=Workload(batch=1.0, context_tokens=131072.0))
+    kw = dict(n_starts=4, steps=40, seed=5)
+    many = optimize_many([(SC, TABLE, KNOBS, BUDGET), (other, TABLE, KNOBS, BUDGET)],
+                         log_improvement_budget, **kw)  # fmt: skip
+    for sc, g in zip((SC, other), many, strict=True):
+        one = optimize(sc, TABLE, KNOBS, log_improvement_budget, BUDGET, **kw)
+        assert (g.parallelism, g.knobs, g.score) == (one.parallelism, one.knobs, one.score)
+        assert g.evaluations == one.evaluations
+    assert many[1].score != many[0].score
+
+
+@pytest.mark.parametrize(
+    "kw, fragment",
+    [
+        ({"n_starts": 0}, "n_starts 0"),
+        ({"steps": 1.5}, "steps 1.5"),
+        ({"objective": "speed"}, "objective 'speed'"),
+        ({"splits": np.zeros((0, 6))}, "splits"),
+        ({"knobs": (Knob(LAT, 0.0, 1.0),)}, "knobs"),
+        ({"knobs": (Knob("chip.nope", 1.0, 2.0),)}, "chip.nope"),
+    ],
+)
+def test_bad_arguments_name_the_api_argument(kw, fragment):
+    from search.errors import UserError
+
+    args = {"sc": SC, "splits": TABLE, **kw}
+    with pytest.raises(UserError, match=fragment.replace(".", r"\.")) as e:
+        optimize(**args)
+    assert "--" not in str(e.value)

@@ -20,6 +20,7 @@ COMMANDS = (
     "eval_cmd",
     "grid_cmd",
     "optimize_cmd",
+    "codesign_cmd",
     "target_cmd",
     "sensitivity_cmd",
     "sweep_cmd",
