@@ -99,7 +99,7 @@ def _tiers(system) -> str:
 
 
 def run(a) -> int:
-    from search import report
+    from search.cli import report
     from search.gradient import log_improvement_budget, optimize
     from search.jit import enable_cache
     from search.optimize import split_table
@@ -204,7 +204,7 @@ def binding(g, knobs, bud, chips_max: float) -> list[str]:
 def _print(con, sc, out: dict) -> None:
     from rich.table import Table
 
-    from search import report
+    from search.cli import report
 
     title = (
         f"{sc.model_name} on {sc.system_name} ({sc.precision_name}): co-designed "
