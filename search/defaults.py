@@ -11,30 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from costmodel.decode import DecodeResult
-from costmodel.specs import SOL, Parallelism, SystemSpec
+from costmodel.decode import decode_step
+from costmodel.specs import Parallelism, SystemSpec
 from search.errors import UserError, check_number
+from search.jit import jit_fast_compile
 from search.scenario import Scenario
 
-
-def eval_one(model, precision, system, parallelism, workload, mode=SOL) -> DecodeResult:
-    """``jax.jit(decode_step)`` of one configuration (same values), as a
-    :class:`~costmodel.decode.DecodeResult` of NumPy scalars. It runs the program of
-    :mod:`search.evaluate`, compiled once per record structure and shared by every model
-    and system of that structure (and by the commands). Host records only; inside your
-    own ``jit``, call :func:`costmodel.decode.decode_step` directly."""
-    from search.evaluate import (
-        WORKLOAD_FIELDS,
-        Records,
-        decode_result,
-        degrees_of,
-        flat_records,
-        packed_flat,
-    )
-
-    flat = flat_records(Records(model, precision, system, mode))
-    wl = tuple(float(getattr(workload, f)) for f in WORKLOAD_FIELDS)
-    return decode_result(packed_flat(flat, degrees_of(parallelism), wl))
+eval_one = jit_fast_compile(decode_step)
+"""``decode_step`` compiled for one configuration; shared by the commands so that a
+scenario's program compiles once per process. Call it at top level (it carries compiler
+options); inside your own ``jit``, call :func:`costmodel.decode.decode_step` directly."""
 
 
 def scale_up_domain(system: SystemSpec) -> float:

@@ -43,7 +43,6 @@ On CPU, cross-process collectives use gloo (``jax_cpu_collectives_implementation
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 import time
@@ -54,14 +53,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from costmodel.decode import decode_step
 from costmodel.feasibility import MESSAGES
 from search import results
 from search.errors import UserError
 from search.grid_result import GridResult
+from search.jit import jit_fast_compile
 from search.objectives import check_objective, score_of
 from search.pareto import fronts
-from search.paths import set_path
-from search.space import CHOICES, Space, SubGrid, cast_records
+from search.space import Space, SubGrid, candidate_records, cast_records
 from search.splits import DEGREES, family
 from search.sweep import (
     CONSTRAINTS,
@@ -87,11 +87,7 @@ MAX_TOP = 10_000
 """Most configurations a grid returns (the sweep keeps ``max(64, 2·top)``)."""
 
 _KERNELS: dict = {}
-
-SMALL_GRID = 1024
-"""Sub-grids up to this many candidates skip the fused sweep (whose compilation pays off
-only over many chunks): every candidate is evaluated in float64 by the shared programs of
-:mod:`search.evaluate` and ranked on the host (:func:`_small_sub_grid_rows`)."""
+_RESCORE: dict = {}
 
 CONSTRAINT_MESSAGES = {
     "min_system_tps": "system tokens/s below the minimum",
@@ -218,53 +214,36 @@ class _Budget:
 # --------------------------------------------------------------------------- rescore
 
 
-def _combo_records(sub: SubGrid, combo: tuple):
-    """Flat records and workload numbers of the axis digits ``combo`` (host, float64):
-    the values :func:`search.space.candidate_records` builds inside the sweep."""
-    from search.evaluate import WORKLOAD_FIELDS, Records, _Flat
+def _rescore_fn(sub: SubGrid):
+    key = (_leaves_key((sub.base, dict(sub.choices))), tuple(a.name for a in sub.axes))
+    f = _RESCORE.get(key)
+    if f is None:
+        with jax.enable_x64(True):
+            base = cast_records(sub.base, np.float64)
+            choices = cast_records(dict(sub.choices), np.float64)
 
-    vals = {a.name: np.float64(a.values[d]) for a, d in zip(sub.axes, combo, strict=True)}
-    rec = cast_records(sub.base, np.float64)
-    for name in CHOICES:
-        if name in vals:
-            i = int(vals.pop(name))
-            picked = jax.tree.map(lambda x, i=i: np.float64(np.asarray(x)[i]), sub.choices[name])
-            if name == "model":
-                rec = rec._replace(model=picked[0], precision=picked[1])
-            else:
-                rec = rec._replace(system=picked)
-    for path, v in vals.items():
-        rec = set_path(rec, path, v)
-    flat = _Flat(Records(rec.model, rec.precision, rec.system, rec.mode))
-    return flat, [float(getattr(rec.workload, f)) for f in WORKLOAD_FIELDS]
+        def one(row, vals):
+            rec, par = candidate_records(base, row, vals, choices)
+            return decode_step(
+                rec.model, rec.precision, rec.system, par, rec.workload, rec.mode, fused=True
+            )
 
-
-def _packed(sub: SubGrid, digits: np.ndarray) -> np.ndarray:
-    """Float64 packed results (:func:`search.evaluate.decode_result`) of candidates given
-    by their digits ``[n, D]``, through the programs of :mod:`search.evaluate` (shared by
-    every model and system of the same structure: nothing compiles per model)."""
-    from search.evaluate import packed_rows
-
-    combos: dict[tuple, tuple] = {}
-    flats, rows = [], np.empty((len(digits), 12), np.float64)
-    for i, dg in enumerate(np.asarray(digits, np.int64).tolist()):
-        key = tuple(dg[:-1])
-        c = combos.get(key)
-        if c is None:
-            c = combos[key] = _combo_records(sub, key)
-        flats.append(c[0])
-        rows[i, :6] = sub.splits[dg[-1]]
-        rows[i, 6:] = c[1]
-    with jax.enable_x64(True):
-        return packed_rows(flats, rows, np.float64)
+        f = _RESCORE[key] = jit_fast_compile(jax.vmap(one))
+    return f
 
 
 def rescore(sub: SubGrid, digits: np.ndarray):
     """Float64 :class:`~costmodel.decode.DecodeResult` (host arrays) of candidates given
-    by their digits ``[n, D]`` (the values of ``jax.jit(decode_step)`` in float64)."""
-    from search.evaluate import decode_result
-
-    return decode_result(_packed(sub, digits))
+    by their digits ``[n, D]`` (n padded to a power of two to bound recompiles)."""
+    n = len(digits)
+    size = max(16, 1 << math.ceil(math.log2(max(n, 1))))
+    d = np.zeros((size, digits.shape[1]), np.int64)
+    d[:n] = digits
+    rows = sub.splits[d[:, -1]]
+    vals = {a.name: np.asarray(a.values, np.float64)[d[:, j]] for j, a in enumerate(sub.axes)}
+    with jax.enable_x64(True):
+        r = _rescore_fn(sub)(jnp.asarray(rows, jnp.float64), vals)
+        return jax.tree.map(lambda x: np.asarray(x)[:n], r)
 
 
 def _rows(sub, digits, r, objective, space: Space, sub_index, multi) -> dict[tuple, dict]:
@@ -314,7 +293,7 @@ def _ravel(digits, shape) -> int:
 # --------------------------------------------------------------------------- API
 
 
-def _check_args(space, objective, top, chunk, time_limit_s, engine="auto") -> None:
+def _check_args(space, objective, top, chunk, time_limit_s) -> None:
     """One-line :class:`UserError` for a bad argument of :func:`grid` (naming it)."""
     if not isinstance(space, Space):
         raise UserError(
@@ -330,8 +309,6 @@ def _check_args(space, objective, top, chunk, time_limit_s, engine="auto") -> No
         raise UserError(f"time_limit_s {time_limit_s!r}: must be a number ≥ 0", arg="time_limit_s")
     if objective == "energy":
         _check_energy(space)
-    if engine not in ENGINES:
-        raise UserError(f"engine {engine!r}: allowed {', '.join(ENGINES)}", arg="engine")
 
 
 def _sub_grid_rows(sub: SubGrid, plan: Plan, mesh, budget, space, si: int, n_subs: int):
@@ -354,63 +331,6 @@ def _sub_grid_rows(sub: SubGrid, plan: Plan, mesh, budget, space, si: int, n_sub
     return pick(top_digits), pick(grp_digits) if groups is not None else [], cnt, stopped
 
 
-def _small_sub_grid_rows(sub: SubGrid, plan: Plan, budget, space, si: int, n_subs: int):
-    """:func:`_sub_grid_rows` without the fused sweep, for small sub-grids.
-
-    Every candidate is evaluated once in float64 (:func:`_packed`, the values
-    :func:`rescore` gives); the selection then follows the sweep step by step: the
-    running top-k on the scores rounded to float32 (ties to the lowest index), the best
-    UTPS per group likewise, the counts; the selected rows are sorted by their float64
-    values as in the sweep path.
-    """
-    from search.evaluate import decode_result
-
-    t0 = time.perf_counter()
-    digits = np.indices(sub.shape).reshape(len(sub.shape), -1).T.astype(np.int64)
-    packed = _packed(sub, digits)
-    r = decode_result(packed)
-    fails = constraint_fails(r, space.min_system_tps, space.min_utps)
-    fails = [np.asarray(f, bool) for f in fails]
-    ok = np.asarray(r.fits, bool)
-    for f in fails:
-        ok = ok & ~f
-    score = np.where(ok, np.asarray(score_of(r, plan.objective)).astype(np.float32), -np.inf)
-    index = np.arange(len(digits))
-    order = np.lexsort((index, -score))[: plan.k]
-    top_digits = digits[order[np.isfinite(score[order])]]
-    grp_digits = digits[:0]
-    if plan.n_groups:
-        gid = sub.group[digits[:, -1]].astype(np.int64)
-        if sub.batch_axis is not None:
-            gid = gid + len(sub.group_labels) * digits[:, sub.batch_axis]
-        gscore = np.where(ok, np.asarray(r.utps).astype(np.float32), -np.inf)
-        first = np.lexsort((index, -gscore, gid))
-        lead = first[np.r_[True, gid[first][1:] != gid[first][:-1]]]
-        grp_digits = digits[lead[np.isfinite(gscore[lead])]]
-    reason = np.asarray(r.reason)
-    cnt = [len(digits), int(ok.sum())]
-    cnt += [int(((reason & bit) != 0).sum()) for bit in REASON_BITS]
-    cnt += [int((np.asarray(r.fits, bool) & f).sum()) for f in fails]
-    budget.advance(len(digits), time.perf_counter() - t0)
-    sel = np.unique(np.concatenate([top_digits, grp_digits]), axis=0)
-    if len(sel) == 0:
-        return [], [], np.asarray(cnt, np.int64), False
-    pos = {tuple(d): i for i, d in enumerate(digits.tolist())}
-    r_sel = decode_result(packed[[pos[tuple(d)] for d in sel.tolist()]])
-    rows = _rows(sub, sel, r_sel, plan.objective, space, si, n_subs > 1)
-    pick = lambda d: [rows[t] for t in map(tuple, d.tolist()) if t in rows]  # noqa: E731
-    grp = pick(grp_digits) if plan.n_groups else []
-    return pick(top_digits), grp, np.asarray(cnt, np.int64), False
-
-
-ENGINES = ("auto", "sweep", "host")
-"""How :func:`grid` evaluates a sub-grid: ``sweep`` (the fused on-device sweep),
-``host`` (every candidate evaluated by the shared programs, ranked on the host; for small
-sub-grids), ``auto`` (``host`` for sub-grids of at most :data:`SMALL_GRID` candidates
-when neither ``chunk`` nor ``time_limit_s`` is given and one process runs, else
-``sweep``). Both give the same result."""
-
-
 def grid(
     space: Space,
     objective: str = "utps",
@@ -420,7 +340,6 @@ def grid(
     time_limit_s: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     devices=None,
-    engine: str = "auto",
 ) -> GridResult:
     """Evaluate every candidate of ``space``; return the best and the fronts.
 
@@ -440,13 +359,12 @@ def grid(
         result is then ``partial``.
       progress: ``progress(done, total)`` called after each host call.
       devices: devices to shard over (default ``jax.devices()``, all processes).
-      engine: ``auto``, ``sweep`` or ``host`` (see :data:`ENGINES`; same results).
 
     Returns:
       :class:`~search.grid_result.GridResult`. Ctrl-C (``KeyboardInterrupt``) during the
       sweep returns the best so far with ``partial = True``.
     """
-    _check_args(space, objective, top, chunk, time_limit_s, engine)
+    _check_args(space, objective, top, chunk, time_limit_s)
     subs = space.subgrids()
     mesh = _mesh(devices)
     n_dev = mesh.devices.size
@@ -467,18 +385,7 @@ def grid(
             min_utps=space.min_utps,
         )
         budget.new_subgrid()
-        run = _sub_grid_rows
-        if engine == "host" or (
-            engine == "auto"
-            and sub.size <= SMALL_GRID
-            and chunk is None
-            and time_limit_s is None
-            and jax.process_count() == 1
-        ):
-            run = functools.partial(_small_sub_grid_rows, sub, plan)
-            best, grp, cnt, partial = run(budget, space, si, len(subs))
-        else:
-            best, grp, cnt, partial = run(sub, plan, mesh, budget, space, si, len(subs))
+        best, grp, cnt, partial = _sub_grid_rows(sub, plan, mesh, budget, space, si, len(subs))
         counts += cnt
         top_rows += best
         group_rows += grp

@@ -1,7 +1,6 @@
 """search.evaluate: a loop of evaluate == evaluate_many == jitted decode_step, exactly
 (compiled with the same options, search.jit.jit_fast_compile: XLA's fusion choices can move
-the last bit of a sum);
-small grids give the same result on the host engine as on the fused sweep."""
+the last bit of a sum)."""
 
 from __future__ import annotations
 
@@ -18,10 +17,8 @@ from search.evaluate import (
     packed_rows,
     resolve,
 )
-from search.grid import grid
 from search.jit import jit_fast_compile
 from search.scenario import scenario
-from search.space import make_space
 
 TINY = "tests/data/db/models/tiny-moe.toml"
 CASES = [
@@ -148,17 +145,3 @@ SMALL = [
     ("deepseek-v3", "gb200-nvl72", {"pp": [1, 2], "batch": [1, 8]}),
     (TINY, "hgx-h100-8", {"chip.hbm_capacity_bytes": [3e5, 8e10], "context": [512, 4096]}),
 ]
-
-
-@pytest.mark.parametrize("k", range(len(SMALL)))
-@pytest.mark.parametrize("objective", ["utps", "tps_per_chip"])
-def test_host_engine_equals_sweep(k, objective):
-    model, system, axes = SMALL[k]
-    sp = make_space(model, system, axes=axes, min_utps=1.0 if k == 3 else None)
-    a = grid(sp, objective=objective, top=7, pareto=True, engine="host")
-    b = grid(sp, objective=objective, top=7, pareto=True, engine="sweep")
-    assert a.top == b.top
-    assert a.pareto == b.pareto
-    assert a.groups == b.groups
-    assert a.counts == b.counts
-    assert (a.evaluated, a.total, a.partial) == (b.evaluated, b.total, b.partial)

@@ -34,9 +34,6 @@ def run(a) -> int:
         from search.cli.cases import run_cases  # batch evaluation (fidelity issue)
 
         return run_cases(a)
-    from search.jit import enable_cache
-
-    enable_cache()  # programs are shared per record structure: a new model hits it
     sc = scenario_from_args(a)
     par = parallelism_from_args(sc, a)
     r = eval_one(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)

@@ -393,10 +393,6 @@ def run(a) -> int:
     sp = build_space(a)
     import jax
 
-    from search.jit import enable_cache
-
-    enable_cache()
-
     lead = jax.process_index() == 0
     show = lead and not a.json and sys.stderr.isatty()
     prog = _Progress(show)
