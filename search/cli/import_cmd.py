@@ -44,7 +44,7 @@ def summary(imported, name: str) -> dict:
     from costmodel import params as P
     from search.cli.list_cmd import model_summary
 
-    spec, prec, meta = imported.spec, imported.precision, imported.meta
+    spec, prec, meta = imported.arch, imported.quant, imported.meta  # plain: no JAX
     s = model_summary(spec, prec)
     f = float
     state = f(spec.n_linear_attn_layers * P.linear_state_elems(spec) * prec.state_bytes)
