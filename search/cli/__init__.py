@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from search import _devices  # importing search has set the default device count
 
 COMMANDS = (
     "list_cmd",
@@ -27,6 +30,12 @@ COMMANDS = (
     "calibrate_cmd",
 )
 """Modules of this package that provide sub-commands, in the order of ``--help``."""
+
+
+DEVICES_HELP = (
+    "JAX CPU devices to shard over (default: env TPSOPT_DEVICES, else one per available "
+    "core; 1 = a single device)"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,9 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         "and what the interconnect would have to become to go faster.",
     )
     parser.add_argument("--version", action="version", version=f"tpsopt {ver}")
+    parser.add_argument("--devices", default=None, metavar="N", help=DEVICES_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"search.cli.{name}").register(sub)
+    for p in sub.choices.values():  # also after the command: tpsopt grid --devices 4 ...
+        p.add_argument("--devices", default=argparse.SUPPRESS, metavar="N", help=DEVICES_HELP)
     return parser
 
 
@@ -65,6 +77,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.devices is not None or os.environ.get(_devices.ENV):
+            _devices.configure(args.devices)  # before any command imports JAX
         return int(args.func(args) or 0)
     except (UserError, DbError) as e:
         from search.cli.flags import flag_message
@@ -75,8 +89,6 @@ def main(argv=None) -> int:
         print(f"tpsopt {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
