@@ -45,19 +45,30 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from importlib.metadata import PackageNotFoundError, version
+class _Version(argparse.Action):
+    """``--version``: looks the version up only when asked (``importlib.metadata`` is slow
+    to import)."""
 
-    try:
-        ver = version("tpsopt")
-    except PackageNotFoundError:  # running from a source tree
-        ver = "0+unknown"
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            ver = version("tpsopt")
+        except PackageNotFoundError:  # running from a source tree
+            ver = "0+unknown"
+        parser.exit(0, f"tpsopt {ver}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tpsopt",
         description="Decode cost model and search: single-user tokens/s, what limits it, "
         "and what the interconnect would have to become to go faster.",
     )
-    parser.add_argument("--version", action="version", version=f"tpsopt {ver}")
+    parser.add_argument("--version", action=_Version, help="show program's version number and exit")
     parser.add_argument("--devices", default=None, metavar="N", help=DEVICES_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:

@@ -17,19 +17,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hardware_db.hf_import import (
-    from_hf_config,
-    hf_id_from_path,
-    notes_for,
-    slug_from_id,
-    to_toml,
-)
-from search.cli.io import atomic_write
 from search.errors import UserError
 
 
 def default_name(path: Path) -> str:
     """Slug from the Hugging Face id in the file name, else from the file or folder name."""
+    from hardware_db.hf_import import hf_id_from_path, slug_from_id
+
     hf_id = hf_id_from_path(path)
     if hf_id:
         return slug_from_id(hf_id)
@@ -129,6 +123,9 @@ def _print(d: dict) -> None:
 
 
 def run(args) -> int:
+    from hardware_db.hf_import import from_hf_config, notes_for, to_toml
+    from search.cli.io import atomic_write
+
     path = Path(args.path)
     m = from_hf_config(path)
     name = args.name or default_name(path)
