@@ -17,22 +17,48 @@ of letters used in docstrings, :mod:`costmodel.decode` for the step composition.
 (True, 69.3)
 """
 
-from costmodel.decode import Breakdown, DecodeResult, decode_step, tokens_per_step
-from costmodel.feasibility import explain
-from costmodel.specs import (
-    SOL,
-    TOPOLOGIES,
-    ChipSpec,
-    Efficiency,
-    ModelSpec,
-    Parallelism,
-    Precision,
-    SystemSpec,
-    TierSpec,
-    Workload,
-    stack,
-    unstack,
-)
+import importlib
+
+_EXPORTS = {
+    "Breakdown": "decode",
+    "DecodeResult": "decode",
+    "decode_step": "decode",
+    "tokens_per_step": "decode",
+    "explain": "feasibility",
+    **dict.fromkeys(
+        (
+            "SOL",
+            "TOPOLOGIES",
+            "ChipSpec",
+            "Efficiency",
+            "ModelSpec",
+            "Parallelism",
+            "Precision",
+            "SystemSpec",
+            "TierSpec",
+            "Workload",
+            "stack",
+            "unstack",
+        ),
+        "specs",
+    ),
+}
+"""Names this package re-exports, and the submodule each comes from. They are imported on
+first use (PEP 562), so ``import costmodel.params`` alone does not import JAX."""
+
+
+def __getattr__(name: str):
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'costmodel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"costmodel.{mod}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "SOL",

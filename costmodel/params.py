@@ -23,18 +23,114 @@ d_r rope dim, d_n = d_qk - d_r):
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+import sys
+from struct import pack as _pack
+from struct import unpack as _unpack
+from typing import TYPE_CHECKING
 
-from costmodel.specs import ModelSpec
+if TYPE_CHECKING:
+    from costmodel.specs import ModelSpec
+
+
+def _f32(x) -> float:
+    """``x`` rounded to the nearest float32 (as a Python float)."""
+    return _unpack("f", _pack("f", x))[0]
+
+
+class F32(float):
+    """A float32 number as a Python float: every ``+ - * /`` (also with a plain ``int`` or
+    ``float``, which JAX treats as weakly typed and rounds to float32 first) is computed in
+    float64 and rounded to float32, which is the correctly rounded float32 result (float64
+    has more than twice float32's precision). So a record of Python floats gives the same
+    numbers as under ``jax.numpy`` in float32, without importing JAX or NumPy."""
+
+    __slots__ = ()
+
+    def _op(self, other, fn):
+        if not isinstance(other, int | float):
+            return NotImplemented
+        return F32(_f32(fn(float(self), _f32(other))))
+
+    def __add__(self, o):
+        return self._op(o, lambda a, b: a + b)
+
+    def __radd__(self, o):
+        return self._op(o, lambda a, b: b + a)
+
+    def __sub__(self, o):
+        return self._op(o, lambda a, b: a - b)
+
+    def __rsub__(self, o):
+        return self._op(o, lambda a, b: b - a)
+
+    def __mul__(self, o):
+        return self._op(o, lambda a, b: a * b)
+
+    def __rmul__(self, o):
+        return self._op(o, lambda a, b: b * a)
+
+    def __truediv__(self, o):
+        return self._op(o, lambda a, b: a / b)
+
+    def __rtruediv__(self, o):
+        return self._op(o, lambda a, b: b / a)
+
+    def __neg__(self):
+        return F32(-float(self))
+
+
+def _scalars(*xs) -> bool:
+    return all(isinstance(x, int | float) for x in xs)
+
+
+class _Float32:
+    """The four ``jax.numpy`` functions used here on Python scalars, in float32
+    (:class:`F32`); anything else (arrays) goes to ``jax.numpy``."""
+
+    @staticmethod
+    def asarray(x):
+        return F32(_f32(x)) if _scalars(x) else _jnp().asarray(x)
+
+    @staticmethod
+    def where(c, a, b):
+        if _scalars(c, a, b):
+            return F32(_f32(a if c else b))
+        return _jnp().where(c, a, b)
+
+    @staticmethod
+    def maximum(a, b):
+        return F32(_f32(max(a, b))) if _scalars(a, b) else _jnp().maximum(a, b)
+
+    @staticmethod
+    def minimum(a, b):
+        return F32(_f32(min(a, b))) if _scalars(a, b) else _jnp().minimum(a, b)
+
+
+def _jnp():
+    import jax.numpy as jnp
+
+    return jnp
+
+
+def _xp():
+    """``jax.numpy`` once JAX is imported (always the case under ``jit``/``vmap``/``grad``,
+    and whenever a cost model runs); :class:`_Float32` before that, e.g. for
+    ``tpsopt list models``, which must not pay for importing JAX. Both give the same
+    float32 results (checked in ``tests/test_lazy_imports.py``)."""
+    if "jax" in sys.modules:
+        return _jnp()
+    return _Float32
 
 
 def is_mla(m: ModelSpec):
     """1.0 if softmax attention is MLA (``kv_lora_rank > 0``), else 0.0."""
+    jnp = _xp()
     return jnp.where(jnp.asarray(m.kv_lora_rank) > 0, 1.0, 0.0)
 
 
 def attn_q_params(m: ModelSpec):
     """Query projection parameters per softmax-attention layer (incl. output gate)."""
+    jnp = _xp()
     hq = m.n_heads * m.head_dim_qk
     q_direct = m.d_model * hq
     q_lora = m.d_model * m.q_lora_rank + m.q_lora_rank * hq
@@ -44,6 +140,7 @@ def attn_q_params(m: ModelSpec):
 
 def attn_kv_params(m: ModelSpec):
     """Key/value projection parameters per softmax-attention layer."""
+    jnp = _xp()
     gqa = m.d_model * m.n_kv_heads * (m.head_dim_qk + m.head_dim_v)
     d_nope = m.head_dim_qk - m.qk_rope_head_dim
     mla = m.d_model * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank * m.n_heads * (
@@ -64,6 +161,7 @@ def attn_params(m: ModelSpec):
 
 def indexer_params(m: ModelSpec):
     """DSA lightning-indexer parameters per sparse layer: ``r_q·I·d_I + D·d_I + D·I``."""
+    jnp = _xp()
     q_in = jnp.where(jnp.asarray(m.q_lora_rank) > 0, m.q_lora_rank, m.d_model)
     return q_in * m.indexer_heads * m.indexer_head_dim + m.d_model * (
         m.indexer_head_dim + m.indexer_heads
@@ -81,6 +179,7 @@ def linear_attn_params(m: ModelSpec):
 
 def linear_state_elems(m: ModelSpec):
     """Recurrent state elements per sequence per linear layer: ``Hv·dk·dv`` (+ conv)."""
+    jnp = _xp()
     k = m.linear_k_heads * m.linear_k_head_dim
     v = m.linear_v_heads * m.linear_v_head_dim
     rec = m.linear_v_heads * m.linear_k_head_dim * m.linear_v_head_dim
@@ -95,6 +194,7 @@ def dense_ffn_params(m: ModelSpec):
 
 def expert_width(m: ModelSpec):
     """Width the routed experts operate in: the latent width if set, else d_model."""
+    jnp = _xp()
     return jnp.where(jnp.asarray(m.moe_latent_dim) > 0, m.moe_latent_dim, m.d_model)
 
 
@@ -111,6 +211,7 @@ def shared_expert_params(m: ModelSpec):
 def moe_dense_params(m: ModelSpec):
     """Always-active parameters of one MoE layer besides shared experts: router and, for
     latent MoE, the ``2·D·D_e`` down/up projections."""
+    jnp = _xp()
     latent = jnp.where(jnp.asarray(m.moe_latent_dim) > 0, 2 * m.d_model * m.moe_latent_dim, 0.0)
     return m.d_model * m.n_experts + latent
 
@@ -132,6 +233,7 @@ def n_softmax_layers(m: ModelSpec):
 
 def mtp_block_params(m: ModelSpec):
     """Parameters of one MTP module: a block (attention + MoE or dense FFN) + ``2D·D``."""
+    jnp = _xp()
     has_moe = jnp.where(jnp.asarray(m.n_moe_layers) > 0, 1.0, 0.0)
     ffn = has_moe * (
         m.n_experts * expert_params(m) + shared_expert_params(m) + moe_dense_params(m)
@@ -141,6 +243,7 @@ def mtp_block_params(m: ModelSpec):
 
 def mtp_block_active_params(m: ModelSpec):
     """Parameters one token touches in one MTP module."""
+    jnp = _xp()
     has_moe = jnp.where(jnp.asarray(m.n_moe_layers) > 0, 1.0, 0.0)
     ffn = has_moe * (m.top_k * expert_params(m) + shared_expert_params(m) + moe_dense_params(m)) + (
         1 - has_moe
@@ -196,11 +299,13 @@ def active_params(m: ModelSpec, include_embedding: bool = True, include_mtp: boo
 
 def kv_cache_heads(m: ModelSpec):
     """Cached K/V heads per softmax layer: 1 shared latent for MLA, ``K`` for GQA."""
+    jnp = _xp()
     return jnp.where(is_mla(m) > 0, 1.0, m.n_kv_heads)
 
 
 def kv_elems_per_head(m: ModelSpec):
     """Cached elements per token per cached head: ``r_kv + d_r`` (MLA) or ``d_qk + d_v``."""
+    jnp = _xp()
     return jnp.where(
         is_mla(m) > 0, m.kv_lora_rank + m.qk_rope_head_dim, m.head_dim_qk + m.head_dim_v
     )
@@ -219,6 +324,7 @@ def kv_elems_per_token(m: ModelSpec, context_tokens=None):
     cache ``indexer_head_dim`` index-key elements per token. Linear layers hold a fixed
     state (see :func:`linear_state_elems`), not counted per token.
     """
+    jnp = _xp()
     per_layer = kv_elems_per_token_layer(m)
     full = m.n_full_attn_layers * per_layer
     sparse = m.n_sparse_attn_layers * (per_layer + m.indexer_head_dim)

@@ -36,11 +36,8 @@ import numpy as np
 
 from costmodel.specs import SOL, Efficiency
 from hardware_db import DbError
-from hardware_db.loader import DATA_ROOT
+from hardware_db.loader import CALIBRATION_TOML  # noqa: F401  (re-exported)
 from hardware_db.measurements import hardware_of, software_slug
-
-CALIBRATION_TOML = DATA_ROOT / "calibration.toml"
-"""Where the fitted parameters live."""
 
 REGENERATE = "tpsopt calibrate --write"
 """The command that regenerates :data:`CALIBRATION_TOML`."""

@@ -17,17 +17,23 @@ is allowed. :func:`to_toml` writes the model-database TOML schema of
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
-from costmodel.specs import ModelSpec, Precision
 from hardware_db import DbError
+from hardware_db.fields import RECORDS, plain_record
 from hardware_db.hf_families import map_architecture
 from hardware_db.hf_fields import Fields
 from hardware_db.hf_quant import map_precision
 from hardware_db.textfile import read_text
+
+if TYPE_CHECKING:
+    from costmodel.specs import ModelSpec, Precision
 
 
 @dataclasses.dataclass
@@ -38,11 +44,29 @@ class ImportedModel:
     ``quantization`` (method, per-class formats, KV-cache format, sources, closest recipe),
     ``layer_plan`` (sub-layer counts per mixer and FFN kind), ``approximations`` (list of
     sentences), ``source_file`` and ``hf_id`` (``org/repo`` when the file name tells it).
+
+    ``arch`` and ``quant`` hold the numbers as plain attribute namespaces (every field of
+    ``ModelSpec`` / ``Precision``, in field order, defaults filled in); the records
+    ``spec`` and ``precision`` are built from them on first access (they import JAX).
     """
 
-    spec: ModelSpec
-    precision: Precision
+    arch: SimpleNamespace
+    quant: SimpleNamespace
     meta: dict
+
+    @functools.cached_property
+    def spec(self) -> ModelSpec:
+        """The :class:`~costmodel.specs.ModelSpec`."""
+        from costmodel.specs import ModelSpec
+
+        return ModelSpec(**vars(self.arch))
+
+    @functools.cached_property
+    def precision(self) -> Precision:
+        """The :class:`~costmodel.specs.Precision`."""
+        from costmodel.specs import Precision
+
+        return Precision(**vars(self.quant))
 
 
 # ---------------------------------------------------------------------------------------
@@ -107,8 +131,8 @@ def from_hf_dict(
     for k, v in {**arch.fields, **quant.fields}.items():
         if not math.isfinite(v) or v < 0:  # pragma: no cover - guarded by the readers
             raise DbError(f"{src}: derived field '{k}' = {v}; expected a finite number ≥ 0")
-    spec = ModelSpec(**arch.fields)
-    precision = Precision(**quant.fields)
+    spec = plain_record("ModelSpec", arch.fields)
+    precision = plain_record("Precision", quant.fields)
     plan = arch.plan
     meta = dict(
         family=arch.family,
@@ -125,7 +149,7 @@ def from_hf_dict(
         approximations=arch.approximations + quant.approximations,
         source_file=src,
     )
-    return ImportedModel(spec=spec, precision=precision, meta=meta)
+    return ImportedModel(arch=spec, quant=precision, meta=meta)
 
 
 def from_hf_config(path) -> ImportedModel:
@@ -139,7 +163,7 @@ def from_hf_config(path) -> ImportedModel:
     return m
 
 
-def precision_fields_used(spec: ModelSpec) -> tuple[str, ...]:
+def precision_fields_used(spec) -> tuple[str, ...]:
     """``Precision`` fields that matter for ``spec`` (e.g. no ``expert_*`` for a dense model,
     no ``ffn_*`` when there is neither a dense FFN nor a shared expert)."""
     skip = set()
@@ -149,13 +173,13 @@ def precision_fields_used(spec: ModelSpec) -> tuple[str, ...]:
         skip |= {"expert_weight_bytes", "expert_compute_bits"}
     if not spec.n_linear_attn_layers:
         skip.add("state_bytes")
-    return tuple(f.name for f in dataclasses.fields(Precision) if f.name not in skip)
+    return tuple(k for k, _ in RECORDS["Precision"] if k not in skip)
 
 
 # ---------------------------------------------------------------------------------------
 # TOML
 # ---------------------------------------------------------------------------------------
-SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec))
+SPEC_FIELDS = tuple(k for k, _ in RECORDS["ModelSpec"])
 
 
 def _str(s: str) -> str:
@@ -259,7 +283,7 @@ def to_toml(
     lines.append(f"notes = {_str(notes if notes is not None else notes_for(imported))}")
     lines += ["", "[architecture]"]
     for k in SPEC_FIELDS:
-        lines.append(f"{k} = {_num(getattr(imported.spec, k))}")
+        lines.append(f"{k} = {_num(getattr(imported.arch, k))}")
     if published:
         lines += ["", "[published]"]
         for k, entry in published.items():
@@ -280,4 +304,6 @@ def spec_from_toml(doc: dict, src: str = "<toml>") -> ModelSpec:
     unknown = sorted(set(arch) - set(SPEC_FIELDS))
     if unknown:
         raise DbError(f"{src}: [architecture] has unknown field(s) {unknown}")
+    from costmodel.specs import ModelSpec
+
     return ModelSpec(**{k: float(v) for k, v in arch.items()})

@@ -15,6 +15,9 @@ Parsing is cached per file (keyed on path, modification time and size), and each
 index (names, aliases, validated entries, records) is cached per set of files, so
 repeated loads cost a few ``stat`` calls. A whole kind is validated when it is first
 indexed: one broken file is reported whichever entry was asked for.
+
+Records (``costmodel.specs``, which imports JAX and Flax) are built on first request of
+each entry, so listing, describing and validating the database never imports JAX.
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ import functools
 import math
 import tomllib
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from costmodel.specs import ChipSpec, ModelSpec, Precision, SystemSpec, TierSpec
 from hardware_db import DbError
+from hardware_db.fields import RECORDS
 from hardware_db.schema import (
     ChipEntry,
     ModelEntry,
@@ -42,8 +45,14 @@ from hardware_db.textfile import check_file, decode_utf8
 from hardware_db.units import human, si_unit
 from hardware_db.validate import Quantity, weakest, where
 
+if TYPE_CHECKING:
+    from costmodel.specs import ChipSpec, ModelSpec, Precision, SystemSpec
+
 DATA_ROOT = Path(__file__).resolve().parent / "data"
 """The packaged database folder."""
+
+CALIBRATION_TOML = DATA_ROOT / "calibration.toml"
+"""The calibrated mode's fitted parameters (:mod:`hardware_db.calibration`)."""
 
 KINDS = ("chips", "systems", "models", "precisions")
 """Kinds of entry, as used by :func:`list_names`, :func:`resolve` and :func:`describe`."""
@@ -136,9 +145,23 @@ def _fingerprint(kind: str, root) -> tuple:
 # ----------------------------------------------------------------------------- index
 
 
+class Records(dict):
+    """``records[slug]``: the record of a validated entry, built on first access."""
+
+    def __init__(self, kind: str, entries: dict, root):
+        super().__init__()
+        self._kind, self._entries, self._root = kind, entries, root
+
+    def __missing__(self, slug):
+        rec = _record(self._kind, self._entries[slug], self._root)
+        self[slug] = rec
+        return rec
+
+
 class Index(NamedTuple):
-    """Validated entries of one kind: ``entries[slug]``, ``records[slug]``, ``files[slug]``,
-    and ``lookup`` from every lower-cased name, alias and display name to its slug."""
+    """Validated entries of one kind: ``entries[slug]``, ``records[slug]`` (built on first
+    access), ``files[slug]``, and ``lookup`` from every lower-cased name, alias and display
+    name to its slug."""
 
     kind: str
     entries: dict
@@ -186,8 +209,7 @@ def _build_index(fingerprint: tuple, root: str | None) -> Index:
                     f"{other} ({where(paths[other])}); names must be unique"
                 )
             lookup[key] = slug
-    records = {slug: _record(kind, e, root) for slug, e in entries.items()}
-    return Index(kind, entries, records, paths, lookup)
+    return Index(kind, entries, Records(kind, entries, root), paths, lookup)
 
 
 def _record(kind: str, e, root):
@@ -197,20 +219,28 @@ def _record(kind: str, e, root):
     if kind == "systems":
         return _system_record(e, root, e.max_chips.value)
     if kind == "precisions":
+        from costmodel.specs import Precision
+
         return Precision(**{k: q.value for k, q in e.fields.items()})
     return _model_record(e)
 
 
-def _chip_record(e: ChipEntry) -> ChipSpec:
+def _chip_record(e: ChipEntry):
+    from costmodel.specs import ChipSpec
+
     return ChipSpec(**{k: q.value for k, q in e.fields.items()})
 
 
-def _model_record(e: ModelEntry) -> ModelSpec:
+def _model_record(e: ModelEntry):
+    from costmodel.specs import ModelSpec
+
     return ModelSpec(**{k: q.value for k, q in e.architecture.items()})
 
 
-def _system_record(e: SystemEntry, root, max_chips: float) -> SystemSpec:
+def _system_record(e: SystemEntry, root, max_chips: float):
     """A system whose tier domains are clipped to ``max_chips`` (cumulative domains)."""
+    from costmodel.specs import SystemSpec, TierSpec
+
     chip = index("chips", root).records[e.chip]
     tiers = []
     for t in e.tiers:
@@ -372,7 +402,7 @@ def describe(kind: str, name: str, root=None) -> dict:
         "file": where(idx.files[slug]),
     }
     if kind == "chips":
-        names, _ = record_fields(ChipSpec)
+        names, _ = record_fields("ChipSpec")
         fields = {k: quantity_dict(e.fields.get(k), k) for k in names}
         out.update(note=e.note, hypothetical=e.hypothetical, fields=fields)
         grades = [q.grade for q in e.fields.values()]
@@ -383,7 +413,7 @@ def describe(kind: str, name: str, root=None) -> dict:
                 "topology": t.topology,
                 "note": t.note,
                 "fields": {
-                    k: quantity_dict(t.fields.get(k), k) for k in record_fields(TierSpec)[0]
+                    k: quantity_dict(t.fields.get(k), k) for k in record_fields("TierSpec")[0]
                 },
             }
             for t in e.tiers
@@ -408,15 +438,17 @@ def describe(kind: str, name: str, root=None) -> dict:
         out.update(source=e.source, grade=e.grade, note=e.note, fields=fields)
         grades = [e.grade] + [q.grade for q in e.fields.values()]
     else:
-        names, _ = record_fields(ModelSpec)
-        rec = idx.records[slug]
+        defaults = dict(RECORDS["ModelSpec"])
         out.update(
             source=e.source,
             grade=e.grade,
             precision=e.precision,
             max_context_tokens=e.max_context_tokens,
             notes=e.notes,
-            architecture={k: float(getattr(rec, k)) for k in names},
+            architecture={
+                k: float(e.architecture[k].value if k in e.architecture else defaults[k])
+                for k in defaults
+            },
             stated=sorted(e.architecture),
             published={
                 k: {**quantity_dict(v["quantity"]), **{f: v[f] for f in v if f != "quantity"}}

@@ -4,7 +4,8 @@ Each ``check_*`` function takes a parsed TOML table and the file's path, validat
 (raising a one-line :class:`hardware_db.DbError` naming file and field) and returns an
 entry of :class:`~hardware_db.validate.Quantity` values with their provenance. Field names
 are those of the records in ``costmodel.specs`` (``ChipSpec``, ``TierSpec``,
-``SystemSpec``, ``Precision``, ``ModelSpec``), so a field added there is accepted here.
+``SystemSpec``, ``Precision``, ``ModelSpec``), read from :mod:`hardware_db.fields` (a
+plain table kept equal to the records by a test, so that checking a file needs no JAX).
 
 File layouts (see the shipped files for examples):
 
@@ -27,13 +28,12 @@ File layouts (see the shipped files for examples):
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-from costmodel.specs import TOPOLOGIES, ChipSpec, ModelSpec, Precision, SystemSpec, TierSpec
+from hardware_db.fields import TOPOLOGIES, record_fields
 from hardware_db.validate import (
     Quantity,
     aliases_field,
@@ -65,18 +65,6 @@ COMPUTE_BITS = (4.0, 8.0, 16.0)
 
 MAX_LATENCY_S = 1.0
 """Per-hop latencies and per-step overheads must be below this (else: a unit error)."""
-
-
-def record_fields(cls) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(all field names, required field names)`` of a spec record class."""
-    fs = [f for f in dataclasses.fields(cls) if f.metadata.get("pytree_node", True)]
-    names = tuple(f.name for f in fs)
-    required = tuple(
-        f.name
-        for f in fs
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    )
-    return names, required
 
 
 class ChipEntry(NamedTuple):
@@ -149,7 +137,7 @@ def check_chip(path, data: dict, expect: str | None = None) -> ChipEntry:
         required=("name", "display_name", "fields"),
     )
     name = _name(path, data, expect)
-    names, required = record_fields(ChipSpec)
+    names, required = record_fields("ChipSpec")
     table = data["fields"]
     check_keys(
         path, table, "fields", names, required=tuple(dict.fromkeys(required + CHIP_REQUIRED))
@@ -194,7 +182,7 @@ def _check_tier(path, i: int, tier, n_tiers: int) -> TierEntry:
     label = f"tiers[{i}]"
     if isinstance(tier, dict) and isinstance(tier.get("name"), str):
         label = f"tiers[{i}] ({tier['name']})"
-    names, required = record_fields(TierSpec)
+    names, required = record_fields("TierSpec")
     check_keys(
         path,
         tier,
@@ -245,7 +233,7 @@ def check_system(
     path, data: dict, resolve_chip: Callable[[str], str], expect: str | None = None
 ) -> SystemEntry:
     """Validate a system file; ``resolve_chip`` maps a chip name to its slug or raises."""
-    names, _ = record_fields(SystemSpec)
+    names, _ = record_fields("SystemSpec")
     check_keys(
         path,
         data,
@@ -308,7 +296,7 @@ def check_precisions(path, data: dict) -> tuple[dict[str, Quantity], dict[str, R
         q = quantity(path, entry, f, dimension="bytes", extra=("display_name",))
         check_range(path, f, q, lo_open=True, hi=8.0, why="bytes per element incl. scales")
         formats[fname] = q
-    names, _ = record_fields(Precision)
+    names, _ = record_fields("Precision")
     meta = ("display_name", "aliases", "source", "grade", "note")
     recipes: dict[str, RecipeEntry] = {}
     for rname, table in data["recipes"].items():
@@ -386,7 +374,7 @@ def check_model(
         precision = resolve_precision(text_field(path, data, "precision", ""))
     except Exception as e:  # DbError from the precision index
         fail(path, "precision", str(e))
-    names, required = record_fields(ModelSpec)
+    names, required = record_fields("ModelSpec")
     arch = data["architecture"]
     check_keys(path, arch, "architecture", names, required=required)
     architecture: dict[str, Quantity] = {}

@@ -13,4 +13,12 @@ Entry points::
     from search.target import solve_targets         # inverse design
     from search.sensitivity import elasticities     # d log UTPS / d log x
     from hardware_db.calibration import efficiency_for  # calibrated mode
+
+Importing this package splits a CPU into one JAX device per available core (before JAX
+starts; ``TPSOPT_DEVICES=N`` chooses N, 1 keeps a single device), so the grid engine uses
+every core: see :mod:`search._devices`.
 """
+
+from search import _devices
+
+_devices.configure(strict=False)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from search import _devices  # importing search has set the default device count
 
 COMMANDS = (
     "list_cmd",
@@ -30,6 +33,12 @@ COMMANDS = (
 """Modules of this package that provide sub-commands, in the order of ``--help``."""
 
 
+DEVICES_HELP = (
+    "JAX CPU devices to shard over (default: env TPSOPT_DEVICES, else one per available "
+    "core; 1 = a single device)"
+)
+
+
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line and exit status 2."""
 
@@ -37,22 +46,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from importlib.metadata import PackageNotFoundError, version
+class _Version(argparse.Action):
+    """``--version``: looks the version up only when asked (``importlib.metadata`` is slow
+    to import)."""
 
-    try:
-        ver = version("tpsopt")
-    except PackageNotFoundError:  # running from a source tree
-        ver = "0+unknown"
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            ver = version("tpsopt")
+        except PackageNotFoundError:  # running from a source tree
+            ver = "0+unknown"
+        parser.exit(0, f"tpsopt {ver}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tpsopt",
         description="Decode cost model and search: single-user tokens/s, what limits it, "
         "and what the interconnect would have to become to go faster.",
     )
-    parser.add_argument("--version", action="version", version=f"tpsopt {ver}")
+    parser.add_argument("--version", action=_Version, help="show program's version number and exit")
+    parser.add_argument("--devices", default=None, metavar="N", help=DEVICES_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"search.cli.{name}").register(sub)
+    for p in sub.choices.values():  # also after the command: tpsopt grid --devices 4 ...
+        p.add_argument("--devices", default=argparse.SUPPRESS, metavar="N", help=DEVICES_HELP)
     return parser
 
 
@@ -66,6 +89,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.devices is not None or os.environ.get(_devices.ENV):
+            _devices.configure(args.devices)  # before any command imports JAX
         return int(args.func(args) or 0)
     except (UserError, DbError) as e:
         from search.cli.flags import flag_message
@@ -76,8 +101,6 @@ def main(argv=None) -> int:
         print(f"tpsopt {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 

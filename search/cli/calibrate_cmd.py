@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    from hardware_db.calibration import CALIBRATION_TOML
+    from hardware_db.loader import CALIBRATION_TOML  # not .calibration: it imports JAX
 
     p = sub.add_parser(
         "calibrate",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import hardware_db as db
-from search.defaults import check_degrees, check_split, complete_parallelism
-from search.scenario import Scenario, scenario
+
+if TYPE_CHECKING:  # imported where used: they import JAX, --help must not
+    from search.scenario import Scenario
 
 
 def add_scenario_args(p: argparse.ArgumentParser, batch_default="1") -> None:
@@ -65,6 +67,8 @@ def add_json_arg(p: argparse.ArgumentParser) -> None:
 
 
 def scenario_from_args(a) -> Scenario:
+    from search.scenario import scenario
+
     return scenario(
         model=a.model,
         system=a.system,
@@ -83,6 +87,8 @@ def scenario_from_args(a) -> Scenario:
 
 
 def parallelism_from_args(sc: Scenario, a):
+    from search.defaults import check_degrees, check_split, complete_parallelism
+
     d = check_degrees(tp=a.tp, ep=a.ep, pp=a.pp, attn_dp=a.attn_dp, kvp=a.kvp, moe_tp=a.moe_tp)
     par = complete_parallelism(sc, **d)
     if any(v is not None for v in d.values()):  # a split the user asked for must be valid

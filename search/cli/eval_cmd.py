@@ -11,7 +11,6 @@ from search.cli.common import (
     scenario_dict,
     scenario_from_args,
 )
-from search.defaults import eval_one
 
 
 def register(sub) -> None:
@@ -34,6 +33,8 @@ def run(a) -> int:
         from search.cli.cases import run_cases  # batch evaluation (fidelity issue)
 
         return run_cases(a)
+    from search.defaults import eval_one
+
     sc = scenario_from_args(a)
     par = parallelism_from_args(sc, a)
     r = eval_one(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)

@@ -17,19 +17,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hardware_db.hf_import import (
-    from_hf_config,
-    hf_id_from_path,
-    notes_for,
-    slug_from_id,
-    to_toml,
-)
-from search.cli.io import atomic_write
 from search.errors import UserError
 
 
 def default_name(path: Path) -> str:
     """Slug from the Hugging Face id in the file name, else from the file or folder name."""
+    from hardware_db.hf_import import hf_id_from_path, slug_from_id
+
     hf_id = hf_id_from_path(path)
     if hf_id:
         return slug_from_id(hf_id)
@@ -44,7 +38,7 @@ def summary(imported, name: str) -> dict:
     from costmodel import params as P
     from search.cli.list_cmd import model_summary
 
-    spec, prec, meta = imported.spec, imported.precision, imported.meta
+    spec, prec, meta = imported.arch, imported.quant, imported.meta  # plain: no JAX
     s = model_summary(spec, prec)
     f = float
     state = f(spec.n_linear_attn_layers * P.linear_state_elems(spec) * prec.state_bytes)
@@ -129,6 +123,9 @@ def _print(d: dict) -> None:
 
 
 def run(args) -> int:
+    from hardware_db.hf_import import from_hf_config, notes_for, to_toml
+    from search.cli.io import atomic_write
+
     path = Path(args.path)
     m = from_hf_config(path)
     name = args.name or default_name(path)

@@ -14,7 +14,8 @@ import shutil
 import sys
 
 import hardware_db
-from hardware_db.loader import KINDS, describe, index
+from hardware_db.fields import plain_record
+from hardware_db.loader import KINDS, describe, index, resolve
 from hardware_db.units import human
 
 # ----------------------------------------------------------------------------- rendering
@@ -106,7 +107,8 @@ def attention_kind(arch: dict) -> str:
 
 
 def model_summary(spec, precision) -> dict:
-    """Derived counts of a model at its precision (``costmodel.params``).
+    """Derived counts of a model at its precision (``costmodel.params``); ``spec`` and
+    ``precision`` are records or anything with their attributes (:func:`plain_model`).
 
     Weight bytes per component: attention (incl. DSA indexer and linear mixers) and the
     MoE router at ``attn_weight_bytes``; dense FFN, shared experts and latent-MoE
@@ -142,12 +144,22 @@ def model_summary(spec, precision) -> dict:
     }
 
 
+def plain_model(d: dict, root) -> tuple:
+    """``(spec, precision)`` of a described model as plain attribute namespaces with the
+    records' fields (:func:`hardware_db.fields.plain_record`): enough for
+    :func:`model_summary`, without building the JAX records."""
+    prec = index("precisions", root).entries[resolve("precisions", d["precision"], root)]
+    return (
+        plain_record("ModelSpec", d["architecture"]),
+        plain_record("Precision", {k: q.value for k, q in prec.fields.items()}),
+    )
+
+
 def _model_rows(root):
     rows, data = [], []
     for name in hardware_db.list_names("models", root=root):
         d = describe("models", name, root=root)
-        spec, prec = hardware_db.load_model(name, root=root)
-        s = model_summary(spec, prec)
+        s = model_summary(*plain_model(d, root))
         a = d["architecture"]
         experts = (
             f"{a['n_experts']:g}/{a['top_k']:g}"

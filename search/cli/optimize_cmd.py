@@ -5,7 +5,6 @@ from __future__ import annotations
 from search.cli import report
 from search.cli.common import add_json_arg, add_scenario_args, scenario_dict, scenario_from_args
 from search.errors import check_number
-from search.jit import enable_cache
 
 
 def register(sub) -> None:
@@ -36,6 +35,7 @@ def _multiples(text: str) -> tuple[float, ...]:
 
 def run(a) -> int:
     from search.errors import UserError
+    from search.jit import enable_cache
     from search.optimize import main_job
 
     enable_cache()

@@ -11,15 +11,23 @@ import json
 import math
 import sys
 
-import numpy as np
+_FROM_RESULTS = ("BREAKDOWN", "parallelism_dict", "result_dict")
 
-from search.results import BREAKDOWN, parallelism_dict, result_dict
 
-__all__ = ["BREAKDOWN", "parallelism_dict", "result_dict"]
+def __getattr__(name: str):
+    """``BREAKDOWN``, ``parallelism_dict``, ``result_dict`` of :mod:`search.results`,
+    imported on first use (it imports JAX; ``tpsopt --help`` must not)."""
+    if name in _FROM_RESULTS:
+        import search.results
+
+        return getattr(search.results, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def dumps(obj) -> str:
     """JSON with non-finite floats as null (valid JSON for every consumer)."""
+
+    np = sys.modules.get("numpy")  # no NumPy loaded: no NumPy scalars to convert
 
     def clean(o):
         if isinstance(o, dict):
@@ -28,7 +36,7 @@ def dumps(obj) -> str:
             return [clean(v) for v in o]
         if isinstance(o, float) and not math.isfinite(o):
             return None
-        if isinstance(o, np.generic):
+        if np is not None and isinstance(o, np.generic):
             return clean(o.item())
         return o
 
@@ -108,6 +116,8 @@ def breakdown_table(d: dict, title: str = "Time per step"):
     t.add_column("term")
     t.add_column("time", justify="right")
     t.add_column("share", justify="right")
+    from search.results import BREAKDOWN
+
     for k in BREAKDOWN:
         t.add_row(k.replace("_", " "), fmt_time(bd[k]), f"{100 * bd[k] / total:5.1f} %")
     t.add_row("[b]step[/b]", f"[b]{fmt_time(total)}[/b]", "100.0 %")

@@ -11,7 +11,6 @@ from search.cli.common import (
     scenario_from_args,
 )
 from search.errors import check_number
-from search.jit import enable_cache
 
 
 def register(sub) -> None:
@@ -32,6 +31,7 @@ def register(sub) -> None:
 def run(a) -> int:
     from costmodel.specs import Parallelism
     from search.cli.common import parallelism_from_args
+    from search.jit import enable_cache
     from search.optimize import exhaustive_best, split_table
     from search.sensitivity import elasticities
 

@@ -14,7 +14,7 @@ import hardware_db
 from hardware_db import DbError
 from hardware_db.loader import KINDS, SINGULAR, describe, index
 from hardware_db.units import human
-from search.cli.list_cmd import console, model_summary, print_json, table
+from search.cli.list_cmd import console, model_summary, plain_model, print_json, table
 from search.errors import UserError
 
 
@@ -119,8 +119,7 @@ def run(args) -> int:
     kind = find_kind(args.name, args.kind, args.db)
     d = describe(kind, args.name, root=args.db)
     if kind == "models":
-        spec, prec = hardware_db.load_model(d["name"], root=args.db)
-        d["derived"] = model_summary(spec, prec)
+        d["derived"] = model_summary(*plain_model(d, args.db))
     if args.json:
         print_json(d)
         return 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from search.cli import report
 from search.cli.common import add_json_arg, add_scenario_args, scenario_dict, scenario_from_args
 from search.errors import UserError, check_number
-from search.jit import enable_cache
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def register(sub) -> None:
@@ -31,6 +33,8 @@ def register(sub) -> None:
 
 
 def parse_range(text: str, log: bool) -> np.ndarray:
+    import numpy as np
+
     parts = text.split(":")
     if len(parts) not in (2, 3):
         raise UserError(f"--range {text!r}: expected LO:HI or LO:HI:N")
@@ -53,7 +57,10 @@ def parse_range(text: str, log: bool) -> np.ndarray:
 
 
 def run(a) -> int:
+    import numpy as np
+
     from search.cli.plots import plot_sweep
+    from search.jit import enable_cache
     from search.param_sweep import sweep_param
     from search.paths import check_value, records_of, resolve_path
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from search.cli import report
 from search.cli.common import (
@@ -13,7 +13,9 @@ from search.cli.common import (
     scenario_from_args,
 )
 from search.errors import UserError, check_number
-from search.jit import enable_cache
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def register(sub) -> None:
@@ -38,6 +40,8 @@ def register(sub) -> None:
 
 def parse_targets(text: str) -> np.ndarray:
     """``X``, ``X,Y,...`` or ``LO:HI:N`` (log-spaced) → array of targets."""
+    import numpy as np
+
     try:
         if ":" in text:
             lo, hi, n = text.split(":")
@@ -61,6 +65,7 @@ def run(a) -> int:
     *Length:* the command's sequence (check flags, enumerate splits, solve, print) reads
     top to bottom.
     """
+    from search.jit import enable_cache
     from search.optimize import as_parallelism, split_table
     from search.target import solve_chips, solve_targets
 
