@@ -10,7 +10,7 @@ older :class:`~costmodel.specs.Efficiency`.
 **Operators** (:mod:`costmodel.operators`): every :class:`~costmodel.operators.Op` is one
 *main* kernel of static class ``kclass`` with reuse factor ``rows`` (``m`` of eq. (1) of
 :mod:`costmodel.kernel_time`) plus ``kernels − 1`` auxiliary kernels (norms, latent norms,
-activation, top-k, sampling)::
+activation, top-k, sampling; plus :data:`EXTRA_AUX` for the MoE class)::
 
     t_op = kernel_time_s(F, Q, m, P(bits), W_eff, θ_class)                       (1)
          + a·(kernels − 1)·kernel_time_s(0, 0, 1, P, W_eff, θ_small)
@@ -54,6 +54,11 @@ elementwise, embedding gather, top-k)."""
 
 COLLECTIVES = ("all_reduce", "all_gather", "all_to_all")
 """Collectives with their own constants (``p2p`` uses ``all_gather``'s)."""
+
+EXTRA_AUX = {"moe": 3.0}
+"""Auxiliary kernels of a main kernel beyond its operator's ``kernels − 1``: a MoE layer's
+grouped GEMM comes with routing top-k, token permutation (align / expand) and the
+finalize (un-permute and weighted sum) kernels (``docs/calibration.md`` §3)."""
 
 _BUS_OP = {"all_reduce": "all_reduce", "all_gather": "all_gather", "all_to_all": "alltoall"}
 
@@ -108,7 +113,10 @@ def op_time_s(op, cal: KernelCalibration, is_mla, peak, bw_eff, beta=math.inf):
     main, (f_part, c_part, m_part) = select(
         (floor, tc, tm), ((floor, z, z), (z, tc, z), (z, z, tm)), largest=True, beta=beta
     )
-    n_aux = jnp.maximum(jnp.asarray(op.kernels) * 1.0 - 1.0, 0.0) * cal.aux_kernels
+    n_aux = jnp.maximum(jnp.asarray(op.kernels) * 1.0 - 1.0, 0.0) + launched * EXTRA_AUX.get(
+        op.kclass, 0.0
+    )
+    n_aux = n_aux * cal.aux_kernels
     aux = n_aux * kt.kernel_time_s(0.0, 0.0, 1.0, peak, bw_eff, cal.small, beta)
     return main + aux, (f_part, c_part, m_part, aux)
 

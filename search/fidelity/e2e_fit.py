@@ -12,11 +12,12 @@ is :func:`costmodel.decode.decode_step` in the kernel-level mode
 software family; every kernel class's five constants, every collective's four and the
 step overhead)::
 
-    L(δ) = Σ_rows w_r (log t̂_r − log t_r)² / (2σ²)
+    L(δ) = Σ_rows w_r ρ(log t̂_r − log t_r) / σ²      (ρ pseudo-Huber, ≈ r²/2 below 0.25)
          + Σ_sw ½‖δ_sw / s‖² + Σ_fam ½‖δ_fam / (s·FAMILY_SCALE)‖²
 
-(σ = :data:`OBS_SD`; ``s`` = :data:`PRIOR_SD` per parameter kind: a Gaussian prior in the
-transformed space centred on the kernel-table fit), by
+(σ = :data:`OBS_SD`; ``s`` = λ·:data:`PRIOR_SD` per parameter kind: a Gaussian prior in
+the transformed space centred on the kernel-table fit, λ chosen by leave-one-model-out
+error; only the :data:`FREE` kinds move), by
 :func:`search.fidelity.lbfgs.minimise` with exact gradients (``jax.grad`` through
 ``decode_step``) in float64, from δ = 0, a fixed number of iterations: deterministic.
 Rows are stacked per system structure (:mod:`search.stacking`), one vmapped call each;
@@ -35,9 +36,9 @@ Only ``t_step`` is the cost model's (and what ``--mode calibrated`` predicts); t
 interference term keeps prefill stalls out of the kernel constants.
 
 **Leave-one-model-out** (:func:`lomo`): for each model, the fit with its rows at weight 0
-predicts them. **Interval**: the 10th and 90th percentiles of the LOMO log residuals
-``log t − log t̂`` (stored; for its coverage each model's rows are judged with the
-percentiles of the *other* models' residuals).
+predicts them. **Interval**: quantiles of the LOMO log residuals ``log t − log t̂``, the
+narrowest pair whose coverage of each held-out model's rows (judged with the *other*
+models' residuals) reaches 80 % (:func:`coverage`).
 """
 
 from __future__ import annotations
@@ -82,17 +83,33 @@ PRIOR_SD = {
 }
 """Prior sd of a stack's offset per parameter kind (natural-log or logit units)."""
 
-FAMILY_SCALE = 0.5
-"""Family offsets (hardware × software) have ``FAMILY_SCALE`` × the stack's prior sd."""
+FREE = ("t_floor_s", "eta_m_max", "b_half_bytes", "alpha0_s", "step_overhead_s")
+"""Parameter kinds the end-to-end fit moves (per kernel class / collective); the others
+(compute efficiency and its half-point, α1, β, γ) stay at the kernel-table values: at
+≤ 8 users decode is floor-, memory- and latency-bound, and the rows cannot tell them."""
+
+HUBER_SD = 0.25
+"""Residual (log units) beyond which the loss grows linearly (pseudo-Huber): a few rows
+far from every model (e.g. TPOT ≥ 10× SOL at 2 users) must not steer the fit."""
+
+STEP_SCALE = 0.25
+"""The step overhead's prior sd (× :data:`PRIOR_SD`) at the software level, independent of
+λ: a free per-step overhead absorbs model-specific misses and transfers them to the
+held-out model (leave-one-model-out MAPE 23.7 % with sd 2 against 18–20 % with 0.5)."""
+
+FAMILY_SCALE = 0.1
+"""Family offsets (hardware × software) have ``FAMILY_SCALE`` × the stack's prior sd: the
+hardware is already in the kernel tables, and freer family offsets over-fit the models
+that remain when one is left out (leave-one-model-out MAPE 26 % at 0.5, 24 % at 0.1)."""
 
 ITERATIONS = 120
 """L-BFGS evaluations per fit."""
 
-PRIOR_SCALES = (0.05, 0.15, 0.4, 1.0)
+PRIOR_SCALES = (0.001, 0.03, 0.1, 0.3)
 """Candidate prior scales λ, chosen by leave-one-model-out MAPE (:func:`lomo`)."""
 
-INTERVAL = (0.1, 0.9)
-"""Quantiles of the LOMO log residuals that bound the 80 % interval."""
+INTERVALS = ((0.1, 0.9), (0.075, 0.925), (0.05, 0.95), (0.025, 0.975))
+"""Candidate quantile pairs of the LOMO log residuals for the 80 % band (:func:`coverage`)."""
 
 
 def _sd() -> np.ndarray:
@@ -189,9 +206,14 @@ def _row_log_step(theta, aux, cfg):
     return jnp.log(decode_step(*cfg, mode_of(theta, aux)).step_time_s)
 
 
+def _free() -> np.ndarray:
+    return np.asarray([k.split(".")[-1] in FREE for k in ec.PARAM_NAMES], float)
+
+
 def row_theta(params: dict, pb: Problem):
-    """θ of every row ``[N, P]``: table prior + software + family offsets."""
-    return pb.prior + params["s"][pb.sw] + params["f"][pb.fam]
+    """θ of every row ``[N, P]``: table prior + software + family offsets (of the
+    :data:`FREE` parameters; the others stay at the table)."""
+    return pb.prior + (params["s"][pb.sw] + params["f"][pb.fam]) * _free()
 
 
 PREFILL_ETA = 0.5
@@ -215,11 +237,14 @@ def objective(params: dict, pb: Problem, weights, log_t, scale=1.0):
     """MAP objective (module docstring); ``scale`` λ multiplies the prior sd of every
     kernel and collective constant (not the step overhead's)."""
     pred = predict_log(params, pb)
-    data = jnp.sum(weights * ((pred - log_t) / OBS_SD) ** 2) / 2
+    h = HUBER_SD
+    rho = h * h * (jnp.sqrt(1.0 + ((pred - log_t) / h) ** 2) - 1.0)  # pseudo-Huber, ≈ r²/2
+    data = jnp.sum(weights * rho) / OBS_SD**2
     step = np.asarray([k == "step_overhead_s" for k in ec.PARAM_NAMES])
-    sd = jnp.where(step, _sd(), _sd() * scale)
+    sd = jnp.where(step, _sd() * STEP_SCALE, _sd() * scale)
+    sd_f = sd * FAMILY_SCALE
     prior = 0.5 * jnp.sum((params["s"] / sd) ** 2)
-    prior = prior + 0.5 * jnp.sum((params["f"] / (sd * FAMILY_SCALE)) ** 2)
+    prior = prior + 0.5 * jnp.sum((params["f"] / sd_f) ** 2)
     prior = prior + 0.5 * jnp.sum(params["p"] ** 2)
     return data + prior, pred
 
@@ -301,17 +326,29 @@ def _mape(pred_log, log_t, sel) -> float:
     return float(np.mean(np.abs(np.exp(pred_log[sel] - log_t[sel]) - 1.0)) * 100)
 
 
-def coverage(pb: Problem, loo) -> tuple[float, tuple[float, float]]:
-    """Interval coverage judged per held-out model (quantiles of the other models'
-    LOMO residuals), and the quantiles of all residuals (the stored interval)."""
-    resid = pb.log_t - loo
+def _held_out_coverage(pb: Problem, resid, q) -> float:
     hit = np.zeros(len(resid), bool)
     for m in range(len(pb.model_names)):
         own = pb.model == m
-        lo, hi = np.quantile(resid[~own], INTERVAL)
+        lo, hi = np.quantile(resid[~own], q)
         hit[own] = (resid[own] >= lo) & (resid[own] <= hi)
-    q = np.quantile(resid, INTERVAL)
-    return float(hit.mean()), (float(q[0]), float(q[1]))
+    return float(hit.mean())
+
+
+def coverage(pb: Problem, loo) -> tuple[float, tuple[float, float]]:
+    """``(held-out coverage, (log_q_low, log_q_high))`` of the interval.
+
+    The LOMO residuals ``log t − log t̂`` cluster by model, so quantiles of all of them
+    cover a *new* model's rows less often than nominal. The stored band is the narrowest
+    pair of :data:`INTERVALS` whose coverage, judged per held-out model with the quantiles
+    of the other models' residuals, reaches 80 % (else the widest)."""
+    resid = pb.log_t - loo
+    for q in INTERVALS:
+        cov = _held_out_coverage(pb, resid, q)
+        if cov >= 0.8:
+            break
+    lo, hi = np.quantile(resid, q)
+    return cov, (float(lo), float(hi))
 
 
 def report(pb: Problem, insample, loo, sol) -> dict:
@@ -341,6 +378,7 @@ def report(pb: Problem, insample, loo, sol) -> dict:
     cov, q = coverage(pb, loo)
     out["interval_coverage_lomo"] = round(cov, 3)
     out["interval_log_q"] = [round(q[0], 4), round(q[1], 4)]
+    out["interval_coverage_in"] = round(float(np.mean((lt - loo >= q[0]) & (lt - loo <= q[1]))), 3)
     err = np.abs(np.exp(loo - lt) - 1.0)
     out["worst"] = [
         {
@@ -383,7 +421,7 @@ def to_toml(pb: Problem, params: dict, rep: dict) -> str:
         f"prior_scale = {rep.get('prior_scale', 1.0)}",
         "",
         "[interval]",
-        "# 10th / 90th percentile of the leave-one-model-out log residuals log(t / t̂)",
+        "# quantiles of the leave-one-model-out log residuals log(t / t̂): 80 % band",
         f"log_q_low = {q[0]:.6g}",
         f"log_q_high = {q[1]:.6g}",
         f"coverage_lomo = {rep['interval_coverage_lomo']}",
