@@ -28,9 +28,12 @@ harmonic mix ``1/BW_eff = f/BW_sram + (1 − f)/BW_hbm`` with ``f = min(1, C_sra
 micro-batching: in the memory-bound regime micro-batching changes throughput, not the
 single user's step time); a stage holds ``ceil(L/pp)`` layers.
 
-Modes: ``mode=SOL`` (default; efficiencies 1, no overheads) or an
-:class:`~costmodel.specs.Efficiency` record (calibrated mode; fitted values come from
-``hardware_db``).
+Modes: ``mode=SOL`` (default; efficiencies 1, no overheads), an
+:class:`~costmodel.specs.Efficiency` record (the older calibrated mode: six scalars), or a
+:class:`~costmodel.kernel_mode.KernelCalibration` (kernel-level calibrated mode: every
+operator's time from :func:`costmodel.kernel_time.kernel_time_s` with its kernel class's
+constants, every collective ``max(SOL, α(n) + bus/β(n))``; see
+:mod:`costmodel.kernel_mode`). Fitted values come from ``hardware_db``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ from costmodel import operators as O
 from costmodel import params as P
 from costmodel.collectives import collective, t_onchip_s
 from costmodel.feasibility import reason_bits
+from costmodel.kernel_mode import KernelCalibration
+from costmodel.kernel_mode import collective_time_s as _k_coll_s
+from costmodel.kernel_mode import op_time_s as _k_op_s
 from costmodel.smooth import active, ceil_st, safe_div, select, stack
 from costmodel.specs import (
     SOL,
@@ -459,6 +465,56 @@ def _op_sums_fused(ops, chip, s_per_byte, e_byte, eff, beta):
     return tuple(sums)
 
 
+def _op_sums_kernel(ops, chip, s_per_byte, e_byte, cal, is_mla, beta):
+    """Sums of :func:`_op_sums_stacked` in the kernel-level mode, plus the floors:
+    ``(compute, weight, kv, act, floors, energy)``; the memory time of each op is split
+    over its weight / KV / activation bytes in proportion."""
+    bw_eff = 1.0 / s_per_byte
+    sums = [0.0] * 6
+    for o in ops:
+        peak = peak_flops_per_s(chip, o.compute_bits)
+        _, (f_part, c_part, m_part, aux) = _k_op_s(o, cal, is_mla, peak, bw_eff, beta)
+        q = o.weight_bytes + o.kv_bytes + o.act_bytes
+        m_per_byte = o.count * safe_div(m_part, q)
+        mem_bytes = q
+        terms = (
+            o.count * c_part,
+            m_per_byte * o.weight_bytes,
+            m_per_byte * o.kv_bytes,
+            m_per_byte * o.act_bytes,
+            o.count * (f_part + aux),
+            _op_energy(
+                o.count,
+                mem_bytes,
+                o.flops,
+                o.act_bytes,
+                o.mean_bytes_fraction,
+                o.mean_flops_fraction,
+                o.compute_bits,
+                e_byte,
+                chip,
+            ),  # fmt: skip
+        )
+        sums = [a + b for a, b in zip(sums, terms, strict=True)]
+    return tuple(sums)
+
+
+def _comm_sums_kernel(plan, system, cal, beta):
+    """:func:`_comm_sums_fused` in the kernel-level mode: each collective
+    ``max(SOL, α(n) + bus/β(n))`` (:func:`costmodel.kernel_mode.collective_time_s`)."""
+    lat = band = e_link = n_coll = 0.0
+    for cm in plan:
+        s_lat, s_bw, c_e = collective(cm.kind, cm.msg_bytes, cm.group, cm.stride, system, SOL, beta)
+        _, (c_lat, c_bw) = _k_coll_s(
+            cm.kind, cm.msg_bytes, cm.group, s_lat + s_bw, (s_lat, s_bw), cal, beta
+        )
+        lat = lat + cm.count * c_lat
+        band = band + cm.count * c_bw
+        e_link = e_link + cm.count * c_e
+        n_coll = n_coll + cm.count * active(cm.group)
+    return lat, band, e_link, n_coll
+
+
 _KINDS = ("all_reduce", "all_gather", "all_to_all", "p2p")
 
 
@@ -505,7 +561,7 @@ def decode_step(
     system: SystemSpec,
     parallelism: Parallelism,
     workload: Workload,
-    mode: Efficiency = SOL,
+    mode: Efficiency | KernelCalibration = SOL,
     beta: float = math.inf,
     *,
     fused: bool = False,
@@ -517,7 +573,8 @@ def decode_step(
 
     Args:
       model, precision, system, parallelism, workload: spec records (float leaves, SI).
-      mode: ``SOL`` (speed of light) or a calibrated :class:`Efficiency`.
+      mode: ``SOL`` (speed of light), a calibrated :class:`Efficiency`, or a
+        kernel-level :class:`~costmodel.kernel_mode.KernelCalibration`.
       beta: gradient sharpness at kinks (``inf``: exact subgradients; finite: log-space
         soft-max weights, see :mod:`costmodel.smooth`). Values are exact either way.
       fused: how the sums over operators and collectives are laid out (same values, to
@@ -537,6 +594,8 @@ def decode_step(
             raise ValueError(f"mode must be 'sol' or an Efficiency record, got {eff!r}")
         eff = SOL
     chip = system.chip
+    kernel_mode = isinstance(eff, KernelCalibration)
+    cal, eff = (eff, SOL) if kernel_mode else (None, eff)
 
     # capacity and placement
     w_chip = weight_bytes_per_chip(m, p, par, wl)
@@ -551,15 +610,24 @@ def decode_step(
     die = system.tiers[0] if system.tiers and system.tiers[0].name == "die" else None
     e_byte = (e_mem, die.energy_j_per_byte if die is not None else 0.0)
     ops = [o for o in op_plan(m, p, par, wl) if not _static_zero(o.count)]
-    op_sums = _op_sums_fused if fused else _op_sums_stacked
-    t_compute, t_weight, t_kv, t_act, n_kernels, e_ops = op_sums(
-        ops, chip, s_per_byte, e_byte, eff, beta
-    )
-    t_onchip = n_kernels * t_onchip_s(system)
-    t_overhead = n_kernels * eff.kernel_overhead_s + eff.step_overhead_s
-    comm_sums = _comm_sums_fused if fused else _comm_sums_stacked
     plan = [cm for cm in comm_plan(m, p, par, wl) if not _static_zero(cm.count)]
-    lat, band, e_link, n_coll = comm_sums(plan, system, eff, beta)
+    n_kernels = sum(o.count * o.kernels for o in ops)
+    if kernel_mode:
+        is_mla = P.is_mla(m) > 0
+        t_compute, t_weight, t_kv, t_act, t_floors, e_ops = _op_sums_kernel(
+            ops, chip, s_per_byte, e_byte, cal, is_mla, beta
+        )
+        t_overhead = t_floors + cal.step_overhead_s
+        lat, band, e_link, n_coll = _comm_sums_kernel(plan, system, cal, beta)
+    else:
+        op_sums = _op_sums_fused if fused else _op_sums_stacked
+        t_compute, t_weight, t_kv, t_act, n_kernels, e_ops = op_sums(
+            ops, chip, s_per_byte, e_byte, eff, beta
+        )
+        t_overhead = n_kernels * eff.kernel_overhead_s + eff.step_overhead_s
+        comm_sums = _comm_sums_fused if fused else _comm_sums_stacked
+        lat, band, e_link, n_coll = comm_sums(plan, system, eff, beta)
+    t_onchip = n_kernels * t_onchip_s(system)
     lat = lat + t_onchip
 
     # overlap (Helix HOP-B): hide communication behind other requests' work

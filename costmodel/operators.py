@@ -51,6 +51,11 @@ class Op(NamedTuple):
     Time follows the busiest chip (the step waits for it); energy follows the average
     chip: ``mean_bytes_fraction`` and ``mean_flops_fraction`` are the average chip's bytes
     and FLOPs relative to this one's (1 except for load-imbalanced routed experts).
+
+    For the kernel-level calibrated mode (:mod:`costmodel.kernel_mode`): ``kclass`` (static)
+    is the class of the operator's main kernel (``gemm``, ``attention`` — MLA or GQA by
+    the model —, ``moe``, ``small``) and ``rows`` its reuse factor ``m`` (tokens of a GEMM,
+    query heads per KV head of attention, MLA heads, tokens per active expert).
     """
 
     flops: Scalar
@@ -62,6 +67,8 @@ class Op(NamedTuple):
     count: Scalar
     mean_bytes_fraction: object = 1.0
     mean_flops_fraction: object = 1.0
+    kclass: str = "gemm"
+    rows: object = 1.0
 
 
 class Ctx(NamedTuple):
@@ -184,6 +191,7 @@ def softmax_attention_ops(m: ModelSpec, p: Precision, c: Ctx, kind: str, count) 
             compute_bits=p.attn_compute_bits,
             kernels=jnp.where(mla, 6.0, 2.0),  # norm (+ 2 latent norms) + projections
             count=count,
+            rows=c.tok_replica,
         ),
         Op(
             flops=c.tok_replica * heads * s_eff * flops_per_kv,
@@ -193,6 +201,8 @@ def softmax_attention_ops(m: ModelSpec, p: Precision, c: Ctx, kind: str, count) 
             compute_bits=p.attn_compute_bits,
             kernels=jnp.where(mla, 2.0, 1.0),
             count=count,
+            kclass="attention",
+            rows=jnp.where(mla, heads, heads / kv_heads_per_chip(m, c.tp)),
         ),
         Op(
             flops=2 * w_o * c.tok_replica,
@@ -202,6 +212,7 @@ def softmax_attention_ops(m: ModelSpec, p: Precision, c: Ctx, kind: str, count) 
             compute_bits=p.attn_compute_bits,
             kernels=1.0,
             count=count,
+            rows=c.tok_replica,
         ),
     ]
     if kind == "sparse":
@@ -219,6 +230,8 @@ def softmax_attention_ops(m: ModelSpec, p: Precision, c: Ctx, kind: str, count) 
                 compute_bits=p.attn_compute_bits,
                 kernels=2.0,
                 count=count,
+                kclass="attention",
+                rows=jnp.maximum(m.indexer_heads / c.tp, 1.0),
             )
         )
     return ops
@@ -245,6 +258,7 @@ def linear_attention_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             compute_bits=p.attn_compute_bits,
             kernels=3.0,  # pre-norm, in-projection, out-projection
             count=count,
+            rows=c.tok_replica,
         ),
         Op(
             flops=6 * rec * c.tok_replica,
@@ -254,6 +268,7 @@ def linear_attention_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             compute_bits=16.0,
             kernels=1.0,
             count=count,
+            kclass="small",
         ),
     ]
 
@@ -270,6 +285,7 @@ def dense_ffn_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             compute_bits=p.ffn_compute_bits,
             kernels=3.0,  # pre-FFN norm, gate/up, down
             count=count,
+            rows=c.tok_stage,
         )
     ]
 
@@ -352,6 +368,7 @@ def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             compute_bits=16.0,
             kernels=2.0,  # pre-FFN norm, router
             count=count,
+            rows=c.tok_replica,
         ),
         Op(
             flops=busy_flops,
@@ -363,6 +380,8 @@ def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             count=count,
             mean_bytes_fraction=safe_div(mean_bytes, busy_bytes),
             mean_flops_fraction=safe_div(mean_flops, busy_flops),
+            kclass="moe",
+            rows=jnp.maximum(safe_div(pairs, expected_experts_per_chip(m, c)), 1.0),
         ),
         Op(
             flops=2 * w_shared * c.tok_replica,
@@ -372,6 +391,7 @@ def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             compute_bits=p.ffn_compute_bits,
             kernels=0.0,  # fused with the routed experts' grouped GEMM
             count=count,
+            rows=c.tok_replica,
         ),
     ]
 
@@ -388,6 +408,7 @@ def lm_head_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             compute_bits=p.attn_compute_bits,
             kernels=3.0,  # final norm, LM head, sampling
             count=count,
+            rows=c.tok_replica,
         )
     ]
 
@@ -403,6 +424,7 @@ def embedding_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             compute_bits=16.0,
             kernels=1.0,
             count=count,
+            kclass="small",
         )
     ]
 
@@ -419,5 +441,6 @@ def mtp_proj_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             compute_bits=p.attn_compute_bits,
             kernels=1.0,
             count=count,
+            rows=c.tok_replica,
         )
     ]

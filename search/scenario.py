@@ -41,6 +41,7 @@ class Scenario:  # registered as a pytree below: records are leaves, names are s
     mode: Efficiency = SOL
     mode_name: str = "sol"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    interval: tuple[float, ...] = ()  # log(t/t̂) quantiles of the calibrated mode's 80 % band
 
     def replace(self, **kw) -> Scenario:
         return replace(self, **kw)
@@ -53,7 +54,7 @@ class Scenario:  # registered as a pytree below: records are leaves, names are s
 jax.tree_util.register_dataclass(
     Scenario,
     data_fields=["model", "precision", "system", "workload", "mode"],
-    meta_fields=["model_name", "precision_name", "system_name", "mode_name", "notes"],
+    meta_fields=["model_name", "precision_name", "system_name", "mode_name", "notes", "interval"],
 )
 
 
@@ -94,7 +95,7 @@ def scenario(
     ``precision`` overrides the model's native recipe; ``chips`` overrides the system's
     chip count (for systems whose die count is free); ``latency_scale`` multiplies every
     per-hop latency and per-step overhead; ``mode`` is ``"sol"`` or ``"calibrated"``
-    (efficiencies fitted per hardware × software family, see :mod:`hardware_db.calibration`).
+    (see :func:`calibrated_mode`).
     """
     spec, native = db.load_model(model)
     if str(model).endswith((".json", ".toml")):
@@ -117,17 +118,9 @@ def scenario(
     if scale != 1.0:
         sysrec = scale_system(sysrec, "latency", scale)
     wl = make_workload(batch, context, mtp, acceptance, overlap, imbalance)
-    eff, mode_name, notes = SOL, "sol", ()
+    eff, mode_name, notes, interval = SOL, "sol", (), ()
     if mode == "calibrated":
-        from hardware_db.calibration import efficiency_for
-        from hardware_db.measurements import software_slug
-
-        if software:
-            try:
-                software_slug(software)
-            except db.DbError as e:
-                raise UserError(f"software: {e}", arg="software") from None
-        eff, mode_name, notes = efficiency_for(sys_name, software)
+        eff, mode_name, notes, interval = calibrated_mode(sys_name, software, prec)
     elif mode != "sol":
         raise UserError(f"mode {mode!r}: allowed sol, calibrated", arg="mode")
     return Scenario(
@@ -141,4 +134,43 @@ def scenario(
         mode=eff,
         mode_name=mode_name,
         notes=tuple(notes),
+        interval=tuple(interval),
     )
+
+
+def calibrated_mode(sys_name: str, software: str | None, prec: Precision):
+    """``(mode record, mode_name, notes, interval)`` of ``--mode calibrated``.
+
+    The kernel-level mode (:class:`costmodel.kernel_mode.KernelCalibration`, composed by
+    :func:`hardware_db.e2e_calibration.kernel_values_for`: kernel-table prior plus offsets
+    fitted end to end to 2026 serving measurements; hardware never measured is
+    *transferred* from the nearest measured one) whenever that calibration is stored and
+    the software is one it was fitted on (trtllm, vllm, sglang) or not given. Otherwise —
+    other software families, or no stored end-to-end fit — the older six-scalar
+    :class:`Efficiency` of :func:`hardware_db.calibration.efficiency_for`, with a note.
+    ``interval`` holds the log-residual quantiles of the 80 % band (empty for the older
+    mode).
+    """
+    from costmodel.kernel_mode import from_values
+    from hardware_db import e2e_calibration as ec
+    from hardware_db.calibration import efficiency_for
+    from hardware_db.measurements import software_slug
+
+    sw = None
+    if software:
+        try:
+            sw = software_slug(software)
+        except db.DbError as e:
+            raise UserError(f"software: {e}", arg="software") from None
+    why = None
+    try:
+        fitted = ec.load_e2e()["software"]
+        if sw is not None and sw not in fitted:
+            why = f"software {sw} not in the kernel-level fit ({', '.join(sorted(fitted))})"
+    except db.DbError as e:
+        why = str(e)
+    if why is None:
+        vals, mode_name, notes, q = ec.kernel_values_for(sys_name, sw, prec)
+        return from_values(vals), mode_name, notes, q
+    eff, mode_name, notes = efficiency_for(sys_name, software)
+    return eff, mode_name, (f"{why}: six-scalar calibration used", *notes), ()

@@ -154,7 +154,8 @@ def evaluate(configs):
         if sysc is None:
             sysc = canon[id(c.system)] = canonical_system(c.system)
         rows.append(c._replace(system=sysc))
-        groups.setdefault(structure_key(sysc), []).append(i)
+        # the mode's record type is structure too (SOL/Efficiency or KernelCalibration)
+        groups.setdefault((structure_key(sysc), type(c.mode).__name__), []).append(i)
     fn = _vmapped()
     out_leaves = treedef = None
     for idx in groups.values():

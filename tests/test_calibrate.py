@@ -144,6 +144,10 @@ def test_efficiency_for_unknown_software():
 
 
 def test_scenario_calibrated_mode():
+    """A stack of the kernel-level fit gets the kernel-level mode (tests/test_e2e_calibration
+    .py); other software keeps the six scalars of its family."""
     sc = scenario("llama-3.1-70b", "hgx-h100-8", mode="calibrated", software="trtllm")
-    assert sc.mode_name == "calibrated:h100-sxm/trtllm"
+    assert sc.mode_name == "kernel:h100_sxm/trtllm"
+    sc = scenario("llama-3.1-70b", "mi300x-8", mode="calibrated", software="mlc")
+    assert sc.mode_name.startswith("calibrated:") and "six-scalar" in sc.notes[0]
     assert 0.2 < float(sc.mode.mem_efficiency) <= 1

@@ -62,7 +62,7 @@ def test_good_and_bad_rows(table):
     for rid in ("badmodel", "badbatch"):
         assert table[rid]["utps"] == "" and table[rid]["fits"] == ""
     assert table["badtp"]["fits"] == "no" and "heads" in table["badtp"]["reason"]
-    assert table["moe"]["mode_used"] == "calibrated:b200/trtllm"
+    assert table["moe"]["mode_used"] == "kernel:b200_sxm/trtllm"
     assert table["extra"]["mode_used"] == "calibrated:pcie-a100/mlc"
     assert table["dense"]["split"].startswith("attn_tp=8 ")
     assert table["moe"]["model"] == "deepseek-r1"  # input columns unchanged

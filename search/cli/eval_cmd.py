@@ -39,6 +39,11 @@ def run(a) -> int:
     par = parallelism_from_args(sc, a)
     r = eval_one(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
     d = report.result_dict(r)
+    if sc.interval:  # 80 % band of the calibrated mode (leave-one-model-out residuals)
+        import math
+
+        d["tpot_s_low"] = d["tpot_s"] * math.exp(sc.interval[0])
+        d["tpot_s_high"] = d["tpot_s"] * math.exp(sc.interval[1])
     pd = report.parallelism_dict(par)
     if a.json:
         print(report.dumps({"scenario": scenario_dict(sc), "parallelism": pd, "result": d}))
