@@ -117,7 +117,8 @@ def op_time_s(op, cal: KernelCalibration, is_mla, peak, bw_eff, beta=math.inf):
         op.kclass, 0.0
     )
     n_aux = n_aux * cal.aux_kernels
-    aux = n_aux * kt.kernel_time_s(0.0, 0.0, 1.0, peak, bw_eff, cal.small, beta)
+    small = cal.small  # an empty kernel: max(floor, b_half/(W·η_m)), the form of Eq. (1)
+    aux = n_aux * jnp.maximum(small.t_floor_s, kt.memory_time_s(0.0, bw_eff, small))
     return main + aux, (f_part, c_part, m_part, aux)
 
 
