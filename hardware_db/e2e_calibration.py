@@ -6,7 +6,8 @@ parameter space θ (:data:`PARAM_NAMES`, :func:`to_theta` / :func:`values_of`)::
 
     θ = θ_table(hardware, software, precision) + δ_software + δ_hardware/software
 
-* ``θ_table``: the kernel microbenchmark fits of ``data/kernel_calibration.toml`` for each
+* ``θ_table``: the kernel microbenchmark fits of ``data/e2e_kernel_prior.toml`` (a pinned
+  first-pass copy of ``data/kernel_calibration.toml``) for each
   kernel class at the recipe's precision (:func:`table_theta`, nearest entry when the
   exact one is missing: same hardware first, then precision family, then framework), the
   stack's all-reduce and NCCL's all-gather / all-to-all, and :data:`SMALL_PRIOR` /
@@ -42,7 +43,10 @@ import numpy as np
 from hardware_db import DbError
 from hardware_db.loader import DATA_ROOT, load_system, resolve
 
-KERNEL_TOML = DATA_ROOT / "kernel_calibration.toml"
+KERNEL_TOML = DATA_ROOT / "e2e_kernel_prior.toml"
+"""The kernel-table prior of the end-to-end fit: a pinned copy of the first-pass
+``kernel_calibration.toml`` (the max form of :mod:`costmodel.kernel_mode`), the one
+``e2e_calibration.toml`` was fitted on."""
 E2E_TOML = DATA_ROOT / "e2e_calibration.toml"
 REGENERATE = "tpsopt calibrate --level e2e --write"
 
