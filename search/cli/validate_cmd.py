@@ -6,6 +6,7 @@ from search.cli import report
 from search.errors import UserError
 
 GRADES = ("A", "B", "C")
+LEVELS = ("six", "kernels", "e2e")
 
 
 def register(sub) -> None:
@@ -22,6 +23,19 @@ def register(sub) -> None:
         "--grade",
         default="A,B",
         help="comma-separated trust grades of the rows to report (default %(default)s)",
+    )
+    p.add_argument(
+        "--level",
+        choices=LEVELS,
+        default="six",
+        help="six: the six-scalar calibrated mode on measurements.csv (default); kernels: "
+        "the stored kernel microbenchmark fits (held-out every fifth shape); e2e: the "
+        "kernel-level mode on the serving measurements (<= 8 users)",
+    )
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="--level e2e: full leave-one-model-out refit (minutes) instead of the stored fit",
     )
     p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     p.add_argument(
@@ -45,6 +59,9 @@ def parse_grades(text: str) -> tuple[str, ...]:
 
 
 def run(a) -> int:
+    level = getattr(a, "level", "six")
+    if level != "six":
+        return _run_level(a, level)
     from search.fidelity.validate import validation_report
     from search.jit import enable_cache
 
@@ -65,6 +82,28 @@ def run(a) -> int:
         print(report.dumps(rep))
         return 0
     print_report(rep)
+    return 0
+
+
+def _run_level(a, level: str) -> int:
+    if a.plot:
+        raise UserError("--plot applies to --level six only")
+    if a.refit and level != "e2e":
+        raise UserError("--refit applies to --level e2e only")
+    if level == "kernels":
+        from search.fidelity.levels import kernel_level_report
+
+        rep = kernel_level_report()
+    else:
+        from search.fidelity.levels import e2e_level_report
+        from search.jit import enable_cache
+
+        enable_cache()
+        rep = e2e_level_report(refit=a.refit)
+    if a.json:
+        print(report.dumps(rep))
+        return 0
+    (print_kernels if level == "kernels" else print_e2e)(rep)
     return 0
 
 
@@ -150,3 +189,99 @@ def print_report(rep: dict) -> None:
     con.print(note)
     if cal["stale"]:
         con.print(f"[yellow]calibration.toml is stale: {cal['stale']}[/yellow]")
+
+
+def _f(x, fmt: str = "{:.1f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def print_kernels(rep: dict) -> None:
+    """Print the kernel-level table: one row per hardware x kernel class, then per class."""
+    from rich.table import Table
+
+    con = report.console()
+    con.width = max(con.width, 140)
+    t = Table(
+        title="Kernel microbenchmark fits per hardware x kernel class (MAPE %, held out = "
+        "every fifth shape; median/min/max over frameworks x precisions, pooled over points)",
+        title_justify="left",
+    )
+    cols = ("hardware", "class", "groups", "points", "held-out pts", "held-out median",
+            "min", "max", "held-out pooled", "in-sample pooled", "SOL viol.", "in L2")  # fmt: skip
+    for col in cols:
+        left = col in ("hardware", "class")
+        t.add_column(col, justify="left" if left else "right", no_wrap=left)
+
+    def cells(s):
+        return [
+            str(s["groups"]), str(s["n_points"]), str(s["n_holdout"]),
+            _f(s["holdout_median_pct"]), _f(s["holdout_min_pct"]), _f(s["holdout_max_pct"]),
+            _f(s["holdout_pooled_pct"]), _f(s["in_pooled_pct"]), str(s["sol_violations"]),
+            str(s["sol_violations_l2"]),
+        ]  # fmt: skip
+
+    prev = None
+    for s in rep["by_hardware_class"]:
+        t.add_row("" if s["system"] == prev else s["system"], s["class"], *cells(s))
+        prev = s["system"]
+    t.add_section()
+    for s in rep["by_class"]:
+        t.add_row("all", s["name"], *cells(s))
+    t.add_row("[b]all[/b]", "[b]all[/b]", *cells(rep["overall"]))
+    con.print(t)
+    src = rep["source"]
+    con.print(
+        f"Stored fit {src['toml']} ({src.get('date', '?')}; no refit, regenerate: "
+        f"{src.get('regenerate', 'python -m search.fidelity.kernel_fit --write')}); "
+        "per framework x precision: --json (groups)."
+    )
+
+
+def print_e2e(rep: dict) -> None:
+    """Print the end-to-end tables: per stack, per model, the interval, the worst rows."""
+    from rich.table import Table
+
+    con = report.console()
+    con.width = max(con.width, 140)
+    src, st = rep["source"], rep["stored"]
+    con.print(f"[b]Kernel-level mode vs serving measurements[/b] (<= {rep['max_users']} users, "
+              f"{rep['rows']} rows): {src['note']}.")  # fmt: skip
+    for key, label in (("by_stack", "stack (hardware/software)"), ("by_model", "model")):
+        t = Table(title=f"TPOT MAPE % per {label}", title_justify="left")
+        for col in (label.split(" ")[0], "rows", "LOMO", "in-sample", "six scalars",
+                    "SOL viol."):  # fmt: skip
+            t.add_column(col, justify="right" if col != label.split(" ")[0] else "left")
+        for name, s in rep[key].items():
+            t.add_row(name, str(s["rows"]), _f(s["mape_lomo_pct"]), _f(s["mape_in_pct"]),
+                      _f(s["six_scalar_mape_pct"]), str(s["sol_violations"]))  # fmt: skip
+        t.add_section()
+        t.add_row("[b]all[/b]", str(rep["rows"]), _f(rep["mape_lomo_pct"]),
+                  _f(rep["mape_in_pct"]), _f(rep["six_scalar_mape_pct"]),
+                  str(len(rep["sol_violations"])))  # fmt: skip
+        con.print(t)
+    iv = rep["interval"]
+    con.print(
+        f"80 % interval: log residual quantiles [{iv['log_q'][0]:+.3f}, {iv['log_q'][1]:+.3f}] "
+        f"(x{iv['ratio'][0]:.2f} ... x{iv['ratio'][1]:.2f}); held-out coverage "
+        f"{_f(iv['coverage_lomo'], '{:.1%}')}, coverage of this run's residuals "
+        f"{iv['coverage_in']:.1%}."
+    )
+    con.print(
+        f"Stored fit ({src['date']}, prior scale {st['prior_scale']}): {st['rows']} rows, "
+        f"LOMO {_f(st['mape_lomo_pct'], '{:.2f}')} %, "
+        f"in-sample {_f(st['mape_in_pct'], '{:.2f}')} %. "
+        f"Measured below SOL: {len(rep['sol_violations'])} rows; calibrated below SOL: "
+        f"{rep['calibrated_below_sol']}. Six-scalar column: not exposed by e2e_fit."
+    )
+    if rep["stale"]:
+        con.print(f"[yellow]e2e_calibration.toml is stale: {rep['stale']}[/yellow]")
+    w = Table(title=f"10 worst rows ({rep['worst_by']})", title_justify="left")
+    for col in ("id", "stack", "model", "recipe", "users", "split", "meas ms", "pred ms",
+                "SOL ms", "err"):  # fmt: skip
+        w.add_column(col, justify="left" if col in ("id", "stack", "model", "recipe",
+                                                    "split") else "right")  # fmt: skip
+    for r in rep["worst"]:
+        w.add_row(str(r["id"]), r["stack"], r["model"], r["recipe"], str(r["users"]), r["split"],
+                  f"{r['measured_ms']:.3g}", f"{r['predicted_ms']:.3g}", f"{r['sol_ms']:.3g}",
+                  f"{r['err_pct']:+.0f}%")  # fmt: skip
+    con.print(w)

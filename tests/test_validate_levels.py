@@ -1,0 +1,81 @@
+"""``tpsopt validate --level kernels|e2e``: JSON keys, finite numbers, figures as stored."""
+
+import contextlib
+import io
+import json
+import math
+import tomllib
+
+import pytest
+
+from hardware_db.e2e_calibration import E2E_TOML, KERNEL_TOML
+from search.cli import main
+
+
+def _json(argv):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["validate", *argv, "--json"]) == 0
+    return json.loads(buf.getvalue())
+
+
+def _finite(x):
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def test_kernels_level():
+    rep = _json(["--level", "kernels"])
+    assert rep["level"] == "kernels" and rep["source"]["refit"] is False
+    assert {"source", "groups", "by_hardware_class", "by_class", "overall"} <= set(rep)
+    doc = tomllib.loads(KERNEL_TOML.read_text(encoding="utf-8"))
+    stored = {e["name"]: e for e in doc["kernel"] + doc["collective"]}
+    assert len(rep["groups"]) == len(stored)
+    for g in rep["groups"]:
+        e = stored[g["name"]]
+        for k in ("n_points", "n_holdout", "mape_in_pct", "mape_holdout_pct", "sol_violations"):
+            assert g[k] == e[k], (g["name"], k)
+    keys = ("groups", "n_points", "n_holdout", "holdout_median_pct", "holdout_pooled_pct",
+            "in_pooled_pct", "sol_violations")  # fmt: skip
+    for s in [*rep["by_hardware_class"], *rep["by_class"], rep["overall"]]:
+        assert all(_finite(s[k]) for k in keys), s
+    assert {s["system"] for s in rep["by_hardware_class"]} >= {"h100_sxm", "b200_sxm"}
+    assert rep["overall"]["n_points"] == sum(e["n_points"] for e in stored.values())
+
+
+@pytest.fixture(scope="module")
+def e2e():
+    return _json(["--level", "e2e"])
+
+
+def test_e2e_level(e2e):
+    rep = e2e
+    for k in ("source", "stored", "rows", "mape_in_pct", "mape_lomo_pct", "by_stack",
+              "by_model", "sol_violations", "calibrated_below_sol", "interval", "worst",
+              "stale"):  # fmt: skip
+        assert k in rep, k
+    doc = tomllib.loads(E2E_TOML.read_text(encoding="utf-8"))
+    assert rep["rows"] == doc["meta"]["rows"] == rep["stored"]["rows"]
+    assert rep["mape_lomo_pct"] == doc["meta"]["mape_lomo_pct"]
+    assert rep["stored"]["mape_in_pct"] == doc["meta"]["mape_in_pct"]
+    iv = rep["interval"]
+    assert iv["log_q"] == [doc["interval"]["log_q_low"], doc["interval"]["log_q_high"]]
+    assert iv["coverage_lomo"] == doc["interval"]["coverage_lomo"]
+    assert _finite(rep["mape_in_pct"]) and 0 <= iv["coverage_in"] <= 1
+    for table in ("by_stack", "by_model"):
+        assert sum(s["rows"] for s in rep[table].values()) == rep["rows"]
+        assert all(_finite(s["mape_in_pct"]) for s in rep[table].values())
+    assert {"h100_sxm/trtllm", "b200_sxm/vllm"} <= set(rep["by_stack"])
+    assert len(rep["worst"]) == 10
+    assert all(_finite(w["measured_ms"]) and _finite(w["predicted_ms"]) for w in rep["worst"])
+    # staleness is reported exactly when the stored offsets miss the stored in-sample MAPE
+    assert bool(rep["stale"]) == (abs(rep["mape_in_pct"] - doc["meta"]["mape_in_pct"]) > 0.5)
+
+
+def test_bad_level(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["validate", "--level", "bogus"])
+    assert e.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "invalid choice" in err and err.count("\n") == 1
+    assert main(["validate", "--level", "kernels", "--refit"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
