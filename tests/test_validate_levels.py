@@ -8,7 +8,10 @@ import tomllib
 
 import pytest
 
-from hardware_db.e2e_calibration import E2E_TOML, KERNEL_TOML
+from hardware_db.e2e_calibration import E2E_TOML
+from hardware_db.loader import DATA_ROOT
+
+KERNEL_TOML = DATA_ROOT / "kernel_calibration.toml"
 from search.cli import main
 
 

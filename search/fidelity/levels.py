@@ -77,8 +77,10 @@ def kernel_level_report(path=None) -> dict:
     hardware × summary class), ``by_class`` (per summary class over all hardware) and
     ``overall``.
     """
-    from hardware_db.e2e_calibration import KERNEL_TOML, kernel_tables
+    from hardware_db.e2e_calibration import kernel_tables
+    from hardware_db.loader import DATA_ROOT
 
+    path = DATA_ROOT / "kernel_calibration.toml" if path is None else path
     kern, coll, source = kernel_tables(path)
     groups = []
     for kind, entries in (("kernel", kern), ("collective", coll)):
@@ -105,7 +107,7 @@ def kernel_level_report(path=None) -> dict:
         "level": "kernels",
         "source": {
             **{k: v for k, v in source.items() if isinstance(v, str | int | float)},
-            "toml": str(path or KERNEL_TOML),
+            "toml": str(path),
             "refit": False,
         },
         "groups": groups,
