@@ -10,9 +10,9 @@ import pytest
 
 from hardware_db.e2e_calibration import E2E_TOML
 from hardware_db.loader import DATA_ROOT
+from search.cli import main
 
 KERNEL_TOML = DATA_ROOT / "kernel_calibration.toml"
-from search.cli import main
 
 
 def _json(argv):
