@@ -410,6 +410,14 @@ def _op_energy(count, mem_bytes, flops, act_bytes, f_bytes, f_flops, bits, e, ch
     return count * (mem_bytes * f_bytes * e_mem + flops * f_flops * e_flop + act_bytes * e_die)
 
 
+def _one_op_energy(o, mem_bytes, e, chip):
+    """:func:`_op_energy` of one operator record ``o`` that moves ``mem_bytes``."""
+    return _op_energy(
+        o.count, mem_bytes, o.flops, o.act_bytes, o.mean_bytes_fraction,
+        o.mean_flops_fraction, o.compute_bits, e, chip,
+    )  # fmt: skip
+
+
 def _op_sums_stacked(ops, chip, s_per_byte, e_byte, eff, beta):
     """``Σ_ops count·(t_compute, t_weight, t_kv, t_act, kernels, energy)``, evaluated on
     ``[ops]`` arrays: a small graph, quick to compile and to differentiate."""
@@ -449,17 +457,7 @@ def _op_sums_fused(ops, chip, s_per_byte, e_byte, eff, beta):
             s_per_eff_byte * kv_eff,
             s_per_eff_byte * o.act_bytes,
             o.count * o.kernels,
-            _op_energy(
-                o.count,
-                mem_bytes,
-                o.flops,
-                o.act_bytes,
-                o.mean_bytes_fraction,
-                o.mean_flops_fraction,
-                o.compute_bits,
-                e_byte,
-                chip,
-            ),  # fmt: skip
+            _one_op_energy(o, mem_bytes, e_byte, chip),
         )
         sums = [s + t for s, t in zip(sums, terms, strict=True)]
     return tuple(sums)
@@ -483,17 +481,7 @@ def _op_sums_kernel(ops, chip, s_per_byte, e_byte, cal, is_mla, beta):
             m_per_byte * o.kv_bytes,
             m_per_byte * o.act_bytes,
             o.count * (f_part + aux),
-            _op_energy(
-                o.count,
-                mem_bytes,
-                o.flops,
-                o.act_bytes,
-                o.mean_bytes_fraction,
-                o.mean_flops_fraction,
-                o.compute_bits,
-                e_byte,
-                chip,
-            ),  # fmt: skip
+            _one_op_energy(o, mem_bytes, e_byte, chip),
         )
         sums = [a + b for a, b in zip(sums, terms, strict=True)]
     return tuple(sums)

@@ -33,7 +33,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from hardware_db.calibration import CALIBRATION_TOML, to_toml
-    from search.cli.io import atomic_write, check_output_path
+    from search.cli.io import check_output_path
     from search.fidelity.calibrate import calibrate
 
     if args.level == "e2e":
@@ -42,12 +42,7 @@ def run(args) -> int:
     if args.write:
         check_output_path(out)
     text = to_toml(calibrate())
-    if args.write:
-        atomic_write(out, text)
-        print(f"wrote {out}")
-    else:
-        print(text, end="")
-    return 0
+    return _emit(args.write, out, text)
 
 
 def _run_e2e(args) -> int:
@@ -57,7 +52,7 @@ def _run_e2e(args) -> int:
     import jax
 
     from hardware_db.e2e_calibration import E2E_TOML
-    from search.cli.io import atomic_write, check_output_path
+    from search.cli.io import check_output_path
     from search.fidelity import e2e_fit
 
     out = args.out or str(E2E_TOML)
@@ -67,7 +62,14 @@ def _run_e2e(args) -> int:
         pb, params, rep = e2e_fit.run()
     text = e2e_fit.to_toml(pb, params, rep)
     print(json.dumps(rep, indent=1), file=sys.stderr)
-    if args.write:
+    return _emit(args.write, out, text)
+
+
+def _emit(write: bool, out: str, text: str) -> int:
+    """Write ``text`` to ``out`` atomically (``--write``) or print it."""
+    from search.cli.io import atomic_write
+
+    if write:
         atomic_write(out, text)
         print(f"wrote {out}")
     else:
