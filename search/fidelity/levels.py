@@ -157,6 +157,9 @@ def _by(pb, names, idx, ins, loo, sol) -> dict:
 def e2e_level_report(path=None, refit: bool = False) -> dict:
     """The end-to-end validation as a JSON-ready dict (module docstring).
 
+    *Length:* mostly the assembly of one JSON document (rows, per-stack and per-model
+    scores, interval, worst rows) from one prediction pass, field by field.
+
     Keys: ``source`` (path, date, prior scale, ``refit``, ``note``), ``stored`` (the TOML's
     rows, LOMO and in-sample MAPE, interval and its held-out coverage), ``rows``,
     ``mape_in_pct`` and ``mape_lomo_pct`` (this run: in-sample from the stored offsets or
