@@ -60,22 +60,4 @@ def __dir__():
     return sorted(set(globals()) | set(_EXPORTS))
 
 
-__all__ = [
-    "SOL",
-    "TOPOLOGIES",
-    "Breakdown",
-    "ChipSpec",
-    "DecodeResult",
-    "Efficiency",
-    "ModelSpec",
-    "Parallelism",
-    "Precision",
-    "SystemSpec",
-    "TierSpec",
-    "Workload",
-    "decode_step",
-    "explain",
-    "stack",
-    "tokens_per_step",
-    "unstack",
-]
+__all__ = sorted(_EXPORTS)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,7 +35,7 @@ import numpy as np
 
 from costmodel.specs import SOL, Efficiency
 from hardware_db import DbError
-from hardware_db.loader import CALIBRATION_TOML  # noqa: F401  (re-exported)
+from hardware_db.loader import CALIBRATION_TOML, read_toml  # noqa: F401  (re-exported)
 from hardware_db.measurements import hardware_of, software_slug
 
 REGENERATE = "tpsopt calibrate --write"
@@ -196,10 +195,7 @@ def _check_params(path, where_: str, table) -> dict:
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str, mtime_ns: int) -> Calibration:
     del mtime_ns
-    try:
-        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise DbError(f"{path}: cannot read calibration: {' '.join(str(e).split())}") from None
+    doc = read_toml(path)
     levels = {}
     rows = {"default": tuple(doc.get("default", {}).get("rows", ()))}
     for level in ("hardware", "software", "families"):

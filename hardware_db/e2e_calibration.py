@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from pathlib import Path
 
 import jax
@@ -41,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hardware_db import DbError
-from hardware_db.loader import DATA_ROOT, load_system, resolve
+from hardware_db.loader import DATA_ROOT, load_system, read_toml, resolve
 
 KERNEL_TOML = DATA_ROOT / "e2e_kernel_prior.toml"
 """The kernel-table prior of the end-to-end fit: a pinned copy of the first-pass
@@ -142,10 +141,7 @@ def nested(values: dict, aux_kernels: float = 1.0, beta_scale: float = 1.0) -> d
 @functools.lru_cache(maxsize=2)
 def _tables(path: str, mtime_ns: int):
     del mtime_ns
-    try:
-        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise DbError(f"{path}: cannot read kernel tables: {' '.join(str(e).split())}") from None
+    doc = read_toml(path)
     return doc.get("kernel", []), doc.get("collective", []), doc.get("source", {})
 
 
@@ -268,10 +264,7 @@ def _offsets(path, where_: str, table) -> np.ndarray:
 @functools.lru_cache(maxsize=2)
 def _load_e2e(path: str, mtime_ns: int) -> dict:
     del mtime_ns
-    try:
-        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise DbError(f"{path}: cannot read e2e calibration: {' '.join(str(e).split())}") from None
+    doc = read_toml(path)
     sw = {k: _offsets(path, f"software.{k}", t) for k, t in doc.get("software", {}).items()}
     fam = {k: _offsets(path, f"families.{k}", t) for k, t in doc.get("families", {}).items()}
     interval = doc.get("interval", {})

@@ -57,6 +57,7 @@ from costmodel.specs import (
 )
 from search.errors import UserError
 from search.jit import jit_fast_compile
+from search.stacking import canonical_names
 
 WORKLOAD_FIELDS = ("batch", "context_tokens", "mtp_depth", "acceptance_rate", "overlap")
 WORKLOAD_FIELDS = (*WORKLOAD_FIELDS, "moe_imbalance")
@@ -181,17 +182,6 @@ class _Flat:
         if v is None:
             v = self._vec[dtype] = self._vec[np.dtype(np.float64)].astype(dtype)
         return v
-
-
-def canonical_names(system: SystemSpec) -> SystemSpec:
-    """``system`` with its tiers named ``die``/``t0``, ``t1``, … (the cost model reads a
-    tier's name only to find the on-die tier, ``die``, in first place), so that systems
-    differing only in tier names share one program."""
-    names = ["die" if i == 0 and t.name == "die" else f"t{i}" for i, t in enumerate(system.tiers)]
-    if all(t.name == n for t, n in zip(system.tiers, names, strict=True)):
-        return system
-    tiers = tuple(t.replace(name=n) for t, n in zip(system.tiers, names, strict=True))
-    return system.replace(tiers=tiers)
 
 
 _BY_ID: dict[int, tuple[object, _Flat]] = {}

@@ -52,6 +52,17 @@ class Config(NamedTuple):
     mode: Efficiency
 
 
+def canonical_names(system: SystemSpec) -> SystemSpec:
+    """``system`` with its tiers named ``die``/``t0``, ``t1``, … (the cost model reads a
+    tier's name only to find the on-die tier, ``die``, in first place), so that systems
+    differing only in tier names share one program."""
+    names = ["die" if i == 0 and t.name == "die" else f"t{i}" for i, t in enumerate(system.tiers)]
+    if all(t.name == n for t, n in zip(system.tiers, names, strict=True)):
+        return system
+    tiers = tuple(t.replace(name=n) for t, n in zip(system.tiers, names, strict=True))
+    return system.replace(tiers=tiers)
+
+
 def canonical_system(system: SystemSpec, n_tiers: int = N_TIERS) -> SystemSpec:
     """``system`` with ``n_tiers`` tiers named ``die, t1, t2, …`` (see module docstring).
 
@@ -72,10 +83,7 @@ def canonical_system(system: SystemSpec, n_tiers: int = N_TIERS) -> SystemSpec:
                 topology="switch",
             )
         )
-    named = [
-        t.replace(name="die" if (i == 0 and t.name == "die") else f"t{i}")
-        for i, t in enumerate(tiers)
-    ]
+    named = list(canonical_names(system.replace(tiers=tuple(tiers))).tiers)
     # the former last tier must now hold every chip (it was the outermost one)
     k = len(system.tiers) - 1
     if k < n_tiers - 1:

@@ -19,8 +19,6 @@ r"""Validation at the kernel level and end to end (``tpsopt validate --level ker
 from __future__ import annotations
 
 import math
-import tomllib
-from pathlib import Path
 
 import numpy as np
 
@@ -123,10 +121,11 @@ def kernel_level_report(path=None) -> dict:
 def _stored_params(pb, path) -> tuple[dict, dict]:
     """The stored fit as e2e_fit parameters ``{s, f, p}`` for ``pb`` and the raw TOML."""
     from hardware_db import e2e_calibration as ec
+    from hardware_db.loader import read_toml
     from search.fidelity import e2e_fit as ef
 
     st = ec.load_e2e(path)
-    doc = tomllib.loads(Path(path or ec.E2E_TOML).read_text(encoding="utf-8"))
+    doc = read_toml(path or ec.E2E_TOML)  # cached: load_e2e parsed the same file
     zero = np.zeros(len(ec.PARAM_NAMES))
     s = np.stack([st["software"].get(n, zero) for n in pb.sw_names])
     f = np.stack([st["families"].get(n, zero) for n in pb.fam_names])
