@@ -113,7 +113,8 @@ class KernelTable(NamedTuple):
 
     def select(self, mask) -> KernelTable:
         """The rows where ``mask`` is true."""
-        return self._replace(columns={k: v[mask] for k, v in self.columns.items()})
+        # not _replace: NamedTuple._make checks len(), which __len__ makes the row count
+        return KernelTable(self.name, self.path, {k: v[mask] for k, v in self.columns.items()})
 
 
 def _parse(value: str, kind: str, at: str) -> object:

@@ -2,9 +2,14 @@ r"""Fit the kernel-level functional forms (:mod:`costmodel.kernel_time`) to meas
 
 Data: ``hardware_db/data/kernels/*.csv`` (:mod:`hardware_db.kernel_tables`; NVIDIA
 aiconfigurator microbenchmarks, package ``aiconfigurator-core==0.12.0``, Apache-2.0).
-A **group** is hardware × framework × kernel class × precision; each gets its own
+A **group** is hardware × framework × kernel class × precision × kernel variant (the
+table's ``kernel_source``: the GEMM dtype path — e.g. vLLM's DeepGEMM, FlashInfer and
+CUTLASS FP8 block-scaled kernels —, the attention kernel — FA3, FA4, Triton, FlashInfer —,
+the MoE backend — Triton, Marlin, FlashInfer CUTLASS / TRT-LLM —); each gets its own
 :class:`~costmodel.kernel_time.KernelParams` (collectives: hardware × framework ×
-implementation × op × dtype, :class:`~costmodel.kernel_time.CollectiveParams`).
+implementation × op × dtype, :class:`~costmodel.kernel_time.CollectiveParams`). A stack
+runs one variant per shape and the tables name it, so the variant is a categorical
+feature of the point, not a fitted switch.
 
 **FLOPs and bytes of each table point, from first principles** (b_w, b_a weight /
 activation bytes per element from :data:`DTYPES`, outputs BF16; the counts match
@@ -22,11 +27,17 @@ activation bytes per element from :data:`DTYPES`, outputs BF16; the counts match
   ``T``.
 * MoE (T tokens — all ranks' tokens, of which 1/ep land on the measured rank — hidden h,
   expert width I, top-k, E experts, split ``moe_tp`` × ``moe_ep``, ``g`` = 3 gated
-  matrices, 2 for ``nongated`` kernels): pairs on the rank ``p = T·k/ep``; distinct local
-  experts touched under uniform routing ``e = (E/ep)·(1 − (1 − k/E)^T)`` (the mean of
-  :func:`costmodel.operators.expected_experts_per_chip`, its ``mean_experts``; the
-  benchmark measures one rank, not the busiest);
-  ``F = 2·p·g·h·I/tp``; ``Q = e·g·h·I/tp·b_w + p·h·(b_a + 2)``; reuse ``p/e``.
+  matrices, 2 for non-gated experts, :func:`gated_matrices`): the benchmark routes
+  **balanced** (aiconfigurator ``collector/helper.py``, ``balanced_logits``: token i takes
+  experts ``(i + j·⌈E/k⌉) mod E``, so ``min(E, T·k)`` distinct experts, spread evenly),
+  hence on the rank ``p = max(T·k/ep, 1)`` token-expert pairs and ``e = max(min(E, T·k)/ep,
+  1)`` distinct experts (expert 0 is always local and always hit); ``T_r`` tokens reach
+  the rank's kernel (:func:`moe_rank_tokens`);
+  ``F = 2·p·g·h·I/tp``; ``Q = e·g·h·I/tp·b_w + p·h·b_a + T_r·h·2`` (active experts'
+  weights, each pair's input row, each token's output row once); reuse ``p/e``. These
+  counts are the benchmark's routing; ``costmodel.operators`` uses the mean of uniform
+  routing (:func:`costmodel.operators.expected_experts_per_chip`), which the balanced
+  count bounds from above for ``T·k ≤ E``.
 * Collectives: bus bytes of :func:`costmodel.kernel_time.bus_bytes` from the message
   bytes (elements × dtype width) and the rank count.
 
@@ -34,8 +45,9 @@ activation bytes per element from :data:`DTYPES`, outputs BF16; the counts match
 :func:`costmodel.kernel_time.kernel_time_s`: GEMM ``x = n`` (output columns; CTAs tile
 n, few columns leave SMs idle), no items; attention ``x = B·K`` (sequence, KV head)
 CTAs, ``N = B·H`` (sequence, query head) pairs; MLA ``x = B``, ``N = B·H``; MLA BMM
-``x = H``, ``N = T·H``; MoE ``x = e·I/tp`` (columns of the active experts), ``N = p``
-(token-expert pairs: routing, permutation, gather).
+``x = H``, ``N = T·H``; MoE ``x = e·I/tp`` (columns of the active experts),
+``N = T_r·k`` (token slots the kernel routes, sorts, gathers and reduces, remote ones
+included: they are masked, not dropped).
 
 Peak FLOP/s (at the kernel's compute precision; a chip without the narrower unit falls
 back to the next wider one, as in ``costmodel``; SmoothQuant ``sq`` uses the INT8 peak of
@@ -44,14 +56,16 @@ repository's chips (:data:`SYSTEMS` maps aiconfigurator systems to database syst
 SOL link bandwidth of a collective from the system's scale-up tier.
 
 **Fit**: per group, minimise the mean of ``(log t̂ − log t)²`` over the fitting shapes in
-float64 by Adam (fixed step count and cosine schedule, three fixed starts, the best kept:
+float64 by Adam (fixed step count and cosine schedule, six fixed starts, the best kept:
 deterministic; gradients through the maxima from the smooth surrogate of
 :func:`costmodel.smooth.select`, values exact), parameters unconstrained through ``exp`` (floors,
 half-points, item times, latencies, β; ``p = 1 + exp``) and ``sigmoid`` (efficiencies and
 ``f_s`` ∈ (0, 1), γ ∈ (0, 1)). **Holdout**: the
 distinct shapes of a group sorted, every fifth (index ≡ 4 mod 5) is held out. Reported:
-MAPE in-sample and held-out per group, the held-out summary per hardware × class
-(``held_out_mape``: median, min, max over frameworks × precisions), and the points faster
+MAPE in-sample and held-out per group (all held-out points and those at decode shapes,
+:data:`DECODE_MAX_ROWS`), the held-out summary per hardware × class (``held_out_mape``:
+pooled over the class's held-out points, all and at decode shapes; median, min, max over
+its groups), and the points faster
 than SOL (``sol_violations``; those explained by L2-resident weights, :data:`L2_BYTES`,
 also as ``sol_violations_l2``).
 
@@ -137,6 +151,27 @@ DTYPES = {
 """Bytes per element (weights, activations; scale overhead included) and compute bits."""
 
 MLA_LATENT, MLA_ROPE, MLA_NOPE = 512, 64, 128  # DeepSeek-V3 (the tables' model)
+
+NONGATED_MOE_SHAPES = frozenset({
+    (2688, 1856, 6, 128),  # Nemotron-3 Nano 30B-A3B (and 3.5 Lightning)
+    (4096, 2688, 22, 512),  # Nemotron-3 Super 120B-A12B
+    (1024, 2688, 22, 512),  # Nemotron-3 Super, latent MoE (experts on the 1024-wide latent)
+    (8192, 5120, 22, 512),  # Nemotron-3 Ultra 550B-A55B
+    (2048, 5120, 22, 512),  # Nemotron-3 Ultra, latent MoE
+})  # fmt: skip
+"""MoE shapes ``(hidden, inter, top-k, experts)`` of the non-gated (ReLU², 2 matrices per
+expert: up and down) Nemotron-3 models. Source: aiconfigurator's collector case file
+``collector/cases/models/NemotronHForCausalLM_cases.yaml`` (``sglang_moe_activation: relu2``,
+``sglang_moe_is_gated: false`` for every one of these shapes; the same models run on every
+framework). The TensorRT-LLM tables name the kernel ``*_nongated``; the SGLang and vLLM
+tables do not, so the shape decides. Counting them with 3 matrices put their bytes 1.5×
+too high — the cause of most MoE points "below SOL" of the first pass."""
+
+DECODE_MAX_ROWS = 256
+"""Decode-shape selection of the report (``decode`` mask, :func:`decode_mask`): GEMM
+``m ≤ 256`` rows (tokens of one decode step), generation attention and MLA ``batch ≤ 256``
+sequences, MLA BMM and MoE ``≤ 256`` tokens. Collectives: every message (a decode step's
+all-reduce spans the whole table's range)."""
 HOLDOUT_EVERY = 5
 ITERATIONS = 1500
 FIT_BETA = 8.0
@@ -234,20 +269,21 @@ def work(table) -> dict:
             c[x].astype(float)
             for x in ("tokens", "hidden", "inter", "topk", "experts", "moe_tp", "moe_ep")
         )
-        g = np.where(np.char.find(c["kernel_source"].astype(str), "nongated") >= 0, 2.0, 3.0)
-        pairs = t * topk / ep
-        # mean distinct local experts touched under uniform routing (operators' mean_experts)
-        experts = e / ep * (1.0 - np.clip(1.0 - topk / e, 0.0, 1.0) ** t)
+        g = gated_matrices(c)
+        # balanced routing (the benchmark's): min(E, T·k) distinct experts, 1/ep on the rank
+        pairs = np.maximum(t * topk / ep, 1.0)
+        experts = np.maximum(np.minimum(e, t * topk) / ep, 1.0)
+        rank_tokens = moe_rank_tokens(c["framework"], t, topk, ep)
         wb = np.zeros(n)
         ab = np.zeros(n)
         for i in range(n):
             wb[i], ab[i], bits[i] = _dtype(prec[i], "moe.csv")
         per_expert = g * hid * inter / tp
         f = 2.0 * pairs * per_expert
-        q = experts * per_expert * wb + pairs * hid * (ab + 2.0)
+        q = experts * per_expert * wb + pairs * hid * ab + rank_tokens * hid * 2.0
         m = pairs / experts
         units = experts * inter / tp
-        items = pairs
+        items = rank_tokens * topk
         shape = np.stack(
             [
                 c["tokens"],
@@ -268,6 +304,36 @@ def work(table) -> dict:
         "weight_bytes": wbytes,
         "precision": prec, "shape": shape,
     }  # fmt: skip
+
+
+def moe_rank_tokens(framework, tokens, topk, ep):
+    """Tokens the measured rank's MoE kernel processes (each with all its ``topk`` slots).
+
+    TensorRT-LLM and vLLM collectors pass all ``T`` tokens to the rank's module (remote
+    experts masked); SGLang's builds the rank-0 workload (``build_rank0_workloads``): only
+    the tokens with at least one local expert, ``T·(1 − (1 − 1/ep)^k)`` under uniform
+    routing (at least 1). Source: aiconfigurator ``collector/{trtllm,vllm,sglang}/
+    collect_moe.py``."""
+    local = np.maximum(tokens * (1.0 - (1.0 - 1.0 / ep) ** topk), 1.0)
+    return np.where(np.asarray(framework) == "sglang", local, tokens)
+
+
+def gated_matrices(c) -> np.ndarray:
+    """Weight matrices per MoE expert: 3 (gated: gate, up, down) or 2 (non-gated: up, down)
+    per row of a MoE table's columns ``c`` — 2 for ``*nongated*`` kernels and for the shapes
+    of :data:`NONGATED_MOE_SHAPES`."""
+    named = np.char.find(c["kernel_source"].astype(str), "nongated") >= 0
+    shape = zip(c["hidden"], c["inter"], c["topk"], c["experts"], strict=True)
+    known = np.array([tuple(int(v) for v in s) in NONGATED_MOE_SHAPES for s in shape], bool)
+    return np.where(named | known, 2.0, 3.0)
+
+
+def decode_mask(name: str, c) -> np.ndarray:
+    """Rows of kernel table ``name`` (columns ``c``) at decode shapes
+    (:data:`DECODE_MAX_ROWS`)."""
+    col = {"gemm": "m", "attention": "batch", "mla": "batch", "mla_bmm": "tokens",
+           "moe": "tokens"}[name]  # fmt: skip
+    return np.asarray(c[col]) <= DECODE_MAX_ROWS
 
 
 def holdout_mask(shape: np.ndarray) -> np.ndarray:
@@ -321,9 +387,18 @@ def _coll_pred(theta, x):
     return jax.vmap(lambda q, n: kt.collective_time_s(q, n, p, beta=FIT_BETA))(x["bus"], x["ranks"])
 
 
+LOSS_DELTA = 0.02
+"""Scale of the pseudo-Huber loss on the relative error (2 %): quadratic below, absolute
+above — the fit minimises a smooth MAPE."""
+
+
 def _loss(theta, x, pred):
-    r = jnp.log(pred(theta, x)) - jnp.log(x["t"])
-    return jnp.sum(x["w"] * r * r) / jnp.maximum(jnp.sum(x["w"]), 1.0)
+    """Mean pseudo-Huber loss of the relative error ``e = t̂/t − 1``:
+    ``δ²(√(1 + (e/δ)²) − 1)``, ``δ`` = :data:`LOSS_DELTA` (smooth; → δ·|e| for |e| ≫ δ,
+    so the fit minimises the reported MAPE and one outlier pulls no harder than linearly)."""
+    e = pred(theta, x) / x["t"] - 1.0
+    h = LOSS_DELTA**2 * (jnp.sqrt(1.0 + (e / LOSS_DELTA) ** 2) - 1.0)
+    return jnp.sum(x["w"] * h) / jnp.maximum(jnp.sum(x["w"]), 1.0)
 
 
 def _adam(theta0, x, pred, iterations):
@@ -375,6 +450,12 @@ def _kernel_starts(g):
          ti - 2.0, math.log(1.0)],
         [math.log(0.9 * tmin), 1.0, math.log(4.0), 0.5, math.log(1e7), math.log(0.5 * u),
          ti + 1.0, math.log(8.0)],
+        [math.log(0.3 * tmin), -1.0, math.log(256.0), 0.0, math.log(1e4), math.log(u),
+         ti - 4.0, math.log(0.3)],
+        [math.log(0.7 * tmin), 2.0, math.log(1.0), 3.0, math.log(3e6), math.log(0.03 * u),
+         ti + 2.0, math.log(20.0)],
+        [math.log(0.1 * tmin), 0.0, math.log(32.0), 1.0, math.log(3e5), math.log(2.0 * u),
+         ti, math.log(2.0)],
     ]  # fmt: skip
     return np.array(base)
 
@@ -418,17 +499,13 @@ def kernel_groups(tables) -> list[dict]:
         tab = tables[name]
         w = work(tab)
         c = tab.columns
-        keys = np.array(
-            [
-                f"{a}|{b}|{v}|{p}"
-                for a, b, v, p in zip(
-                    c["system"], c["framework"], c["framework_version"], w["precision"], strict=True
-                )
-            ]
-        )
+        cols = (c["system"], c["framework"], c["framework_version"], w["precision"],
+                c["kernel_source"])  # fmt: skip
+        keys = np.array(["|".join(str(x) for x in r) for r in zip(*cols, strict=True)])
+        dec = decode_mask(name, c)
         for key in sorted(set(keys)):
             sel = keys == key
-            system, fw, ver, prec = key.split("|")
+            system, fw, ver, prec, variant = key.split("|")
             hw = hardware(system)
             t = c["latency_s"][sel]
             peak = np.array([hw["peak"][int(b)] for b in w["bits"][sel]])
@@ -438,7 +515,8 @@ def kernel_groups(tables) -> list[dict]:
             sol = np.maximum(w["flops"][sel] / peak, w["bytes"][sel] / hw["hbm"])
             groups.append(dict(
                 kind="kernel", cls=name, system=system, framework=fw, framework_version=ver,
-                precision=prec, t=t, flops=w["flops"][sel], bytes=w["bytes"][sel], m=w["m"][sel],
+                precision=prec, variant=variant, decode=dec[sel], t=t, flops=w["flops"][sel],
+                bytes=w["bytes"][sel], m=w["m"][sel],
                 units=w["units"][sel], items=w["items"][sel], weight_bytes=w["weight_bytes"][sel],
                 peak=peak, hbm=np.full(sel.sum(), hw["hbm"]), hold=hold, sol=sol,
                 w=(~hold).astype(float),
@@ -465,6 +543,7 @@ def collective_groups(tables) -> list[dict]:
         groups.append(dict(
             kind="collective", cls=f"comm:{op}", system=system, framework=fw,
             framework_version=ver, precision=dt, implementation=impl, t=c["latency_s"][sel],
+            decode=np.ones(sel.sum(), bool),
             bus=bus, ranks=n, hold=hold, w=(~hold).astype(float), sol=bus / hw["link"],
         ))  # fmt: skip
     return groups
@@ -499,6 +578,7 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS) -> list[dict]:
     for g in groups:
         g["mape_in"] = _mape(g["pred"], g["t"], ~g["hold"])
         g["mape_holdout"] = _mape(g["pred"], g["t"], g["hold"])
+        g["mape_holdout_decode"] = _mape(g["pred"], g["t"], g["hold"] & g["decode"])
         viol = g["t"] < g["sol"]
         g["sol_violations"] = int(viol.sum())
         l2 = L2_BYTES.get(g["system"], 0.0)
@@ -509,8 +589,10 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS) -> list[dict]:
 
 
 def group_name(g) -> str:
+    """``system/framework[/implementation]/class/precision[/variant]``."""
     impl = f"/{g['implementation']}" if g["kind"] == "collective" else ""
-    return f"{g['system']}/{g['framework']}{impl}/{g['cls']}/{g['precision']}"
+    var = f"/{g['variant']}" if g.get("variant") else ""
+    return f"{g['system']}/{g['framework']}{impl}/{g['cls']}/{g['precision']}{var}"
 
 
 def _class_of(g) -> str:
@@ -520,21 +602,32 @@ def _class_of(g) -> str:
     return {"attention": "attention_mla", "mla": "attention_mla"}.get(g["cls"], g["cls"])
 
 
+def _pooled(groups, decode: bool) -> float:
+    """MAPE (percent) over every held-out point of ``groups`` (decode shapes only when
+    ``decode``): the point-weighted figure of the class."""
+    err = [np.abs(g["pred"] / g["t"] - 1.0)[g["hold"] & (g["decode"] if decode else True)]
+           for g in groups]  # fmt: skip
+    err = np.concatenate(err) if err else np.zeros(0)
+    return round(float(np.mean(err) * 100.0), 2) if len(err) else float("nan")
+
+
 def held_out_summary(groups) -> dict:
-    """Held-out MAPE (percent) per hardware × class: median over the frameworks ×
-    precisions (× ops) of the class, min and max, and the number of groups."""
+    """Held-out MAPE (percent) per hardware × class: pooled over all held-out points of the
+    class (``pooled_pct``) and over those at decode shapes (``decode_pct``,
+    :data:`DECODE_MAX_ROWS`), the median, min and max over its groups (frameworks ×
+    precisions × variants (× ops)), the number of groups and the SOL violations."""
     out: dict = {}
     for key in sorted({(g["system"], _class_of(g)) for g in groups}):
-        v = [g["mape_holdout"] for g in groups if (g["system"], _class_of(g)) == key]
-        v = [x for x in v if math.isfinite(x)]
+        gs = [g for g in groups if (g["system"], _class_of(g)) == key]
+        v = [g["mape_holdout"] for g in gs if math.isfinite(g["mape_holdout"])]
         out.setdefault(key[0], {})[key[1]] = {
+            "pooled_pct": _pooled(gs, False),
+            "decode_pct": _pooled(gs, True),
             "median_pct": round(float(np.median(v)), 2),
             "min_pct": round(float(np.min(v)), 2),
             "max_pct": round(float(np.max(v)), 2),
             "groups": len(v),
-            "sol_violations": int(
-                sum(g["sol_violations"] for g in groups if (g["system"], _class_of(g)) == key)
-            ),
+            "sol_violations": int(sum(g["sol_violations"] for g in gs)),
         }
     return out
 
@@ -545,9 +638,12 @@ def report(groups) -> dict:
         rows.append({
             "group": group_name(g), "kind": g["kind"], "class": g["cls"], "system": g["system"],
             "framework": g["framework"], "framework_version": g["framework_version"],
-            "precision": g["precision"], "n_points": int(len(g["t"])),
-            "n_holdout": int(g["hold"].sum()), "mape_in_pct": round(g["mape_in"], 3),
+            "precision": g["precision"], "variant": g.get("variant", ""),
+            "n_points": int(len(g["t"])), "n_holdout": int(g["hold"].sum()),
+            "n_holdout_decode": int((g["hold"] & g["decode"]).sum()),
+            "mape_in_pct": round(g["mape_in"], 3),
             "mape_holdout_pct": round(g["mape_holdout"], 3),
+            "mape_holdout_decode_pct": round(g["mape_holdout_decode"], 3),
             "sol_violations": g["sol_violations"],
             "sol_violations_l2": g["sol_violations_l2"],
             "min_measured_over_sol": round(g["sol_worst_ratio"], 4),
@@ -593,13 +689,17 @@ def to_toml(groups, date: str) -> str:
         }  # fmt: skip
         if g["kind"] == "collective":
             meta["implementation"] = g["implementation"]
+        else:
+            meta["variant"] = g["variant"]
         for k, v in meta.items():
             lines.append(f"{k} = {_toml_value(v)}")
         for k, v in g["params"].items():
             lines.append(f"{k} = {_toml_value(float(v))}")
         stats = {
             "n_points": int(len(g["t"])), "n_holdout": int(g["hold"].sum()),
+            "n_holdout_decode": int((g["hold"] & g["decode"]).sum()),
             "mape_in_pct": round(g["mape_in"], 3), "mape_holdout_pct": round(g["mape_holdout"], 3),
+            "mape_holdout_decode_pct": round(g["mape_holdout_decode"], 3),
             "sol_violations": g["sol_violations"], "sol_violations_l2": g["sol_violations_l2"],
         }  # fmt: skip
         for k, v in stats.items():
@@ -607,8 +707,12 @@ def to_toml(groups, date: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(tables=None, iterations: int = ITERATIONS) -> list[dict]:
+def run(tables=None, iterations: int = ITERATIONS, systems=None) -> list[dict]:
+    """Fit every group of ``tables`` (default: the packaged tables), restricted to the
+    aiconfigurator ``systems`` when given."""
     tables = load_all() if tables is None else tables
+    if systems:
+        tables = {k: t.select(np.isin(t["system"], list(systems))) for k, t in tables.items()}
     return fit_groups(kernel_groups(tables) + collective_groups(tables), iterations)
 
 
@@ -617,8 +721,17 @@ def main(argv=None) -> int:
         prog="python -m search.fidelity.kernel_fit", description=__doc__.splitlines()[0]
     )
     ap.add_argument("--write", action="store_true", help=f"write {CALIBRATION_TOML.name}")
+    ap.add_argument(
+        "--systems", default="", help="comma-separated aiconfigurator systems to fit (exploration)"
+    )
     args = ap.parse_args(argv)
-    groups = run()
+    systems = [x for x in args.systems.split(",") if x]
+    unknown = sorted(set(systems) - set(SYSTEMS))
+    if unknown:
+        ap.error(f"--systems: unknown {', '.join(unknown)}; known: {', '.join(SYSTEMS)}")
+    if systems and args.write:
+        ap.error("--write: refits every system; drop --systems")
+    groups = run(systems=systems)
     if args.write:
         CALIBRATION_TOML.write_text(
             to_toml(groups, datetime.date.today().isoformat()), encoding="utf-8"
