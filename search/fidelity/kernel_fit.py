@@ -43,8 +43,11 @@ activation bytes per element from :data:`DTYPES`, outputs BF16; the counts match
 
 **Work units** ``x`` (fill factor) and **items** ``N`` (per-item term) of
 :func:`costmodel.kernel_time.kernel_time_s`: GEMM ``x = n`` (output columns; CTAs tile
-n, few columns leave SMs idle), no items; attention ``x = B·K`` (sequence, KV head)
-CTAs, ``N = B·H`` (sequence, query head) pairs; MLA ``x = B``, ``N = B·H``; MLA BMM
+n, few columns leave SMs idle), no items; attention ``x = N = B·K`` (sequence, KV head)
+CTAs: decode kernels (FlashAttention-3/4, FlashInfer, XQA) pack the ``H/K`` query heads of
+a KV head into one CTA, each with its own set-up (Q load, softmax state, split-KV combine)
+— the per-item term; ``N = B·H`` (the first pass) left MHA shapes with many short
+sequences up to 3× under-predicted; MLA ``x = B``, ``N = B·H``; MLA BMM
 ``x = H``, ``N = T·H``; MoE ``x = e·I/tp`` (columns of the active experts),
 ``N = T_r·k`` (token slots the kernel routes, sorts, gathers and reduces, remote ones
 included: they are masked, not dropped).
@@ -237,7 +240,7 @@ def work(table) -> dict:
         q = b * s * k * 2 * d * bkv + b * h * 2 * d * 2.0
         m = h / k
         units = b * k
-        items = b * h
+        items = b * k
         shape = np.stack([c["batch"], c["heads"], c["kv_heads"], c["head_dim"], c["context"]], 1)
     elif name == "mla":
         prec = c["kv_dtype"]
