@@ -12,7 +12,7 @@ import pytest
 
 from costmodel import kernel_time as kt
 from hardware_db import DbError
-from hardware_db.kernel_tables import SCHEMAS, load_all, load_table
+from hardware_db.kernel_tables import SCHEMAS, KernelTable, load_all, load_table
 from search.fidelity import kernel_fit as kf
 
 P = kt.KernelParams(
@@ -191,7 +191,7 @@ def test_committed_fit_reproduces_toml():
     assert doc["source"]["package"] == "aiconfigurator-core"
     saved = {e["name"]: e for e in doc["kernel"] + doc["collective"]}
     tabs = load_all()
-    want = {"h200_sxm/trtllm/gemm/bfloat16", "b200_sxm/vllm/comm:all_reduce/bfloat16"}
+    want = {"h200_sxm/trtllm/gemm/bfloat16/torch_flow", "b200_sxm/vllm/comm:all_reduce/bfloat16"}
     groups = [g for g in kf.kernel_groups({"gemm": tabs["gemm"]}) if kf.group_name(g) in want]
     groups += [
         g
@@ -206,6 +206,89 @@ def test_committed_fit_reproduces_toml():
         s = saved[kf.group_name(g)]
         assert round(g["mape_in"], 3) == pytest.approx(s["mape_in_pct"], abs=0.02)
         assert round(g["mape_holdout"], 3) == pytest.approx(s["mape_holdout_pct"], abs=0.02)
+        dec = g["mape_holdout_decode"]
+        assert round(dec, 3) == pytest.approx(s["mape_holdout_decode_pct"], abs=0.02)
+        assert s["n_holdout_decode"] == int((g["hold"] & g["decode"]).sum())
         assert g["sol_violations"] == s["sol_violations"]
         assert g["sol_violations_l2"] == s["sol_violations_l2"]
         assert s["n_holdout"] == int(g["hold"].sum()) > 0
+
+
+def _moe_table(rows):
+    cols = ("system", "framework", "framework_version", "kernel_source", "dtype", "tokens",
+            "hidden", "inter", "topk", "experts", "moe_tp", "moe_ep")  # fmt: skip
+    c = {k: np.array([r[i] for r in rows]) for i, k in enumerate(cols)}
+    c["latency_s"] = np.full(len(rows), 1e-4)
+    return KernelTable("moe", None, c)
+
+
+def test_moe_counts_closed_form():
+    """Balanced routing, rank tokens per framework, 2 matrices for Nemotron-3 shapes."""
+    h, inter = 7168, 2048
+    rows = [
+        ("h200_sxm", "sglang", "0", "triton", "bfloat16", 4, h, inter, 8, 256, 1, 2),
+        ("h200_sxm", "vllm", "0", "triton", "bfloat16", 4, h, inter, 8, 256, 1, 2),
+        ("h200_sxm", "vllm", "0", "triton", "bfloat16", 64, h, inter, 8, 256, 2, 1),
+        ("h200_sxm", "vllm", "0", "triton", "bfloat16", 1, 2688, 1856, 6, 128, 1, 1),
+        ("h200_sxm", "trtllm", "0", "moe_torch_flow_nongated", "bfloat16", 1, h, inter, 8, 256,
+         1, 1),
+    ]  # fmt: skip
+    w = kf.work(_moe_table(rows))
+    # row 0: T·k = 32 < E: 32 experts, 16 local, 16 pairs; sglang: T(1 − 2^−8) rank tokens
+    t_r = 4 * (1 - 0.5**8)
+    per_expert = 3 * h * inter
+    assert w["flops"][0] == pytest.approx(2 * 16 * per_expert)
+    assert w["bytes"][0] == pytest.approx(16 * per_expert * 2 + 16 * h * 2 + t_r * h * 2)
+    assert w["m"][0] == pytest.approx(1.0) and w["items"][0] == pytest.approx(t_r * 8)
+    # row 1: vLLM passes all T tokens to the rank
+    assert w["items"][1] == pytest.approx(4 * 8)
+    assert w["bytes"][1] == pytest.approx(16 * per_expert * 2 + 16 * h * 2 + 4 * h * 2)
+    # row 2: T·k = 512 > E: every expert, tp halves each
+    assert w["bytes"][2] == pytest.approx(256 * per_expert / 2 * 2 + 512 * h * 2 + 64 * h * 2)
+    assert w["m"][2] == pytest.approx(2.0)
+    # rows 3-4: non-gated (Nemotron-3 Nano shape; a kernel named *nongated*)
+    assert list(kf.gated_matrices(_moe_table(rows).columns)) == [3, 3, 3, 2, 2]
+    assert w["flops"][3] == pytest.approx(2 * 6 * 2 * 2688 * 1856)
+
+
+def test_moe_rank_tokens():
+    fw = np.array(["sglang", "vllm", "trtllm", "sglang"])
+    t = kf.moe_rank_tokens(fw, np.array([64.0, 64.0, 64.0, 1.0]), 8.0, np.array([4, 4, 4, 64]))
+    assert t[0] == pytest.approx(64 * (1 - 0.75**8)) and t[1] == t[2] == 64.0
+    assert t[3] == 1.0  # at least one token reaches the rank
+
+
+def test_attention_items_per_kv_head_and_decode_mask():
+    cols = {"batch": np.array([2, 300]), "heads": np.array([32, 8]),
+            "kv_heads": np.array([8, 8]), "head_dim": np.array([128, 64]),
+            "context": np.array([100, 5]), "kv_dtype": np.array(["bfloat16", "fp8"])}  # fmt: skip
+    w = kf.work(KernelTable("attention", None, {**cols, "latency_s": np.ones(2)}))
+    assert list(w["items"]) == [16.0, 2400.0] and list(w["units"]) == [16.0, 2400.0]
+    assert list(w["m"]) == [4.0, 1.0]
+    assert w["flops"][0] == pytest.approx(4 * 2 * 32 * 100 * 128)
+    assert w["bytes"][1] == pytest.approx(300 * 5 * 8 * 128 * 1.0 + 300 * 8 * 128 * 2.0)
+    assert list(kf.decode_mask("attention", cols)) == [True, False]
+    assert list(kf.decode_mask("gemm", {"m": np.array([256, 257])})) == [True, False]
+
+
+def test_pseudo_huber_loss_closed_form():
+    """Quadratic e²/2 for |e| ≪ δ, δ|e| − δ² for |e| ≫ δ; weights select points."""
+    x = {"t": jnp.array([1.0, 1.0, 1.0]), "w": jnp.array([1.0, 1.0, 0.0])}
+    d = kf.LOSS_DELTA
+
+    def pred(theta, _):
+        return jnp.array([1.0 + theta[0], 1.0 - theta[0], 5.0])
+
+    with jax.enable_x64(True):
+        small = float(kf._loss(jnp.array([1e-4]), x, pred))
+        big = float(kf._loss(jnp.array([0.5]), x, pred))
+    assert small == pytest.approx(1e-8 / 2, rel=1e-3)
+    assert big == pytest.approx(d * d * (math.sqrt(1 + (0.5 / d) ** 2) - 1), rel=1e-9)
+    assert big == pytest.approx(d * 0.5 - d * d, rel=0.05)
+
+
+def test_table_select_and_systems_filter():
+    tab = load_all()["gemm"]
+    sub = tab.select(tab["system"] == "h200_sxm")
+    assert sub.name == "gemm" and 0 < len(sub) < len(tab)
+    assert set(sub["system"]) == {"h200_sxm"}

@@ -35,14 +35,19 @@ def test_kernels_level():
     assert len(rep["groups"]) == len(stored)
     for g in rep["groups"]:
         e = stored[g["name"]]
-        for k in ("n_points", "n_holdout", "mape_in_pct", "mape_holdout_pct", "sol_violations"):
+        for k in ("n_points", "n_holdout", "n_holdout_decode", "mape_in_pct",
+                  "mape_holdout_pct", "sol_violations"):  # fmt: skip
             assert g[k] == e[k], (g["name"], k)
     keys = ("groups", "n_points", "n_holdout", "holdout_median_pct", "holdout_pooled_pct",
-            "in_pooled_pct", "sol_violations")  # fmt: skip
+            "holdout_decode_pooled_pct", "in_pooled_pct", "sol_violations")  # fmt: skip
     for s in [*rep["by_hardware_class"], *rep["by_class"], rep["overall"]]:
         assert all(_finite(s[k]) for k in keys), s
     assert {s["system"] for s in rep["by_hardware_class"]} >= {"h100_sxm", "b200_sxm"}
     assert rep["overall"]["n_points"] == sum(e["n_points"] for e in stored.values())
+    # pooled = point-weighted: the overall held-out MAPE lies within the groups' range
+    o = rep["overall"]
+    assert o["holdout_min_pct"] <= o["holdout_pooled_pct"] <= o["holdout_max_pct"]
+    assert o["n_holdout"] >= sum(e["n_holdout_decode"] for e in stored.values()) > 0
 
 
 @pytest.fixture(scope="module")

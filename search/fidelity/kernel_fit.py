@@ -31,7 +31,8 @@ activation bytes per element from :data:`DTYPES`, outputs BF16; the counts match
   **balanced** (aiconfigurator ``collector/helper.py``, ``balanced_logits``: token i takes
   experts ``(i + j·⌈E/k⌉) mod E``, so ``min(E, T·k)`` distinct experts, spread evenly),
   hence on the rank ``p = max(T·k/ep, 1)`` token-expert pairs and ``e = max(min(E, T·k)/ep,
-  1)`` distinct experts (expert 0 is always local and always hit); ``T_r`` tokens reach
+  1)`` distinct experts (expert 0 is always local and always hit; grouped routing touches
+  fewer, :func:`moe_distinct_experts`); ``T_r`` tokens reach
   the rank's kernel (:func:`moe_rank_tokens`);
   ``F = 2·p·g·h·I/tp``; ``Q = e·g·h·I/tp·b_w + p·h·b_a + T_r·h·2`` (active experts'
   weights, each pair's input row, each token's output row once); reuse ``p/e``. These
@@ -233,6 +234,7 @@ def work(table) -> dict:
     elif name == "attention":
         prec = c["kv_dtype"]
         bkv = np.array([_dtype(p, "attention.csv")[0] for p in prec])
+        bits = kv_compute_bits(prec)
         b, h, k, d, s = (
             c[x].astype(float) for x in ("batch", "heads", "kv_heads", "head_dim", "context")
         )
@@ -245,6 +247,7 @@ def work(table) -> dict:
     elif name == "mla":
         prec = c["kv_dtype"]
         bkv = np.array([_dtype(p, "mla.csv")[0] for p in prec])
+        bits = kv_compute_bits(prec)
         b, h, s = (c[x].astype(float) for x in ("batch", "heads", "context"))
         lat = MLA_LATENT + MLA_ROPE
         f = b * h * s * (2.0 * lat + 2.0 * MLA_LATENT)
@@ -275,7 +278,7 @@ def work(table) -> dict:
         g = gated_matrices(c)
         # balanced routing (the benchmark's): min(E, T·k) distinct experts, 1/ep on the rank
         pairs = np.maximum(t * topk / ep, 1.0)
-        experts = np.maximum(np.minimum(e, t * topk) / ep, 1.0)
+        experts = np.maximum(moe_distinct_experts(c) / ep, 1.0)
         rank_tokens = moe_rank_tokens(c["framework"], t, topk, ep)
         wb = np.zeros(n)
         ab = np.zeros(n)
@@ -307,6 +310,48 @@ def work(table) -> dict:
         "weight_bytes": wbytes,
         "precision": prec, "shape": shape,
     }  # fmt: skip
+
+
+def kv_compute_bits(kv_dtype) -> np.ndarray:
+    """Compute precision (bits) of a decode-attention / MLA kernel from its KV-cache dtype:
+    an 8-bit cache runs QKᵀ and PV on the 8-bit tensor cores (TensorRT-LLM XQA and
+    trtllm-gen MLA quantise q to FP8; FlashAttention-3 FP8), so its SOL uses the FP8 peak —
+    the 16-bit one put 14 long-context FP8 MLA points on Blackwell below SOL. A lower bound
+    either way: the FP8 peak is ≥ the BF16 one."""
+    return np.array([_dtype(p, "kv_dtype")[2] for p in kv_dtype])
+
+
+GROUPED_ROUTING = {(7168, 2048, 8, 256): (8, 4)}
+"""MoE shapes ``(hidden, inter, top-k, experts)`` routed by grouped top-k → ``(n_group,
+topk_group)``: DeepSeek-V3 / R1 (``config.json``: ``n_group = 8``, ``topk_group = 4``)."""
+
+
+def moe_distinct_experts(c) -> np.ndarray:
+    """Distinct experts the benchmark's balanced routing touches over all ranks, per row of
+    a MoE table's columns ``c``.
+
+    Balanced logits (aiconfigurator ``collector/helper.py``, ``balanced_logits``): token i
+    is hot on experts ``(i + j·⌈E/k⌉) mod E``, j < k — ``min(E, T·k)`` distinct experts.
+    Where the kernel routes the logits itself with **grouped** top-k (vLLM's router for every
+    backend, FlashInfer TRT-LLM kernels that route in-kernel; shapes of
+    :data:`GROUPED_ROUTING`), the hot experts of a token sit one per group (stride = group
+    size), the groups tie and the same ``topk_group`` groups win for every token: ``T·k·tg/ng``
+    hot experts there, the other ``k·(1 − tg/ng)`` slots filled by the same tied experts,
+    at most ``E·tg/ng`` — ``min(E·tg/ng, T·k·tg/ng + k·(1 − tg/ng))``. (The first pass
+    counted all experts for these rows: 50 of its MoE points "below SOL".)"""
+    t, k, e = (c[x].astype(float) for x in ("tokens", "topk", "experts"))
+    out = np.minimum(e, t * k)
+    src = c["kernel_source"].astype(str)
+    in_kernel = (np.asarray(c["framework"]) == "vllm") | (
+        np.char.find(src, "flashinfer_trtllm") >= 0
+    )
+    shapes = zip(c["hidden"], c["inter"], c["topk"], c["experts"], strict=True)
+    for i, sh in enumerate(shapes):
+        grp = GROUPED_ROUTING.get(tuple(int(v) for v in sh))
+        if grp and in_kernel[i]:
+            f = grp[1] / grp[0]
+            out[i] = min(e[i] * f, t[i] * k[i] * f + k[i] * (1.0 - f))
+    return out
 
 
 def moe_rank_tokens(framework, tokens, topk, ep):
