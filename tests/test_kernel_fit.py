@@ -292,3 +292,22 @@ def test_table_select_and_systems_filter():
     sub = tab.select(tab["system"] == "h200_sxm")
     assert sub.name == "gemm" and 0 < len(sub) < len(tab)
     assert set(sub["system"]) == {"h200_sxm"}
+
+
+def test_grouped_routing_distinct_experts_and_kv_bits():
+    """DeepSeek-V3 grouped top-k under tied balanced logits: 4 of 8 groups, 4 hot experts
+    per token there plus 4 shared tied ones, at most 128; plain balanced elsewhere."""
+    h, inter = 7168, 2048
+    rows = [
+        ("b200_sxm", "vllm", "0", "triton", "fp8_block", 1, h, inter, 8, 256, 1, 1),
+        ("b200_sxm", "vllm", "0", "triton", "fp8_block", 4, h, inter, 8, 256, 1, 1),
+        ("b200_sxm", "vllm", "0", "triton", "fp8_block", 64, h, inter, 8, 256, 1, 1),
+        ("b200_sxm", "sglang", "0", "sglang_flashinfer_trtllm_moe", "nvfp4", 4, h, inter, 8,
+         256, 1, 1),
+        ("b200_sxm", "sglang", "0", "sglang_fused_moe_triton", "bfloat16", 4, h, inter, 8, 256,
+         1, 1),
+        ("b200_sxm", "vllm", "0", "triton", "bfloat16", 4, h, inter, 8, 384, 1, 1),
+    ]  # fmt: skip
+    e = kf.moe_distinct_experts(_moe_table(rows).columns)
+    assert list(e) == [8.0, 20.0, 128.0, 20.0, 32.0, 32.0]
+    assert list(kf.kv_compute_bits(np.array(["bfloat16", "fp8"]))) == [16, 8]
