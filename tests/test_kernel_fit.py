@@ -240,12 +240,13 @@ def test_moe_counts_closed_form():
     assert w["flops"][0] == pytest.approx(2 * 16 * per_expert)
     assert w["bytes"][0] == pytest.approx(16 * per_expert * 2 + 16 * h * 2 + t_r * h * 2)
     assert w["m"][0] == pytest.approx(1.0) and w["items"][0] == pytest.approx(t_r * 8)
-    # row 1: vLLM passes all T tokens to the rank
+    # row 1: vLLM passes all T tokens to the rank; its grouped router (DeepSeek-V3 shape)
+    # reaches 4·4 hot + 4 tied experts, 10 of them local
     assert w["items"][1] == pytest.approx(4 * 8)
-    assert w["bytes"][1] == pytest.approx(16 * per_expert * 2 + 16 * h * 2 + 4 * h * 2)
-    # row 2: T·k = 512 > E: every expert, tp halves each
-    assert w["bytes"][2] == pytest.approx(256 * per_expert / 2 * 2 + 512 * h * 2 + 64 * h * 2)
-    assert w["m"][2] == pytest.approx(2.0)
+    assert w["bytes"][1] == pytest.approx(10 * per_expert * 2 + 16 * h * 2 + 4 * h * 2)
+    # row 2: T·k = 512 > E, grouped: the 128 experts of the 4 winning groups, tp halves each
+    assert w["bytes"][2] == pytest.approx(128 * per_expert / 2 * 2 + 512 * h * 2 + 64 * h * 2)
+    assert w["m"][2] == pytest.approx(4.0)
     # rows 3-4: non-gated (Nemotron-3 Nano shape; a kernel named *nongated*)
     assert list(kf.gated_matrices(_moe_table(rows).columns)) == [3, 3, 3, 2, 2]
     assert w["flops"][3] == pytest.approx(2 * 6 * 2 * 2688 * 1856)
