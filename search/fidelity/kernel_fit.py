@@ -43,8 +43,9 @@ activation bytes per element from :data:`DTYPES`, outputs BF16; the counts match
   bytes (elements × dtype width) and the rank count.
 
 **Work units** ``x`` (fill factor) and **items** ``N`` (per-item term) of
-:func:`costmodel.kernel_time.kernel_time_s`: GEMM ``x = n`` (output columns; CTAs tile
-n, few columns leave SMs idle), no items; attention ``x = N = B·K`` (sequence, KV head)
+:func:`costmodel.kernel_time.kernel_time_s`: GEMM ``x = n + k/256`` (output columns —
+CTAs tile n, few columns leave SMs idle — plus split-K chunks, :data:`GEMM_SPLIT_K_CHUNK`),
+no items; attention ``x = N = B·K`` (sequence, KV head)
 CTAs: decode kernels (FlashAttention-3/4, FlashInfer, XQA) pack the ``H/K`` query heads of
 a KV head into one CTA, each with its own set-up (Q load, softmax state, split-KV combine)
 — the per-item term; ``N = B·H`` (the first pass) left MHA shapes with many short
@@ -171,6 +172,13 @@ framework). The TensorRT-LLM tables name the kernel ``*_nongated``; the SGLang a
 tables do not, so the shape decides. Counting them with 3 matrices put their bytes 1.5×
 too high — the cause of most MoE points "below SOL" of the first pass."""
 
+GEMM_SPLIT_K_CHUNK = 256.0
+"""Reduction length (elements of ``k``) per extra work unit of a GEMM: ``x = n + k/256``.
+Decode GEMMs with few output columns and a long ``k`` are spread over the SMs by splitting
+``k`` (split-K / stream-K in cuBLAS and CUTLASS, two 128-deep k-tiles per chunk), so ``k``
+adds parallelism the output columns alone do not give. Chosen among 64 / 256 / 1024 / none on
+the H200 and B200 held-out GEMM points (pooled 11.8 / 11.7 / 12.1 / 12.7 %)."""
+
 DECODE_MAX_ROWS = 256
 """Decode-shape selection of the report (``decode`` mask, :func:`decode_mask`): GEMM
 ``m ≤ 256`` rows (tokens of one decode step), generation attention and MLA ``batch ≤ 256``
@@ -229,7 +237,7 @@ def work(table) -> dict:
             wbytes[i] = kk * nn * bw
             q[i] = wbytes[i] + mm * kk * ba + mm * nn * 2.0
             m[i] = mm
-        units = c["n"].astype(float)
+        units = c["n"].astype(float) + c["k"].astype(float) / GEMM_SPLIT_K_CHUNK
         shape = np.stack([c["m"], c["n"], c["k"]], 1)
     elif name == "attention":
         prec = c["kv_dtype"]
