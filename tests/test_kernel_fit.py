@@ -312,3 +312,14 @@ def test_grouped_routing_distinct_experts_and_kv_bits():
     e = kf.moe_distinct_experts(_moe_table(rows).columns)
     assert list(e) == [8.0, 20.0, 128.0, 20.0, 32.0, 32.0]
     assert list(kf.kv_compute_bits(np.array(["bfloat16", "fp8"]))) == [16, 8]
+
+
+def test_gemm_counts_and_split_k_units():
+    cols = {"m": np.array([4, 300]), "n": np.array([512, 64]), "k": np.array([5120, 256]),
+            "dtype": np.array(["bfloat16", "fp8"])}  # fmt: skip
+    w = kf.work(KernelTable("gemm", None, {**cols, "latency_s": np.ones(2)}))
+    assert list(w["units"]) == [512 + 5120 / 256, 64 + 1.0]
+    assert w["flops"][0] == 2 * 4 * 512 * 5120
+    assert w["bytes"][1] == pytest.approx(256 * 64 * 1.0 + 300 * 256 * 1.0 + 300 * 64 * 2.0)
+    assert list(w["bits"]) == [16, 8] and list(w["m"]) == [4.0, 300.0]
+    assert list(kf.decode_mask("gemm", cols)) == [True, False]
