@@ -15,6 +15,14 @@ activation, top-k, sampling; plus :data:`EXTRA_AUX` for the MoE class)::
     t_op = kernel_time_s(F, Q, m, P(bits), W_eff, θ_class)                       (1)
          + a·(kernels − 1)·kernel_time_s(0, 0, 1, P, W_eff, θ_small)
 
+or, with a stack's launch table (:attr:`KernelCalibration.launches`, counted from the
+framework's model code in ``hardware_db/stack_kernels.py``), the operator's own row
+(``Op.tag``; GQA or MLA column; times ``Op.present``)::
+
+    t_op = kernel_time_s(F, Q, m, P(bits), W_eff, θ_class)
+         + n_aux·t_empty(θ_small) + n_gemm·t_empty(θ_gemm)                      (1')
+
+with ``t_empty(θ) = max(t_floor, b_half/(W_eff·η_m,max))`` (:func:`empty_kernel_s`).
 ``W_eff = 1/s_per_byte`` is the bandwidth the SOL roofline uses (the SRAM/HBM mix of
 :func:`costmodel.decode.read_s_per_byte`), ``a`` = :attr:`KernelCalibration.aux_kernels`
 (the stack's share of auxiliary kernels left unfused, ``docs/calibration.md``). An op with

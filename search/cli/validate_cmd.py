@@ -70,6 +70,8 @@ def parse_grades(text: str) -> tuple[str, ...]:
 
 def run(a) -> int:
     level = getattr(a, "level", "six")
+    if getattr(a, "set_name", "serving") != "serving" and level != "e2e":
+        raise UserError("--set applies to --level e2e only")
     if level != "six":
         return _run_level(a, level)
     from search.fidelity.validate import validation_report
@@ -101,8 +103,6 @@ def _run_level(a, level: str) -> int:
     if a.refit and level != "e2e":
         raise UserError("--refit applies to --level e2e only")
     set_name = getattr(a, "set_name", "serving")
-    if set_name != "serving" and level != "e2e":
-        raise UserError("--set applies to --level e2e only")
     if set_name == "published" and a.refit:
         raise UserError("--refit applies to --set serving only (the published set is never fitted)")
     if level == "kernels":
