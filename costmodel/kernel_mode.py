@@ -15,6 +15,14 @@ activation, top-k, sampling; plus :data:`EXTRA_AUX` for the MoE class)::
     t_op = kernel_time_s(F, Q, m, P(bits), W_eff, θ_class)                       (1)
          + a·(kernels − 1)·kernel_time_s(0, 0, 1, P, W_eff, θ_small)
 
+or, with a stack's launch table (:attr:`KernelCalibration.launches`, counted from the
+framework's model code in ``hardware_db/stack_kernels.py``), the operator's own row
+(``Op.tag``; GQA or MLA column; times ``Op.present``)::
+
+    t_op = kernel_time_s(F, Q, m, P(bits), W_eff, θ_class)
+         + n_aux·t_empty(θ_small) + n_gemm·t_empty(θ_gemm)                      (1')
+
+with ``t_empty(θ) = max(t_floor, b_half/(W_eff·η_m,max))`` (:func:`empty_kernel_s`).
 ``W_eff = 1/s_per_byte`` is the bandwidth the SOL roofline uses (the SRAM/HBM mix of
 :func:`costmodel.decode.read_s_per_byte`), ``a`` = :attr:`KernelCalibration.aux_kernels`
 (the stack's share of auxiliary kernels left unfused, ``docs/calibration.md``). An op with
@@ -60,13 +68,31 @@ EXTRA_AUX = {"moe": 3.0}
 grouped GEMM comes with routing top-k, token permutation (align / expand) and the
 finalize (un-permute and weighted sum) kernels (``docs/calibration.md`` §3)."""
 
+OP_TAGS = (
+    "attn_proj", "attn_core", "o_proj", "indexer", "linear_proj", "linear_core",
+    "dense_ffn", "router", "moe_experts", "shared_expert", "lm_head", "embedding",
+    "mtp_proj",
+)  # fmt: skip
+"""Operators of :mod:`costmodel.operators` (``Op.tag``): the rows of a stack's launch
+table (:attr:`KernelCalibration.launches`)."""
+
+LAUNCH_COLUMNS = ("aux_gqa", "gemm_gqa", "aux_mla", "gemm_mla")
+"""Columns of a launch-table row: auxiliary (small-class) kernels and extra GEMM-class
+launches (BMMs, second projections) beside the operator's main kernel, for a GQA/MHA model
+and for an MLA model (the model's attention flag picks, traced)."""
+
 _BUS_OP = {"all_reduce": "all_reduce", "all_gather": "all_gather", "all_to_all": "alltoall"}
 
 
 @struct.dataclass
 class KernelCalibration:
     """The kernel-level calibrated mode (module docstring): constants per kernel class and
-    per collective, the per-step overhead and the auxiliary-kernel share."""
+    per collective, the per-step overhead and the auxiliary-kernel share.
+
+    ``launches``: the stack's launch table ``[len(OP_TAGS), 4]`` (:data:`LAUNCH_COLUMNS`),
+    counted from the framework's model code (``hardware_db/stack_kernels.py``), or
+    ``None``: every operator's ``kernels − 1`` (+ :data:`EXTRA_AUX`) auxiliary kernels times
+    ``aux_kernels``. With a table, ``aux_kernels`` is not used."""
 
     gemm: KernelParams
     attention: KernelParams
@@ -78,6 +104,7 @@ class KernelCalibration:
     all_to_all: CollectiveParams
     step_overhead_s: float = 0.0
     aux_kernels: float = 1.0
+    launches: object = None
 
 
 KERNEL_SOL_MODE = KernelCalibration(
@@ -113,13 +140,32 @@ def op_time_s(op, cal: KernelCalibration, is_mla, peak, bw_eff, beta=math.inf):
     main, (f_part, c_part, m_part) = select(
         (floor, tc, tm), ((floor, z, z), (z, tc, z), (z, z, tm)), largest=True, beta=beta
     )
-    n_aux = jnp.maximum(jnp.asarray(op.kernels) * 1.0 - 1.0, 0.0) + launched * EXTRA_AUX.get(
-        op.kclass, 0.0
-    )
-    n_aux = n_aux * cal.aux_kernels
     small = cal.small  # an empty kernel: max(floor, b_half/(W·η_m)), the form of Eq. (1)
-    aux = n_aux * jnp.maximum(small.t_floor_s, kt.memory_time_s(0.0, bw_eff, small))
+    aux = n_aux_kernels(op, cal, is_mla, launched) * empty_kernel_s(small, bw_eff)
+    if cal.launches is not None and op.tag in OP_TAGS:
+        row = jnp.asarray(cal.launches)[OP_TAGS.index(op.tag)]
+        n_gemm = jnp.where(is_mla, row[3], row[1]) * jnp.asarray(op.present)
+        aux = aux + n_gemm * empty_kernel_s(cal.gemm, bw_eff)
     return main + aux, (f_part, c_part, m_part, aux)
+
+
+def empty_kernel_s(p: KernelParams, bw_eff):
+    """One launch of class ``p`` that moves (almost) nothing: ``max(t_floor, b_half/(W·η_m))``
+    seconds — Eq. (1) at zero FLOPs and bytes in the max form the floors were fitted with."""
+    return jnp.maximum(p.t_floor_s, kt.memory_time_s(0.0, bw_eff, p))
+
+
+def n_aux_kernels(op, cal: KernelCalibration, is_mla, launched):
+    """Auxiliary (small-class) kernels of one occurrence of ``op``.
+
+    With a launch table: the stack's count for the operator (GQA or MLA column), times
+    ``present``. Without: ``(kernels − 1 + launched·EXTRA_AUX[class])·aux_kernels``."""
+    if cal.launches is not None and op.tag in OP_TAGS:
+        row = jnp.asarray(cal.launches)[OP_TAGS.index(op.tag)]
+        return jnp.where(is_mla, row[2], row[0]) * jnp.asarray(op.present)
+    n = jnp.maximum(jnp.asarray(op.kernels) * 1.0 - 1.0, 0.0)
+    n = n + launched * EXTRA_AUX.get(op.kclass, 0.0)
+    return n * cal.aux_kernels
 
 
 def collective_time_s(kind: str, msg_bytes, group, sol_total, sol_parts, cal, beta=math.inf):
@@ -138,10 +184,21 @@ def collective_time_s(kind: str, msg_bytes, group, sol_total, sol_parts, cal, be
 
 def from_values(values: dict) -> KernelCalibration:
     """A :class:`KernelCalibration` from nested plain values ``{class: {field: v}, …,
-    "step_overhead_s": v, "aux_kernels": v}`` (the shape ``hardware_db`` stores)."""
+    "step_overhead_s": v, "aux_kernels": v, "launches": table}`` (the shape ``hardware_db``
+    stores; ``launches`` optional, :func:`launch_array`)."""
     return KernelCalibration(
         *(KernelParams(**values[c]) for c in KERNEL_CLASSES),
         *(CollectiveParams(**values[c]) for c in COLLECTIVES),
         step_overhead_s=values["step_overhead_s"],
         aux_kernels=values.get("aux_kernels", 1.0),
+        launches=launch_array(values.get("launches")),
     )
+
+
+def launch_array(table):
+    """``[len(OP_TAGS), 4]`` array of a launch table ``{tag: (aux_gqa, gemm_gqa, aux_mla,
+    gemm_mla)}`` (tags missing from the table launch nothing beyond their main kernel); an
+    array passes through (e.g. traced, one row of a vmapped fit); ``None`` stays ``None``."""
+    if table is None or not isinstance(table, dict):
+        return table
+    return jnp.asarray([list(table.get(t, (0.0, 0.0, 0.0, 0.0))) for t in OP_TAGS], float)

@@ -55,7 +55,11 @@ class Op(NamedTuple):
     For the kernel-level calibrated mode (:mod:`costmodel.kernel_mode`): ``kclass`` (static)
     is the class of the operator's main kernel (``gemm``, ``attention`` — MLA or GQA by
     the model —, ``moe``, ``small``) and ``rows`` its reuse factor ``m`` (tokens of a GEMM,
-    query heads per KV head of attention, MLA heads, tokens per active expert).
+    query heads per KV head of attention, MLA heads, tokens per active expert). ``tag``
+    (static) names the operator (:data:`costmodel.kernel_mode.OP_TAGS`: the row of a
+    stack's launch table) and ``present`` (1 or 0) says whether the model has it at all
+    (0: a shared expert of a model without one), so a stack's fixed launches are not
+    charged for an absent operator.
     """
 
     flops: Scalar
@@ -69,6 +73,8 @@ class Op(NamedTuple):
     mean_flops_fraction: object = 1.0
     kclass: str = "gemm"
     rows: object = 1.0
+    tag: str = ""
+    present: object = 1.0
 
 
 class Ctx(NamedTuple):
@@ -184,6 +190,7 @@ def softmax_attention_ops(m: ModelSpec, p: Precision, c: Ctx, kind: str, count) 
     w_o = o_proj_params_per_chip(m, c.n_attn)
     ops = [
         Op(
+            tag="attn_proj",
             flops=2 * w_proj * c.tok_replica,
             weight_bytes=w_proj * p.attn_weight_bytes,
             kv_bytes=0.0,
@@ -194,6 +201,7 @@ def softmax_attention_ops(m: ModelSpec, p: Precision, c: Ctx, kind: str, count) 
             rows=c.tok_replica,
         ),
         Op(
+            tag="attn_core",
             flops=c.tok_replica * heads * s_eff * flops_per_kv,
             weight_bytes=0.0,
             kv_bytes=kv_read,
@@ -205,6 +213,7 @@ def softmax_attention_ops(m: ModelSpec, p: Precision, c: Ctx, kind: str, count) 
             rows=jnp.where(mla, heads, heads / kv_heads_per_chip(m, c.tp)),
         ),
         Op(
+            tag="o_proj",
             flops=2 * w_o * c.tok_replica,
             weight_bytes=w_o * p.attn_weight_bytes,
             kv_bytes=0.0,
@@ -222,6 +231,7 @@ def softmax_attention_ops(m: ModelSpec, p: Precision, c: Ctx, kind: str, count) 
         w_idx = P.indexer_params(m) / c.tp
         ops.append(
             Op(
+                tag="indexer",
                 flops=2 * w_idx * c.tok_replica
                 + 2 * c.tok_replica * (m.indexer_heads / c.tp) * m.indexer_head_dim * s_all,
                 weight_bytes=w_idx * p.attn_weight_bytes,
@@ -251,6 +261,7 @@ def linear_attention_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
     rec = m.linear_v_heads * m.linear_k_head_dim * m.linear_v_head_dim / c.tp
     return [
         Op(
+            tag="linear_proj",
             flops=2 * w * c.tok_replica,
             weight_bytes=w * p.attn_weight_bytes,
             kv_bytes=0.0,
@@ -261,6 +272,7 @@ def linear_attention_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             rows=c.tok_replica,
         ),
         Op(
+            tag="linear_core",
             flops=6 * rec * c.tok_replica,
             weight_bytes=0.0,
             kv_bytes=2 * c.seqs_replica * state * p.state_bytes,
@@ -278,6 +290,7 @@ def dense_ffn_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
     w = P.dense_ffn_params(m) / c.n_ffn
     return [
         Op(
+            tag="dense_ffn",
             flops=2 * w * c.tok_stage,
             weight_bytes=w * p.ffn_weight_bytes,
             kv_bytes=0.0,
@@ -361,6 +374,7 @@ def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
     has_latent = jnp.where(jnp.asarray(m.moe_latent_dim) > 0, 1.0, 0.0)
     return [
         Op(
+            tag="router",
             flops=2 * router * c.tok_replica,
             weight_bytes=router * p.attn_weight_bytes,
             kv_bytes=0.0,
@@ -371,6 +385,7 @@ def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             rows=c.tok_replica,
         ),
         Op(
+            tag="moe_experts",
             flops=busy_flops,
             weight_bytes=w_routed * eb + latent * fb,
             kv_bytes=0.0,
@@ -384,6 +399,8 @@ def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             rows=jnp.maximum(safe_div(pairs, expected_experts_per_chip(m, c)), 1.0),
         ),
         Op(
+            tag="shared_expert",
+            present=jnp.minimum(m.n_shared_experts, 1.0),
             flops=2 * w_shared * c.tok_replica,
             weight_bytes=w_shared * p.ffn_weight_bytes,
             kv_bytes=0.0,
@@ -401,6 +418,7 @@ def lm_head_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
     w = P.lm_head_params(m) / c.n_attn
     return [
         Op(
+            tag="lm_head",
             flops=2 * w * c.tok_replica,
             weight_bytes=w * p.embed_weight_bytes,
             kv_bytes=0.0,
@@ -417,6 +435,7 @@ def embedding_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
     """Vocabulary-parallel embedding lookup: each chip reads the rows in its shard."""
     return [
         Op(
+            tag="embedding",
             flops=0.0,
             weight_bytes=c.tok_replica * m.d_model / c.n_attn * p.embed_weight_bytes,
             kv_bytes=0.0,
@@ -434,6 +453,7 @@ def mtp_proj_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
     w = 2 * m.d_model * m.d_model / c.n_attn
     return [
         Op(
+            tag="mtp_proj",
             flops=2 * w * c.tok_replica,
             weight_bytes=w * p.attn_weight_bytes,
             kv_bytes=0.0,

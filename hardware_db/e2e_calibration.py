@@ -41,6 +41,7 @@ import numpy as np
 
 from hardware_db import DbError
 from hardware_db.loader import DATA_ROOT, load_system, read_toml, resolve
+from hardware_db.stack_kernels import launch_table
 
 KERNEL_TOML = DATA_ROOT / "e2e_kernel_prior.toml"
 """The kernel-table prior of the end-to-end fit: a pinned copy of the first-pass
@@ -77,7 +78,8 @@ STEP_PRIOR = 200e-6
 """Prior per-step overhead (scheduler, sampling, host/device sync around the graph)."""
 
 AUX_KERNELS = {"trtllm": 0.5, "vllm": 1.0, "sglang": 0.75}
-"""Share of the operators' auxiliary kernels (norms, latent norms, activation, top-k,
+"""Used only by a stack without a launch table (:mod:`hardware_db.stack_kernels`): share of
+the operators' auxiliary kernels (norms, latent norms, activation, top-k,
 sampling) each stack launches separately (``docs/calibration.md``: TensorRT-LLM fuses
 residual-add + RMSNorm into its all-reduce and quantisation into norms; SGLang fuses
 residual + norm and some MLA pre-processing; vLLM fuses residual + norm, not the
@@ -123,10 +125,15 @@ def values_of(theta) -> dict:
     return out
 
 
-def nested(values: dict, aux_kernels: float = 1.0, beta_scale: float = 1.0) -> dict:
-    """``{class: {field: v}, coll: {field: v}, step_overhead_s, aux_kernels}`` of a flat
-    value dict (the shape :func:`costmodel.kernel_mode.from_values` reads)."""
-    out: dict = {"step_overhead_s": values["step_overhead_s"], "aux_kernels": aux_kernels}
+def nested(values: dict, aux_kernels: float = 1.0, beta_scale: float = 1.0, launches=None) -> dict:
+    """``{class: {field: v}, coll: {field: v}, step_overhead_s, aux_kernels, launches}`` of a
+    flat value dict (the shape :func:`costmodel.kernel_mode.from_values` reads);
+    ``launches``: the stack's launch table (:mod:`hardware_db.stack_kernels`) or ``None``."""
+    out: dict = {
+        "step_overhead_s": values["step_overhead_s"],
+        "aux_kernels": aux_kernels,
+        "launches": launches,
+    }
     for c in CLASSES:
         out[c] = {f: values[f"{c}.{f}"] for f in KERNEL_FIELDS}
     for c in COLLS:
@@ -162,6 +169,8 @@ def _hw_dist(a: str, b: str) -> int:
 
 
 def _nearest_kernel(entries, hw, sw, cls, prec):
+    """The table entry of class ``cls`` for a stack: same hardware first (then nearest in
+    :data:`HW_ORDER`), the recipe's precision, then its family, then the framework."""
     best, key = None, None
     for e in entries:
         if e["class"] != cls:
@@ -358,4 +367,5 @@ def kernel_values_for(system_name: str, software: str | None, prec, path=None, e
     vals = {k: float(v) for k, v in values_of(jnp.asarray(theta)).items()}
     iv = e2e["interval"]
     q = (float(iv["log_q_low"]), float(iv["log_q_high"]))
-    return nested(vals, AUX_KERNELS.get(sw, 1.0), beta_scale), mode, tuple(notes), q
+    launches = launch_table(sw)
+    return nested(vals, AUX_KERNELS.get(sw, 1.0), beta_scale, launches), mode, tuple(notes), q

@@ -192,3 +192,68 @@ def test_calibrated_mode_lookup_and_transfer():
     assert sc.mode_name.startswith("transferred:") and "never measured" in sc.notes[0]
     sc = scenario("llama-3.1-8b", "hgx-h100-8", mode="calibrated", software="mlc")
     assert isinstance(sc.mode, Efficiency) and sc.interval == ()
+
+
+# ----------------------------------------------------------------------------- launch tables
+
+
+def test_launch_table_closed_form():
+    """With a stack's launch table an op pays its row's auxiliary kernels (small class) and
+    extra GEMM launches (GEMM floor) instead of ``(kernels − 1)·aux_kernels``; an absent
+    operator (``present = 0``) pays nothing beyond its own (zero) bytes."""
+    peak, bw = 1e15, 3e12
+    op = Op(4e8, 5e7, 0.0, 0.0, 16.0, 3.0, 1.0, rows=4.0, tag="dense_ffn")
+    table = {"dense_ffn": (2.0, 1.0, 5.0, 3.0)}
+    cal = _cal(launches=km.launch_array(table))
+    t_plain, _ = km.op_time_s(op, _cal(), False, peak, bw)
+    t, (_, _, _, aux) = km.op_time_s(op, cal, False, peak, bw)
+    small = max(2e-6, 1e5 / (bw * 0.5))
+    gemm = max(3e-6, 2e6 / (bw * 0.8))  # an empty GEMM: max(floor, b_half/(W·η_m))
+    assert float(aux) == pytest.approx(2 * small + 1 * gemm)
+    main = float(t_plain) - 0.5 * 2 * small  # the legacy op: main + (3 − 1)·0.5 aux
+    assert float(t) == pytest.approx(main + 2 * small + gemm)
+    # the MLA column
+    t_mla, (_, _, _, aux_mla) = km.op_time_s(op, cal, True, peak, bw)
+    assert float(aux_mla) == pytest.approx(5 * small + 3 * gemm)
+    # absent operator: no launches
+    gone = op._replace(present=0.0, kernels=0.0, flops=0.0, weight_bytes=0.0)
+    assert float(km.op_time_s(gone, cal, False, peak, bw)[1][3]) == 0.0
+    # a tag the table does not list launches nothing beyond its main kernel
+    other = op._replace(tag="o_proj")
+    assert float(km.op_time_s(other, cal, False, peak, bw)[1][3]) == 0.0
+
+
+def test_launch_tables_cover_every_operator():
+    """Every stack's table has a row per operator tag, non-negative counts; every operator
+    of a decode step carries a tag the tables know."""
+    from costmodel.decode import op_plan
+    from hardware_db.stack_kernels import LAUNCHES
+
+    for sw, table in LAUNCHES.items():
+        assert set(table) == set(km.OP_TAGS), sw
+        assert all(len(v) == 4 and min(v) >= 0 for v in table.values()), sw
+    for cfg in CONFIGS:
+        spec, prec, system, par, wl = _records(*cfg)
+        assert {o.tag for o in op_plan(spec, prec, par, wl)} <= set(km.OP_TAGS)
+
+
+def test_indexer_launches_raise_dsa_models_only():
+    """GLM-5's DSA indexer kernels are charged on an MLA + sparse model; a GQA model's step is
+    unchanged by the indexer row."""
+    from hardware_db.stack_kernels import LAUNCHES
+
+    vals = ec.values_of(jnp.asarray(ec.table_theta("b200_sxm", "sglang", ec.precisions_of(
+        db.load_precision("fp8-block")))))  # fmt: skip
+    base = dict(LAUNCHES["sglang"])
+    no_idx = dict(base, indexer=(0, 0, 0, 0))
+    glm = _records("glm-5", "fp8-block", "hgx-b200-8", Parallelism(attn_tp=8, ep=8), 4, 2000)
+    llama = _records("llama-3.1-70b", "fp8", "hgx-b200-8", Parallelism(attn_tp=8), 4, 2000)
+    step = {}
+    for name, rec in (("glm", glm), ("llama", llama)):
+        for key, table in (("with", base), ("without", no_idx)):
+            cal = km.from_values(ec.nested(vals, 1.0, launches=table))
+            step[name, key] = float(decode_step(*rec, cal).step_time_s)
+    assert step["glm", "with"] > step["glm", "without"]
+    assert step["llama", "with"] == pytest.approx(step["llama", "without"], rel=1e-12)
+    # 78 sparse layers (the MTP layer does not run without speculation) × 8 aux kernels
+    assert step["glm", "with"] - step["glm", "without"] > 78 * 8 * 1e-6

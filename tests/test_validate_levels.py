@@ -87,3 +87,35 @@ def test_bad_level(capsys):
     assert out == "" and "invalid choice" in err and err.count("\n") == 1
     assert main(["validate", "--level", "kernels", "--refit"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+    for argv in (["--set", "published"], ["--level", "e2e", "--set", "published", "--refit"]):
+        assert main(["validate", *argv]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and ("--set" in err or "--refit" in err)
+
+
+def test_published_set_out_of_sample(tmp_path):
+    """``--level e2e --set published`` on three rows of the packaged published set: one per
+    mode kind (kernel-level, transferred, six-scalar), errors consistent with the times,
+    SOL below every measured row."""
+    src = (DATA_ROOT / "measurements.csv").read_text(encoding="utf-8").splitlines(True)
+    import hardware_db as db
+    from hardware_db.measurements import load_measurements
+    from search.scenario import calibrated_mode
+
+    picked, kinds = [], set()
+    for m in load_measurements(usable_only=True):
+        kind = calibrated_mode(m.system, m.software, db.load_precision(m.precision))[1]
+        kind = kind.split(":")[0]
+        if kind not in kinds:
+            kinds.add(kind)
+            picked += [line for line in src if line.startswith(f"{m.id},")]
+    path = tmp_path / "m.csv"
+    path.write_text(src[0] + "".join(picked), encoding="utf-8")
+    rep = _json(["--level", "e2e", "--set", "published", "--measurements", str(path)])
+    assert rep["set"] == "published" and len(rep["rows"]) == len(picked) >= 2
+    for r in rep["rows"]:
+        assert r["err_pct"] == pytest.approx(
+            (r["calibrated_s"] / r["measured_s"] - 1) * 100, abs=0.01
+        )
+        assert r["sol_s"] <= r["calibrated_s"] and r["sol_lower_bound"]
+    assert sum(s["rows"] for s in rep["by_mode_kind"].values()) == len(picked)

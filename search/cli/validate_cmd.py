@@ -7,6 +7,7 @@ from search.errors import UserError
 
 GRADES = ("A", "B", "C")
 LEVELS = ("six", "kernels", "e2e")
+SETS = ("serving", "published")
 
 
 def register(sub) -> None:
@@ -37,6 +38,15 @@ def register(sub) -> None:
         action="store_true",
         help="--level e2e: full leave-one-model-out refit (minutes) instead of the stored fit",
     )
+    p.add_argument(
+        "--set",
+        dest="set_name",
+        choices=SETS,
+        default="serving",
+        help="--level e2e: serving (the 2026 serving measurements the fit uses, default) or "
+        "published (hardware_db/data/measurements.csv, never fitted: out of sample, MAPE "
+        "per family)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     p.add_argument(
         "--plot", default=None, help="write a predicted-vs-measured scatter plot (.png/.pdf/.svg)"
@@ -60,6 +70,8 @@ def parse_grades(text: str) -> tuple[str, ...]:
 
 def run(a) -> int:
     level = getattr(a, "level", "six")
+    if getattr(a, "set_name", "serving") != "serving" and level != "e2e":
+        raise UserError("--set applies to --level e2e only")
     if level != "six":
         return _run_level(a, level)
     from search.fidelity.validate import validation_report
@@ -90,20 +102,29 @@ def _run_level(a, level: str) -> int:
         raise UserError("--plot applies to --level six only")
     if a.refit and level != "e2e":
         raise UserError("--refit applies to --level e2e only")
+    set_name = getattr(a, "set_name", "serving")
+    if set_name == "published" and a.refit:
+        raise UserError("--refit applies to --set serving only (the published set is never fitted)")
     if level == "kernels":
         from search.fidelity.levels import kernel_level_report
 
         rep = kernel_level_report()
     else:
-        from search.fidelity.levels import e2e_level_report
+        from search.fidelity.levels import e2e_level_report, published_level_report
         from search.jit import enable_cache
 
         enable_cache()
-        rep = e2e_level_report(refit=a.refit)
+        if set_name == "published":
+            rep = published_level_report(a.measurements)
+        else:
+            rep = e2e_level_report(refit=a.refit)
     if a.json:
         print(report.dumps(rep))
         return 0
-    (print_kernels if level == "kernels" else print_e2e)(rep)
+    if level == "kernels":
+        print_kernels(rep)
+    else:
+        (print_published if set_name == "published" else print_e2e)(rep)
     return 0
 
 
@@ -288,3 +309,24 @@ def print_e2e(rep: dict) -> None:
                   f"{r['measured_ms']:.3g}", f"{r['predicted_ms']:.3g}", f"{r['sol_ms']:.3g}",
                   f"{r['err_pct']:+.0f}%")  # fmt: skip
     con.print(w)
+
+
+def print_published(rep: dict) -> None:
+    """Print the kernel-level mode on the published set: MAPE per family and per mode kind."""
+    from rich.table import Table
+
+    con = report.console()
+    con.print(f"[b]Kernel-level calibrated mode vs published measurements[/b]: {rep['note']}.")
+    for key, label in (("by_family", "family"), ("by_mode_kind", "mode")):
+        t = Table(title=f"step-time error per {label}", title_justify="left")
+        for col in (label, "rows", "MAPE %", "median err %", "SOL viol."):
+            t.add_column(col, justify="left" if col == label else "right")
+        for name, s in rep[key].items():
+            t.add_row(name, str(s["rows"]), _f(s.get("mape_pct")),
+                      _f(s.get("median_err_pct")), str(s.get("sol_violations", 0)))  # fmt: skip
+        con.print(t)
+    o = rep["overall"]["kernel_level"]
+    con.print(
+        f"Kernel-level and transferred rows: {o['rows']}, MAPE {_f(o.get('mape_pct'))} %; "
+        f"rows measured below SOL: {len(rep['sol_violations'])}."
+    )

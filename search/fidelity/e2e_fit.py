@@ -54,10 +54,11 @@ import numpy as np
 import hardware_db as db
 from costmodel import params as P
 from costmodel.decode import decode_step
-from costmodel.kernel_mode import from_values
+from costmodel.kernel_mode import from_values, launch_array
 from costmodel.specs import SOL, Parallelism, Workload
 from hardware_db import e2e_calibration as ec
 from hardware_db.serving import load_serving
+from hardware_db.stack_kernels import launch_table
 from search.errors import UserError
 from search.fidelity.lbfgs import minimise
 from search.jit import jit_fast_compile
@@ -128,6 +129,7 @@ class Problem(NamedTuple):
     model: np.ndarray  # [N]
     prior: np.ndarray  # [N, P] table θ of each row
     aux: np.ndarray  # [N] auxiliary-kernel share of the row's stack
+    launches: np.ndarray  # [N, T, 4] launch table of the row's stack (stack_kernels)
     prefill_s: np.ndarray  # [N] interference (c − 1)/osl · F_p/(attn_tp·P) at η_p = 1
     log_t: np.ndarray  # [N]
     groups: tuple  # ((row indices, stacked (model, precision, system, par, wl)), ...)
@@ -190,6 +192,7 @@ def build_problem(rows) -> Problem:
         model=np.asarray([model_names.index(r.model) for r in rows]),
         prior=np.stack(prior),
         aux=np.asarray([ec.AUX_KERNELS.get(r.software, 1.0) for r in rows]),
+        launches=np.stack([np.asarray(launch_array(launch_table(r.software))) for r in rows]),
         prefill_s=np.asarray(prefill),
         log_t=np.log(np.asarray([r.tpot_s for r in rows])),
         groups=stacked,
@@ -197,13 +200,14 @@ def build_problem(rows) -> Problem:
     )
 
 
-def mode_of(theta, aux):
-    """The :class:`~costmodel.kernel_mode.KernelCalibration` of one row's θ ``[P]``."""
-    return from_values(ec.nested(ec.values_of(theta), aux))
+def mode_of(theta, aux, launches=None):
+    """The :class:`~costmodel.kernel_mode.KernelCalibration` of one row's θ ``[P]``
+    (``launches``: the row's launch table ``[T, 4]``, :mod:`hardware_db.stack_kernels`)."""
+    return from_values(ec.nested(ec.values_of(theta), aux, launches=launches))
 
 
-def _row_log_step(theta, aux, cfg):
-    return jnp.log(decode_step(*cfg, mode_of(theta, aux)).step_time_s)
+def _row_log_step(theta, aux, launches, cfg):
+    return jnp.log(decode_step(*cfg, mode_of(theta, aux, launches)).step_time_s)
 
 
 def _free() -> np.ndarray:
@@ -225,7 +229,7 @@ def predict_log(params: dict, pb: Problem, with_prefill: bool = True):
     theta = row_theta(params, pb)
     out = jnp.zeros(len(pb.rows))
     for idx, cfg in pb.groups:
-        v = jax.vmap(_row_log_step)(theta[idx], pb.aux[idx], cfg)
+        v = jax.vmap(_row_log_step)(theta[idx], pb.aux[idx], pb.launches[idx], cfg)
         out = out.at[idx].set(v)
     if not with_prefill:
         return out
