@@ -148,9 +148,12 @@ def _result(v: list) -> Result:
     return Result(*v[:_NR], Breakdown(*v[_NR:]))
 
 
-def float_dtype():
-    """JAX's default float dtype now (float64 under ``jax_enable_x64``)."""
-    return np.dtype(jnp.zeros(()).dtype)
+def float_dtype() -> np.dtype:
+    """JAX's default float dtype now (float64 under ``jax_enable_x64``).
+
+    ``jax.dtypes.canonicalize_dtype`` (~1 µs) rather than ``jnp.zeros(()).dtype``, which
+    builds a device array (~150 µs, more than the rest of a call to :func:`evaluate`)."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
 
 
 # --------------------------------------------------------------------------- records
@@ -168,7 +171,7 @@ class Records(NamedTuple):
 class _Flat:
     """Records as one flat float vector per dtype, and their static structure."""
 
-    __slots__ = ("records", "treedef", "n", "_vec")
+    __slots__ = ("records", "treedef", "n", "_vec", "_call")
 
     def __init__(self, records: Records):
         self.records = records
@@ -176,6 +179,18 @@ class _Flat:
         leaves, self.treedef = jax.tree.flatten(tuple(canon))
         self.n = len(leaves)
         self._vec = {np.dtype(np.float64): np.asarray(leaves, np.float64)}
+        self._call: dict = {}
+
+    def call(self, dtype) -> tuple:
+        """``(row, parts, program)`` for one evaluation in ``dtype``: a template input row
+        ``[n + 12]`` (records filled in), the part bounds (:func:`input_parts`) and
+        :func:`single_program` (cached here, so a call hashes no treedef)."""
+        c = self._call.get(dtype)
+        if c is None:
+            row = np.concatenate([self.vec(dtype), np.zeros(12, dtype)])
+            parts = input_parts(len(row), dtype.itemsize)
+            c = self._call[dtype] = (row, parts, single_program(self.treedef, self.n))
+        return c
 
     def vec(self, dtype) -> np.ndarray:
         v = self._vec.get(dtype)
@@ -291,12 +306,32 @@ def _pack(r: DecodeResult, dtype):
     return jnp.stack([jnp.asarray(v).astype(dtype) for v in vals], axis=-1)
 
 
+SEQUENTIAL_BYTES = 512
+"""Largest buffer (bytes) with which XLA:CPU still runs a program's kernels one after the
+other on the calling thread. XLA's ``ThunkExecutor`` runs the ~250 small kernels of one
+evaluation sequentially only if every buffer they touch is at most
+``execute_sequential_buffer_threshold = 512`` bytes (``xla/backends/cpu/runtime/
+thunk_executor.h``); otherwise it schedules them on its thread pool, which for scalar
+kernels costs more than the kernels (measured: a float64 input row of 92 leaves,
+736 bytes, takes 2× the time of the same row passed as parts of ≤ 512 bytes)."""
+
+
+def input_parts(size: int, itemsize: int) -> tuple:
+    """``(lo, hi)`` bounds splitting an input row of ``size`` elements into parts of at
+    most :data:`SEQUENTIAL_BYTES` (one part for a float32 row of ≤ 128 leaves)."""
+    per = max(1, SEQUENTIAL_BYTES // itemsize)
+    return tuple((lo, min(lo + per, size)) for lo in range(0, size, per))
+
+
 @functools.cache
 def single_program(treedef, n: int):
-    """``x [n + 12] → results [N_OUT]`` for one record structure (jitted; compiled once
-    per structure and dtype, shared by every model and system of that structure)."""
+    """``(*parts) → results [N_OUT]`` for one record structure, the input row
+    ``x [n + 12]`` passed as its :func:`input_parts` (``x = concat(parts)``; jitted,
+    compiled once per structure, dtype and part count, shared by every model and system
+    of that structure)."""
 
-    def one(x):
+    def one(*parts):
+        x = parts[0] if len(parts) == 1 else jnp.concatenate(parts)
         return _pack(decode_step(*_unpack(x, treedef, n)), x.dtype)
 
     return jit_fast_compile(one)
@@ -435,8 +470,14 @@ def evaluate_records(model, precision, system, parallelism, workload, mode=SOL):
 def packed_flat(flat: _Flat, degrees, workload, dtype=None) -> np.ndarray:
     """The packed output row ``[N_OUT]`` (see :func:`decode_result`) of one evaluation."""
     dt = np.dtype(dtype) if dtype is not None else float_dtype()
-    x = np.concatenate([flat.vec(dt), np.asarray((*degrees, *workload), dt)])
-    return np.asarray(single_program(flat.treedef, flat.n)(x))
+    row, parts, prog = flat.call(dt)
+    x = row.copy()  # a fresh buffer per call: JAX may read a NumPy input without a copy
+    n = flat.n
+    x[n : n + 6] = degrees
+    x[n + 6 :] = workload
+    if len(parts) == 1:
+        return np.asarray(prog(x))
+    return np.asarray(prog(*(x[lo:hi] for lo, hi in parts)))
 
 
 def decode_result(packed: np.ndarray) -> DecodeResult:
