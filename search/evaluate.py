@@ -521,23 +521,34 @@ def evaluate_many(configs: Sequence[Mapping] | None = None, **columns) -> Result
     if configs is None:
         return _many_columns(**columns)
     rec_keys = ("model", "system", "precision", "mode", "chips", "software", "latency_scale")
+    rec_default = ("kimi-k2.5", "gb200-nvl72", None, "sol", None, None, 1.0)
     wl_keys = ("batch", "context", "mtp", "acceptance", "overlap", "imbalance")
     wl_default = (1, 8192, 0, 0.0, 0.0, 1.0)
-    rec_default = ("kimi-k2.5", "gb200-nvl72", None, "sol", None, None, 1.0)
-    flats: dict[int, _Flat] = {}
-    fid, rows = np.empty(len(configs), np.int64), np.empty((len(configs), 12), np.float64)
+    recs, degs, wls = [], [], []
     for i, c in enumerate(configs):
-        f = resolve(*(c.get(k, d) for k, d in zip(rec_keys, rec_default, strict=True)))
-        fid[i] = id(f)
-        flats[id(f)] = f
-        if "workload" in c:
-            wl = tuple(float(getattr(c["workload"], f)) for f in WORKLOAD_FIELDS)
-        else:
-            wl = _workload(*(c.get(k, d) for k, d in zip(wl_keys, wl_default, strict=True)))
-        if c.get("parallelism") is None:
+        get = c.get
+        recs.append(resolve(*map(get, rec_keys, rec_default)))
+        p = get("parallelism")
+        if p is None:
             raise UserError(f"evaluate_many: configuration {i} has no parallelism", arg="configs")
-        rows[i, :6] = degrees_of(c["parallelism"])
-        rows[i, 6:] = wl
+        degs.append(p if type(p) is tuple and len(p) == 6 else degrees_of(p))
+        w = get("workload")  # keyword numbers (validated below) or a record, used as is
+        wls.append(
+            (False, *map(get, wl_keys, wl_default))
+            if w is None
+            else (True, *(float(getattr(w, f)) for f in WORKLOAD_FIELDS))
+        )
+    try:
+        deg = np.asarray(degs, np.float64)
+    except (TypeError, ValueError):  # a tuple of six non-numbers: degrees_of names it
+        deg = np.asarray([degrees_of(d) for d in degs], np.float64)
+    # workload: keyword numbers validated once per distinct tuple, then gathered
+    uniq = {w: w[1:] if w[0] else _workload(*w[1:]) for w in dict.fromkeys(wls)}
+    table = np.asarray(list(uniq.values()), np.float64).reshape(-1, 6)
+    pos = {w: j for j, w in enumerate(uniq)}
+    rows = np.concatenate([deg.reshape(-1, 6), table[[pos[w] for w in wls]]], axis=1)
+    flats = {id(f): f for f in recs}
+    fid = np.fromiter(map(id, recs), np.int64, len(recs))
     return _run_groups(flats, fid, rows)
 
 
