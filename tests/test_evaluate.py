@@ -4,16 +4,22 @@ the last bit of a sum)."""
 
 from __future__ import annotations
 
+import math
+
+import jax
 import numpy as np
 import pytest
 
 from costmodel.decode import decode_step
 from costmodel.specs import Parallelism
 from search.evaluate import (
+    SEQUENTIAL_BYTES,
     Result,
     degrees_of,
     evaluate,
     evaluate_many,
+    float_dtype,
+    input_parts,
     packed_rows,
     resolve,
 )
@@ -107,6 +113,74 @@ def test_rows_program_equals_single_program():
     finally:
         E.LOOP_ROWS = old
     np.testing.assert_allclose(loop, vec, rtol=1e-14)  # energy: 1 ulp (reduction order)
+
+
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_input_parts_cover_the_row_in_small_buffers(itemsize):
+    for size in (1, 12, 64, 65, 92, 128, 129, 300):
+        parts = input_parts(size, itemsize)
+        assert parts[0][0] == 0 and parts[-1][1] == size
+        assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
+        assert all(0 < (hi - lo) * itemsize <= SEQUENTIAL_BYTES for lo, hi in parts)
+        assert len(parts) == math.ceil(size * itemsize / SEQUENTIAL_BYTES)
+
+
+def test_float32_call_equals_decode_step():
+    """Without x64 (JAX's default, one input part): the same values as the jitted
+    ``decode_step`` in float32; ``float_dtype`` follows the setting."""
+    model, system, split, batch, context = CASES[1]
+    with jax.enable_x64(False):
+        assert float_dtype() == np.float32
+        ref = _jitted(model, system, split, batch, context)
+        one = evaluate(model, system, split, batch=batch, context=context)
+    assert float_dtype() == np.float64
+    assert np.asarray(ref.utps).dtype == np.float32
+    for f in Result._fields[:-1]:
+        want = np.asarray(getattr(ref, f))
+        if f == "energy_j_per_token":  # a sum whose order XLA may change
+            np.testing.assert_allclose(getattr(one, f), want, rtol=1e-6)
+        else:
+            assert getattr(one, f) == want, f
+
+
+def test_list_of_dicts_every_form_of_arguments():
+    """Names or records, degrees as a tuple, list, mapping or record, workload as keywords
+    or a record: the same configuration four ways gives the same row, equal to
+    ``evaluate``; bad rows are named."""
+    from search.errors import UserError
+
+    sc = scenario("deepseek-v3", "gb200-nvl72", batch=8, context=4096)
+    names = dict(model="deepseek-v3", system="gb200-nvl72")
+    cfgs = [
+        dict(**names, parallelism=(8, 1, 1, 8, 1, 1), batch=8, context=4096),
+        dict(**names, parallelism={"tp": 8, "ep": 8}, batch=8, context=4096),
+        dict(**names, parallelism=Parallelism(8.0, 1.0, 1.0, 8.0, 1.0, 1.0), workload=sc.workload),
+        dict(
+            model=sc.model,
+            precision=sc.precision,
+            system=sc.system,
+            mode=sc.mode,
+            parallelism=[8, 1, 1, 8, 1, 1],
+            batch=8,
+            context=4096,
+        ),  # fmt: skip
+        dict(**names, parallelism=(8, 1, 1, 8, 1, 1), batch=1, context=4096),
+    ]
+    res = evaluate_many(cfgs)
+    for i in (1, 2, 3):
+        assert res.row(i) == res.row(0), i
+    assert res.row(4) != res.row(0)
+    one = evaluate("deepseek-v3", "gb200-nvl72", (8, 1, 1, 8, 1, 1), batch=1, context=4096)
+    row = res.row(4)
+    assert row._replace(energy_j_per_token=0.0) == one._replace(energy_j_per_token=0.0)
+    np.testing.assert_allclose(row.energy_j_per_token, one.energy_j_per_token, rtol=1e-14)
+    with pytest.raises(UserError, match="configuration 1 has no parallelism"):
+        evaluate_many([cfgs[0], dict(names)])
+    with pytest.raises(UserError, match="batch"):
+        evaluate_many([cfgs[0], dict(cfgs[0], batch=0)])
+    with pytest.raises(UserError, match="parallelism"):
+        evaluate_many([dict(cfgs[0], parallelism=(8, 1, 1, 8, 1))])
+    assert len(evaluate_many([])) == 0
 
 
 def test_arguments():
