@@ -22,7 +22,15 @@ How a call stays cheap (a Python loop of :func:`evaluate` is bounded by JAX's di
   and the records ``(model, precision, system, mode)`` kept as **one flat array**;
   records passed as objects are flattened once per object (cached by identity);
 * the compiled program takes one array ``[records…, 6 degrees, 6 workload numbers]`` and
-  returns one array of results (no pytree flattening of ~100 leaves per call);
+  returns one array of results (no pytree flattening of ~100 leaves per call); the input
+  row is a template per records and dtype (only the 12 numbers are written per call),
+  passed in parts of at most :data:`SEQUENTIAL_BYTES` so that XLA:CPU runs the program's
+  ~250 small kernels in sequence on the calling thread rather than on its thread pool;
+* what bounds a call is then XLA:CPU's cost per kernel (~0.3 µs each, measured; the cost
+  model's ~2,900 scalar operations compile to ~250 kernels, split where a divide or
+  another expensive result has several users); computing the records-only part once per
+  resolved records (partial evaluation) was measured and does not help: ~85 % of the
+  operations depend on the degrees or the workload, and the residuals add kernels;
 * :func:`evaluate_many` groups the rows by records, gathers the degrees and workload
   numbers into ``[n, 12]`` arrays and runs one ``vmap`` per group with the records
   unbatched (XLA computes what depends only on them once per call), in power-of-two
