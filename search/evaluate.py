@@ -616,7 +616,8 @@ def _run_groups(flats: dict, fid: np.ndarray, rows: np.ndarray) -> Results:
         for k, lo in enumerate(range(0, len(sel), MAX_ROWS)):
             part = sel[lo : lo + MAX_ROWS]
             m = len(part)
-            x = np.empty((_bucket(m), 12), dt)
+            # a long list's last chunk is padded to a full one: one program per structure
+            x = np.empty((MAX_ROWS if len(sel) > MAX_ROWS else _bucket(m), 12), dt)
             x[:m] = part
             x[m:] = part[-1]
             if spread:
