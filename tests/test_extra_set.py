@@ -144,6 +144,11 @@ def test_cli_extra_subset(tmp_path):
     assert rep["set"] == "extra" and rep["rows_used"] == n_used
     assert rep["rows_total"] == len(picked) and sum(rep["skipped"].values()) == 1
     assert rep["overall"]["as_is"]["rows"] == n_used
+    assert rep["overall_le8_users"]["as_is"]["rows"] == sum(
+        1
+        for r in rows
+        if r.usable and r.family in seen and r.concurrency <= 8 and lines[r.line - 1] in picked
+    )
     assert sum(s["as_is"]["rows"] for s in rep["by_source"].values()) == n_used
     assert sum(s["lofo"]["rows"] for s in rep["by_family"].values()) == n_used
     assert {k for s in rep["by_family"].values() for k in s["lofo_fit"]} == {"k", "o_ms", "eta_p"}

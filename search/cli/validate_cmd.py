@@ -355,6 +355,7 @@ def print_extra(rep: dict) -> None:
         if key == "by_source":
             items.append(("[b]all[/b]", rep["overall"]))
             items.append(("all, batch fits in HBM", rep["overall_fits_hbm"]))
+            items.append(("all, <= 8 users", rep["overall_le8_users"]))
         for name, s in items:
             a, lo = s["as_is"], s["lofo"]
             t.add_row(name, str(a["rows"]), _f(a.get("mape_pct")), _f(a.get("median_err_pct")),

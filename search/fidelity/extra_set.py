@@ -214,7 +214,9 @@ def extra_level_report(path=None) -> dict:
     Keys: ``rows_total``, ``rows_used``, ``skipped`` (reason → count), ``measurement_model``,
     ``by_source`` / ``by_family`` / ``by_mode_kind`` (``as_is`` and ``lofo`` scores: rows,
     MAPE, median signed error, SOL violations; per family also the mode, the median prefill
-    share of the predicted TPOT and the LOFO-fitted ``k, o, η_p``), ``overall``,
+    share of the predicted TPOT, the scores of its rows whose batch fits in HBM and the
+    LOFO-fitted ``k, o, η_p``), ``overall``, ``overall_fits_hbm``, ``overall_le8_users``
+    (rows with ≤ 8 concurrent requests), ``rows_not_fitting_hbm``,
     ``sol_violations`` (id, measured/SOL, reason), ``worst`` (ten largest LOFO errors).
     """
     from collections import Counter
@@ -280,6 +282,7 @@ def extra_level_report(path=None) -> dict:
         "by_mode_kind": {k: both(kind_a == k) for k in sorted(set(kind_a))},
         "overall": both(np.ones(len(rows), bool)),
         "overall_fits_hbm": both(ev["fits"]),
+        "overall_le8_users": both(np.asarray([r.concurrency <= 8 for r in rows])),
         "rows_not_fitting_hbm": int(np.sum(~ev["fits"])),
         "sol_violations": [
             {
