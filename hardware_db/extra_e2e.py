@@ -140,6 +140,7 @@ def _note(notes: str, key: str) -> str | None:
     return None
 
 
+@functools.cache
 def _model_of(hf: str) -> str | None:
     from hardware_db.extra_models import resolve_model_any
 
