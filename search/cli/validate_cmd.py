@@ -7,7 +7,7 @@ from search.errors import UserError
 
 GRADES = ("A", "B", "C")
 LEVELS = ("six", "kernels", "e2e")
-SETS = ("serving", "published")
+SETS = ("serving", "published", "extra")
 
 
 def register(sub) -> None:
@@ -45,7 +45,9 @@ def register(sub) -> None:
         default="serving",
         help="--level e2e: serving (the 2026 serving measurements the fit uses, default) or "
         "published (hardware_db/data/measurements.csv, never fitted: out of sample, MAPE "
-        "per family)",
+        "per family) or extra (hardware_db/data/extra_measurements.csv, offline-batch "
+        "benchmarks with prefill in the TPOT: MAPE per source and family, as-is and "
+        "leave-one-family-out; --measurements picks another CSV of that format)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     p.add_argument(
@@ -103,8 +105,8 @@ def _run_level(a, level: str) -> int:
     if a.refit and level != "e2e":
         raise UserError("--refit applies to --level e2e only")
     set_name = getattr(a, "set_name", "serving")
-    if set_name == "published" and a.refit:
-        raise UserError("--refit applies to --set serving only (the published set is never fitted)")
+    if set_name != "serving" and a.refit:
+        raise UserError(f"--refit applies to --set serving only, not --set {set_name}")
     if level == "kernels":
         from search.fidelity.levels import kernel_level_report
 
@@ -116,6 +118,10 @@ def _run_level(a, level: str) -> int:
         enable_cache()
         if set_name == "published":
             rep = published_level_report(a.measurements)
+        elif set_name == "extra":
+            from search.fidelity.extra_set import extra_level_report
+
+            rep = extra_level_report(a.measurements)
         else:
             rep = e2e_level_report(refit=a.refit)
     if a.json:
@@ -124,7 +130,8 @@ def _run_level(a, level: str) -> int:
     if level == "kernels":
         print_kernels(rep)
     else:
-        (print_published if set_name == "published" else print_e2e)(rep)
+        printer = {"published": print_published, "extra": print_extra}.get(set_name, print_e2e)
+        printer(rep)
     return 0
 
 
@@ -330,3 +337,49 @@ def print_published(rep: dict) -> None:
         f"Kernel-level and transferred rows: {o['rows']}, MAPE {_f(o.get('mape_pct'))} %; "
         f"rows measured below SOL: {len(rep['sol_violations'])}."
     )
+
+
+def print_extra(rep: dict) -> None:
+    """Print the extra set: MAPE per source, family and mode kind (as-is and LOFO), the SOL
+    check and the worst rows."""
+    from rich.table import Table
+
+    con = report.console()
+    con.width = max(con.width, 140)
+    con.print(f"[b]Calibrated mode vs offline-batch benchmarks[/b] ({rep['rows_used']} of "
+              f"{rep['rows_total']} rows): {rep['note']}.")  # fmt: skip
+    for key, label in (("by_source", "source"), ("by_family", "family"),
+                       ("by_mode_kind", "mode")):  # fmt: skip
+        t = Table(title=f"TPOT error per {label} (%)", title_justify="left")
+        for col in (label, "rows", "MAPE as-is", "median as-is", "MAPE LOFO", "median LOFO",
+                    "SOL viol."):  # fmt: skip
+            t.add_column(col, justify="left" if col == label else "right")
+        items = list(rep[key].items())
+        if key == "by_source":
+            items.append(("[b]all[/b]", rep["overall"]))
+            items.append(("all, batch fits in HBM", rep["overall_fits_hbm"]))
+            items.append(("all, <= 8 users", rep["overall_le8_users"]))
+        for name, s in items:
+            a, lo = s["as_is"], s["lofo"]
+            t.add_row(name, str(a["rows"]), _f(a.get("mape_pct")), _f(a.get("median_err_pct")),
+                      _f(lo.get("mape_pct")), _f(lo.get("median_err_pct")),
+                      str(a.get("sol_violations", 0)))  # fmt: skip
+        con.print(t)
+    if rep["skipped"]:
+        con.print("Skipped (no database entry): " + "; ".join(
+            f"{why} ({n})" for why, n in rep["skipped"].items()))  # fmt: skip
+    v = rep["sol_violations"]
+    con.print(f"Rows measured below SOL: {len(v)}.")
+    for e in v:
+        con.print(f"  {e['id']} ({e['family']}, measured/SOL {e['measured_over_sol']}): "
+                  f"{e['reason']}")  # fmt: skip
+    w = Table(title="10 worst rows (LOFO)", title_justify="left")
+    for col in ("id", "family", "model", "gpus", "users", "isl/osl", "meas ms", "LOFO ms",
+                "as-is ms", "SOL ms", "prefill", "fits HBM", "err"):  # fmt: skip
+        w.add_column(col, justify="left" if col in ("id", "family", "model") else "right")
+    for r in rep["worst"]:
+        w.add_row(r["id"], r["family"], r["model"], str(r["gpus"]), str(r["users"]),
+                  f"{r['isl']}/{r['osl']}", f"{r['measured_ms']:.4g}", f"{r['lofo_ms']:.4g}",
+                  f"{r['as_is_ms']:.4g}", f"{r['sol_ms']:.4g}", f"{r['prefill_share']:.0%}",
+                  "yes" if r["fits_hbm"] else "no", f"{r['err_lofo_pct']:+.0f}%")  # fmt: skip
+    con.print(w)

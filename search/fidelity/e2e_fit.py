@@ -146,20 +146,32 @@ def row_config(r):
     return spec, prec, system, par, wl
 
 
-def prefill_interference_s(r, spec, prec, system) -> float:
-    """``(c − 1)/osl · F_p / (attn_tp · P)`` seconds per step at η_p = 1 (module doc)."""
-    c = system.chip
+def prefill_peak_flops(prec, chip) -> float:
+    """Dense peak FLOP/s of ``chip`` at the recipe's FFN compute precision (BF16; FP8 at
+    ≤ 8 bits, FP4 at ≤ 4 bits where the chip has them)."""
     bits = float(prec.ffn_compute_bits)
-    peak = float(c.peak_flops_per_s_bf16)
-    if bits <= 8.5 and float(c.peak_flops_per_s_fp8) > 0:
-        peak = float(c.peak_flops_per_s_fp8)
-    if bits <= 4.5 and float(c.peak_flops_per_s_fp4) > 0:
-        peak = float(c.peak_flops_per_s_fp4)
+    peak = float(chip.peak_flops_per_s_bf16)
+    if bits <= 8.5 and float(chip.peak_flops_per_s_fp8) > 0:
+        peak = float(chip.peak_flops_per_s_fp8)
+    if bits <= 4.5 and float(chip.peak_flops_per_s_fp4) > 0:
+        peak = float(chip.peak_flops_per_s_fp4)
+    return peak
+
+
+def prefill_flops(spec, isl: int) -> float:
+    """FLOPs of one prefill of ``isl`` tokens: ``isl·(2·N_active + L·H·(d_qk + d_v)·isl)``
+    (2 FLOPs per active parameter per token; causal ``QKᵀ`` and ``PV``, 2 FLOPs per
+    multiply-add over on average ``isl/2`` keys; Kaplan et al. 2020, arXiv:2001.08361)."""
     attn = float(P.n_softmax_layers(spec)) * float(spec.n_heads)
     attn = attn * float(spec.head_dim_qk + spec.head_dim_v)
-    f_p = r.isl * (2.0 * float(P.active_params(spec)) + attn * r.isl)
+    return isl * (2.0 * float(P.active_params(spec)) + attn * isl)
+
+
+def prefill_interference_s(r, spec, prec, system) -> float:
+    """``(c − 1)/osl · F_p / (attn_tp · P)`` seconds per step at η_p = 1 (module doc)."""
+    f_p = prefill_flops(spec, r.isl)
     others = max((r.concurrency or 1) - 1, 0)
-    return others / max(r.osl, 1) * f_p / (r.attn_tp * peak)
+    return others / max(r.osl, 1) * f_p / (r.attn_tp * prefill_peak_flops(prec, system.chip))
 
 
 def build_problem(rows) -> Problem:
