@@ -70,6 +70,7 @@ from search.sweep import (
     Kernels,
     Plan,
     choose_chunk,
+    choose_tile,
     constraint_fails,
     device_chunks,
     initial_state,
@@ -374,9 +375,11 @@ def grid(
     for si, sub in enumerate(subs):
         if partial:
             break
+        tile, size = (0, 0) if chunk is not None else choose_tile(sub.shape, n_dev)
         plan = Plan(
             shape=sub.shape,
-            chunk=choose_chunk(sub.size, n_dev, chunk),
+            chunk=size if tile else choose_chunk(sub.size, n_dev, chunk),
+            tile=tile,
             k=int(max(64, 2 * top)),
             n_groups=sub.n_groups if pareto else 0,
             objective=objective,

@@ -78,6 +78,9 @@ class Plan:
     n_devices: int
     min_system_tps: float | None = None
     min_utps: float | None = None
+    tile: int = 0
+    """Innermost digits one chunk covers exactly (a *tile*; ``chunk`` = their product,
+    chunk bases aligned), or 0 for flat chunks of consecutive indices."""
 
 
 def add_offsets(base, offsets, shape):
@@ -140,7 +143,17 @@ class Kernels:
 
     # ------------------------------------------------------------------ evaluation
 
-    def evaluate(self, digits, tables):
+    def evaluate(self, base, tables):
+        """Scores, group scores, group ids, count increments and a function giving the
+        digits ``[n, D]`` of chunk positions ``[n]``, for the chunk that starts at
+        ``base``."""
+        if self.plan.tile:
+            return self._evaluate_tile(base, tables)
+        offsets = jnp.arange(self.plan.chunk, dtype=jnp.int32)
+        digits = add_offsets(base, offsets, self.plan.shape)
+        return (*self._evaluate_flat(digits, tables), lambda i: digits[i])
+
+    def _evaluate_flat(self, digits, tables):
         """Scores, group scores, group ids and count increments of ``digits [C, D]``."""
         plan, sub = self.plan, self.sub
         split_tab, axis_tabs, group_tab = tables
@@ -164,6 +177,16 @@ class Kernels:
             lambda a: jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda b: jax.vmap(one)(*b), a)),
             (rows, vals),
         )
+        gid = None
+        if plan.n_groups:
+            gid = group_tab[d[:, -1]]
+            if sub.batch_axis is not None:
+                gid = gid + len(sub.group_labels) * d[:, sub.batch_axis]
+        return self._reduce(r, in_range, gid)
+
+    def _reduce(self, r, in_range, gid):
+        """Scores, group scores, group ids and count increments of results ``r [C]``."""
+        plan = self.plan
         fails = constraint_fails(r, plan.min_system_tps, plan.min_utps)
         ok = in_range & r.fits
         for f in fails:
@@ -173,13 +196,69 @@ class Kernels:
         counts += [in_range & ((r.reason & bit) != 0) for bit in REASON_BITS]
         counts += [in_range & r.fits & f for f in fails]
         counts = jnp.stack([jnp.sum(c, dtype=jnp.int32) for c in counts])
-        gscore = gid = None
+        gscore = None
         if plan.n_groups:
             gscore = jnp.where(ok, r.utps.astype(jnp.float32), -jnp.inf)
-            gid = group_tab[d[:, -1]]
-            if sub.batch_axis is not None:
-                gid = gid + len(sub.group_labels) * d[:, sub.batch_axis]
         return score, gscore, gid, counts
+
+    def _evaluate_tile(self, base, tables):
+        r"""One tile: the outer digits of ``base`` are fixed, the ``t`` innermost digits
+        (the split and ``t − 1`` axes) run over their whole range.
+
+        The model is ``vmap``-ped once per tile digit (split innermost) instead of once
+        over the flattened chunk, and the outer axis values enter as scalars. ``vmap``
+        batches a value only along the digits it depends on (an unbatched operand stays
+        unbatched, JAX's batching rule), so every intermediate is computed once per
+        combination of the digits it depends on: a term that depends on the split, batch
+        and context only (the per-layer FLOPs and bytes) is computed ``S`` times per tile
+        rather than ``S·∏ n_inner`` times, and only the terms that read an inner axis
+        (e.g. a link's latency) run at the full tile size. Values are the same
+        expressions as in flat chunks; positions are in index order (row-major
+        ``[n_{D−t+1}, …, n_{D−1}, S]`` flattened), so top-k ties and groups resolve
+        as in flat chunks.
+        """
+        plan, sub = self.plan, self.sub
+        split_tab, axis_tabs, group_tab = tables
+        D, t = len(plan.shape), plan.tile
+        n_out = D - t
+        in_range = base[0] < plan.shape[0]
+        d_out = jnp.minimum(base[:n_out], jnp.asarray(np.asarray(plan.shape[:n_out]) - 1))
+        outer = tuple(axis_tabs[j][d_out[j]] for j in range(n_out))
+        inner = tuple(axis_tabs[j] for j in range(n_out, D - 1))
+        names = [a.name for a in sub.axes]
+
+        def one(row, inner_v, outer_v):
+            v = dict(zip(names, (*outer_v, *inner_v), strict=True))
+            rec, par = candidate_records(self._base, row, v, self._choices)
+            return decode_step(
+                rec.model, rec.precision, rec.system, par, rec.workload, rec.mode, fused=True
+            )
+
+        f = jax.vmap(one, in_axes=(0, None, None))
+        for i in reversed(range(len(inner))):
+            spec = tuple(0 if j == i else None for j in range(len(inner)))
+            f = jax.vmap(f, in_axes=(None, spec, None))
+        r = jax.lax.cond(
+            base[0] >= 0,
+            lambda a: f(*a),
+            lambda a: jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda b: f(*b), a)),
+            (split_tab, inner, outer),
+        )
+        r = jax.tree.map(lambda x: jnp.broadcast_to(x, plan.shape[n_out:]).reshape(-1), r)
+        in_range = jnp.broadcast_to(in_range, (plan.chunk,))
+        gid = None
+        if plan.n_groups:
+            tile_shape = plan.shape[n_out:]
+            g = jnp.broadcast_to(group_tab, tile_shape)
+            if sub.batch_axis is not None:
+                if sub.batch_axis < n_out:
+                    b = d_out[sub.batch_axis]
+                else:
+                    b = jax.lax.broadcasted_iota(jnp.int32, tile_shape, sub.batch_axis - n_out)
+                g = g + len(sub.group_labels) * b
+            gid = g.reshape(-1)
+        digits_at = lambda i: add_offsets(base, i, plan.shape)  # noqa: E731
+        return (*self._reduce(r, in_range, gid), digits_at)
 
     # ------------------------------------------------------------------ one device
 
@@ -187,14 +266,13 @@ class Kernels:
         plan = self.plan
         base, left, top_v, top_d, g_v, g_d, counts = carry
         offsets = jnp.arange(plan.chunk, dtype=jnp.int32)
-        digits = add_offsets(base, offsets, plan.shape)
-        score, gscore, gid, inc = self.evaluate(digits, tables)
+        score, gscore, gid, inc, digits_at = self.evaluate(base, tables)
 
         def merge(args):
             top_v, top_d = args
             v, i = jax.lax.top_k(score, min(plan.k, plan.chunk))
             allv = jnp.concatenate([top_v, v])
-            alld = jnp.concatenate([top_d, digits[i]])
+            alld = jnp.concatenate([top_d, digits_at(i)])
             v2, j = jax.lax.top_k(allv, plan.k)
             return v2, alld[j]
 
@@ -206,7 +284,7 @@ class Kernels:
             first = jax.ops.segment_min(pos, gid, num_segments=G)
             better = best > g_v
             g_v = jnp.where(better, best, g_v)
-            new_d = digits[jnp.minimum(first, plan.chunk - 1)]
+            new_d = digits_at(jnp.minimum(first, plan.chunk - 1))
             g_d = jnp.where(better[:, None], new_d, g_d)
         base = add_offsets(base, jnp.int32(plan.chunk), plan.shape)
         return base, left - 1, top_v, top_d, g_v, g_d, counts + inc
@@ -306,3 +384,33 @@ def choose_chunk(total: int, n_devices: int, chunk: int | None) -> int:
         return int(chunk)
     per_dev = -(-total // n_devices)
     return int(min(1 << 16, max(256, 1 << math.ceil(math.log2(max(per_dev, 1))))))
+
+
+TILE_MAX = 1 << 18
+"""Most candidates in one tile (a chunk of the tiled sweep, per device)."""
+
+TILE_MIN = 1 << 12
+"""Fewest candidates in one tile; below, the sweep uses flat chunks (per-chunk overhead)."""
+
+
+def choose_tile(shape, n_devices: int, chunks_per_device: int = 4) -> tuple[int, int]:
+    """``(t, chunk)`` of the tiled sweep, or ``(0, 0)`` for flat chunks.
+
+    The tile is the split digit and as many of the next-innermost digits as fit in
+    :data:`TILE_MAX` candidates while the grid still has ``chunks_per_device`` tiles per
+    device (so every device has work); ``chunk = ∏ shape[−t:]``. Flat chunks when even
+    the split digit alone exceeds :data:`TILE_MAX`, or when the tile stays below
+    :data:`TILE_MIN` in a grid larger than one tile.
+    """
+    total = math.prod(shape)
+    t, size = 1, int(shape[-1])
+    if size > TILE_MAX:
+        return 0, 0
+    while t < len(shape):
+        nxt = size * int(shape[-1 - t])
+        if nxt > TILE_MAX or total // nxt < chunks_per_device * n_devices:
+            break
+        size, t = nxt, t + 1
+    if size < TILE_MIN and total > size:
+        return 0, 0
+    return t, size

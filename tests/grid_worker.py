@@ -21,17 +21,29 @@ TINY = os.path.join(os.path.dirname(__file__), "data", "db", "models", "tiny-moe
 AXES = {"batch": [1, 2, 4], "tiers.nvlink.hop_latency_s": [1e-7, 1e-6, 1e-5]}
 
 
-def run() -> dict:
-    sp = make_space(TINY, "hgx-h100-8", axes=AXES)
-    res = grid(sp, top=12, chunk=16)
+def _summary(res) -> dict:
     return {
-        "devices": len(jax.devices()),
-        "processes": jax.process_count(),
         "top": [[r["index"], r["score"]] for r in res.top],
         "counts": res.counts,
         "front": [r["index"] for r in res.pareto["utps_vs_chips"]],
         "front_tpc": [r["index"] for r in res.pareto["utps_vs_tps_per_chip"]],
     }
+
+
+def run() -> dict:
+    """Flat chunks of 16, and tiles (the split per tile; ``TILE_MIN`` lowered so that
+    this small grid takes the tiled sweep)."""
+    from search import sweep
+
+    sp = make_space(TINY, "hgx-h100-8", axes=AXES)
+    out = {"devices": len(jax.devices()), "processes": jax.process_count()}
+    out.update(_summary(grid(sp, top=12, chunk=16)))
+    min_tile, sweep.TILE_MIN = sweep.TILE_MIN, 1
+    try:
+        out["tiled"] = _summary(grid(sp, top=12))
+    finally:
+        sweep.TILE_MIN = min_tile
+    return out
 
 
 def main(argv) -> None:

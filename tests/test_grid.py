@@ -100,6 +100,41 @@ def test_chunk_sizes_that_do_not_divide_n(space, chunk):
     ]
 
 
+@pytest.mark.parametrize(("per_split", "t_want"), [(1, 1), (2, 2), (1 << 10, 3)])
+def test_tiled_sweep_equals_flat_chunks_and_loop(space, brute, monkeypatch, per_split, t_want):
+    """Tiles (split and inner axes vmapped separately, outer axes scalar per chunk) give
+    the flat sweep's top-k, counts and fronts, and the loop's top-k."""
+    from search import sweep
+
+    (sub,) = space.subgrids()
+    monkeypatch.setattr(sweep, "TILE_MIN", 1)
+    # per_split: the tile's cap in splits (1: the split alone; 2: × the innermost axis,
+    # hbm capacity; large: as many axes as leave 4 tiles, × latency)
+    monkeypatch.setattr(sweep, "TILE_MAX", per_split * sub.shape[-1])
+    t, size = sweep.choose_tile(sub.shape, 1)
+    assert t == t_want and size == int(np.prod(sub.shape[len(sub.shape) - t :]))
+    res = grid(space, top=10)
+    ref = grid(space, top=10, chunk=100)
+    want = _expected_top(brute, 10)
+    assert [r["index"] for r in res.top] == [w[0] for w in want]
+    assert [r["index"] for r in res.top] == [r["index"] for r in ref.top]
+    assert res.counts == ref.counts
+    for name in ("utps_vs_chips", "utps_vs_tps_per_chip"):
+        assert [r["index"] for r in res.pareto[name]] == [r["index"] for r in ref.pareto[name]]
+
+
+def test_choose_tile_bounds():
+    from search import sweep
+
+    shape = (7, 4, 16, 16, 8, 1423)
+    t, size = sweep.choose_tile(shape, 2)
+    assert (t, size) == (3, 16 * 8 * 1423)  # x16 more would pass TILE_MAX
+    assert size <= sweep.TILE_MAX and np.prod(shape) // size >= 4 * 2
+    assert sweep.choose_tile((3, sweep.TILE_MAX + 1), 1) == (0, 0)  # split too long: flat
+    assert sweep.choose_tile((10**6, 20), 1) == (0, 0)  # tile too small: flat
+    assert sweep.choose_tile((1, 20), 1) == (1, 20)  # the whole grid is one tile
+
+
 def test_pareto_fronts_equal_brute_force(space, brute):
     res = grid(space, top=3, pareto=True)
     ok = [r for r in brute if r[1]]

@@ -63,6 +63,8 @@ def test_same_topk_on_1_4_8_devices(single, n_dev):
     assert out["top"] == single["top"]
     assert out["counts"] == single["counts"]
     assert out["front"] == single["front"] and out["front_tpc"] == single["front_tpc"]
+    flat = {k: single[k] for k in ("top", "counts", "front", "front_tpc")}
+    assert out["tiled"] == single["tiled"] == flat
 
 
 def _free_port() -> int:
