@@ -25,6 +25,16 @@ reduce:
 * **counts**: in range, feasible, and per violated rule (the cost model's reason bits,
   then the space's constraints).
 
+**Tiles** (:func:`choose_tile`; the default for large grids): a chunk is then exactly
+the split digit and the ``t − 1`` next-innermost digits (``C = ∏ r_{D−t+1..D}``, chunk
+bases aligned, so the outer digits are one value per chunk). The model is ``vmap``-ped
+once per tile digit, with the outer axis values as scalars: JAX batches a value only
+along the ``vmap`` axes it depends on, so a term that reads the split, batch and context
+but no link number is computed once per split of the tile instead of once per candidate
+(the hoisting a hand-written per-split table would give, for any model term and any
+axis). Flat chunks remain for an explicit ``chunk`` and for splits tables too long or
+too short for a tile.
+
 A host call runs ``n`` chunks per device in a ``fori_loop`` (``n`` dynamic: no
 recompile), inside ``jax.shard_map`` over a 1-D mesh of all devices (axis ``"cand"``);
 each device owns a contiguous range of chunks. Counts are ``psum``-ed per call; the
@@ -34,6 +44,7 @@ final merge all-gathers the per-device top-k and groups (``O(devices·k)`` bytes
 from __future__ import annotations
 
 import math
+import types
 from dataclasses import dataclass
 from functools import partial
 
@@ -182,16 +193,17 @@ class Kernels:
             gid = group_tab[d[:, -1]]
             if sub.batch_axis is not None:
                 gid = gid + len(sub.group_labels) * d[:, sub.batch_axis]
-        return self._reduce(r, in_range, gid)
+        return self._reduce(r, score_of(r, plan.objective), in_range, gid)
 
-    def _reduce(self, r, in_range, gid):
-        """Scores, group scores, group ids and count increments of results ``r [C]``."""
+    def _reduce(self, r, raw_score, in_range, gid):
+        """Scores, group scores, group ids and count increments of results ``r [C]``
+        (``fits``, ``reason``, ``utps``, ``system_tps``) and their objective values."""
         plan = self.plan
         fails = constraint_fails(r, plan.min_system_tps, plan.min_utps)
         ok = in_range & r.fits
         for f in fails:
             ok = ok & ~f
-        score = jnp.where(ok, score_of(r, plan.objective).astype(jnp.float32), -jnp.inf)
+        score = jnp.where(ok, raw_score.astype(jnp.float32), -jnp.inf)
         counts = [in_range, ok]
         counts += [in_range & ((r.reason & bit) != 0) for bit in REASON_BITS]
         counts += [in_range & r.fits & f for f in fails]
@@ -230,9 +242,18 @@ class Kernels:
         def one(row, inner_v, outer_v):
             v = dict(zip(names, (*outer_v, *inner_v), strict=True))
             rec, par = candidate_records(self._base, row, v, self._choices)
-            return decode_step(
+            r = decode_step(
                 rec.model, rec.precision, rec.system, par, rec.workload, rec.mode, fused=True
             )
+            # only what the reductions read leaves the vmap (each output is materialised
+            # at the full tile size)
+            return {
+                "fits": r.fits,
+                "reason": r.reason,
+                "utps": r.utps,
+                "system_tps": r.system_tps,
+                "score": score_of(r, plan.objective),
+            }
 
         f = jax.vmap(one, in_axes=(0, None, None))
         for i in reversed(range(len(inner))):
@@ -245,6 +266,7 @@ class Kernels:
             (split_tab, inner, outer),
         )
         r = jax.tree.map(lambda x: jnp.broadcast_to(x, plan.shape[n_out:]).reshape(-1), r)
+        r = types.SimpleNamespace(**r)
         in_range = jnp.broadcast_to(in_range, (plan.chunk,))
         gid = None
         if plan.n_groups:
@@ -258,7 +280,7 @@ class Kernels:
                 g = g + len(sub.group_labels) * b
             gid = g.reshape(-1)
         digits_at = lambda i: add_offsets(base, i, plan.shape)  # noqa: E731
-        return (*self._reduce(r, in_range, gid), digits_at)
+        return (*self._reduce(r, r.score, in_range, gid), digits_at)
 
     # ------------------------------------------------------------------ one device
 
