@@ -19,8 +19,10 @@ optimum (target ≥ 95 %), the evaluations it used as a fraction of the grid's (
 ≤ 0.1 %; a value-and-gradient step counts as one evaluation, forward-equivalents
 reported too), and the wall-clock of both, compile included: the grid per scenario (its
 programs compile per structure and table size), the gradient search as one batched call
-(per scenario = total / scenarios). ``TPSOPT_CACHE=off`` for a cold compilation cache
-(``persistent_cache`` in the JSON says which).
+(per scenario = total / scenarios); ``compile_s``: the part of each that JAX spent
+tracing, lowering and compiling, and how many XLA programs it compiled.
+``TPSOPT_CACHE=off`` for a cold compilation cache (``persistent_cache`` in the JSON says
+which).
 
     python benchmarks/bench_gradient.py [--scenarios 40] [--seed 11] [--levels 16]
 """
@@ -96,6 +98,24 @@ def main() -> None:
 
     cache = enable_cache()
     rng = np.random.default_rng(args.seed)
+    # JAX's own compile events, summed per phase: how much of each wall-clock is
+    # tracing, lowering and XLA compilation (jax.monitoring duration events)
+    phase = ["grid"]
+    compile_s = {p: {"trace": 0.0, "lower": 0.0, "xla": 0.0, "xla_programs": 0} for p in phase}
+    compile_s["gradient"] = dict(compile_s["grid"])
+    events = {
+        "/jax/core/compile/jaxpr_trace_duration": "trace",
+        "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+        "/jax/core/compile/backend_compile_duration": "xla",
+    }
+
+    def on_event(event, secs, **_):
+        kind = events.get(event)
+        if kind is not None:
+            compile_s[phase[0]][kind] += secs
+            compile_s[phase[0]]["xla_programs"] += kind == "xla"
+
+    jax.monitoring.register_event_duration_secs_listener(on_event)
     L = args.levels
 
     @functools.partial(jax.jit, static_argnames=("paths_vals",))
@@ -213,6 +233,7 @@ def main() -> None:
             file=sys.stderr,
         )
     # ---- gradient: every scenario in one batched search (compile included)
+    phase[0] = "gradient"
     t0 = time.perf_counter()
     results = optimize_many(
         problems,
@@ -257,6 +278,7 @@ def main() -> None:
             "grid_s_per_scenario": round(t_grid_total / n, 3),
             "gradient_s_per_scenario": round(t_grad_total / n, 3),
             "gradient_over_grid_wall": round(t_grad_total / max(t_grid_total, 1e-9), 4),
+            "compile_s": {p: {k: round(v, 2) for k, v in c.items()} for p, c in compile_s.items()},
             "persistent_cache": str(cache) if cache else "off",
             "settings": {
                 "starts": args.starts,

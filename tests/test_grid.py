@@ -123,6 +123,21 @@ def test_tiled_sweep_equals_flat_chunks_and_loop(space, brute, monkeypatch, per_
         assert [r["index"] for r in res.pareto[name]] == [r["index"] for r in ref.pareto[name]]
 
 
+def test_split_only_space_is_one_tile():
+    """No axes: one tile holds the whole split table (no outer digit); same as flat."""
+    from search import sweep
+
+    sp = make_space(TINY, "hgx-h100-8")
+    (sub,) = sp.subgrids()
+    assert sweep.choose_tile(sub.shape, 2) == (1, sub.size)
+    a, b = grid(sp, top=5), grid(sp, top=5, chunk=7)
+    assert [r["index"] for r in a.top] == [r["index"] for r in b.top]
+    assert a.counts == b.counts
+    assert [r["index"] for r in a.pareto["utps_vs_chips"]] == [
+        r["index"] for r in b.pareto["utps_vs_chips"]
+    ]
+
+
 def test_choose_tile_bounds():
     from search import sweep
 
