@@ -162,11 +162,15 @@ def kvp_partial_bytes(m: ModelSpec, p: Precision, c: O.Ctx):
     each of the chip's ``H/tp`` heads, the un-normalised output (``d_o`` = latent rank
     ``r_kv`` for MLA with absorbed projections, ``d_v`` otherwise) plus two fp32
     statistics (running max and sum, i.e. the log-sum-exp). Helix §2.1 exchanges them in
-    one all-to-all over the query-head axis (each chip keeps ``1/kvp`` and sends the rest:
-    ``·(kvp−1)/kvp``); the shared (Medha) layout combines them with online softmax into the
-    full output on every KV-parallel rank, an all-reduce of this buffer over ``kvp``
-    (Medha, arXiv 2409.17264 §3.3; the Vidur/Medha execution-time predictor models it
-    as the ``all_reduce_kvp`` operation). Independent of the context length S.
+    one all-to-all over the query-head axis (each chip keeps ``1/kvp`` of the heads and
+    sends the rest: ``·(kvp−1)/kvp``). The shared (Medha) layout needs the full output of
+    its ``H/tp`` heads on every KV-parallel rank (Medha, arXiv 2409.17264 §3.3: partial
+    outputs combined with online softmax): each rank sends its whole buffer to the
+    ``kvp − 1`` others and rescales and sums locally, an all-to-all of ``(kvp−1)·`` this
+    buffer — the one-shot all-gather, and the cost of the one-shot all-reduce of the buffer
+    in :mod:`costmodel.collectives` (the Medha authors' execution-time predictor, Vidur,
+    costs it as an all-reduce over the KV-parallel workers, ``all_reduce_kvp``).
+    Independent of the context length S.
     """
     d_out = jnp.where(P.is_mla(m) > 0, m.kv_lora_rank, m.head_dim_v)
     return c.tok_replica * (m.n_heads / c.tp) * (d_out * p.act_bytes + 8.0)
@@ -182,11 +186,12 @@ def _layer_comms(m: ModelSpec, p: Precision, c: O.Ctx, mult, classes) -> list[Co
     hidden_s = c.tok_stage * m.d_model * act
     n_soft = sum(classes.get(k, 0.0) for k in ("full", "window", "sparse")) * mult
     comms: list[Comm] = []
-    partial = kvp_partial_bytes(m, p, c)
-    a2a = partial * safe_div(c.kvp - 1.0, c.kvp)
+    # Helix: (kvp−1)/kvp of the partials; shared layout: all of them to every peer
+    a2a = (
+        kvp_partial_bytes(m, p, c) * safe_div(c.kvp - 1.0, c.kvp) * (1.0 + c.shared * (c.kvp - 1.0))
+    )
     comms += [
-        Comm("all_to_all", a2a, c.kvp, c.tp, n_soft * (1.0 - c.shared)),
-        Comm("all_reduce", partial, c.kvp, c.tp, n_soft * c.shared),
+        Comm("all_to_all", a2a, c.kvp, c.tp, n_soft),
         Comm("all_reduce", hidden_r, c.n_attn, 1.0, n_soft),
     ]
     if "linear" in classes:
@@ -250,8 +255,8 @@ def comm_plan(m: ModelSpec, p: Precision, par: Parallelism, wl: Workload) -> lis
     log-sum-exp statistics over ``kvp`` (bytes ``n_r·(H/tp)·(d_o·b + 8)·(kvp−1)/kvp``,
     independent of S; ``d_o`` = latent rank for MLA, ``d_v`` otherwise) and the output
     projection's all-reduce over ``N_a = tp·kvp``; in the shared (Medha) layout
-    (:func:`costmodel.operators.shared_layout`) an all-reduce of the partial outputs over
-    ``kvp`` (:func:`kvp_partial_bytes`) replaces the all-to-all, and the output
+    (:func:`costmodel.operators.shared_layout`) the all-to-all sends every rank's whole
+    partial output to all ``kvp − 1`` others (:func:`kvp_partial_bytes`), and the output
     projection's all-reduce runs over ``N_a = tp``. Linear layers: all-reduce over ``tp``.
     Dense FFN: all-gather over ``attn_dp`` (tokens of all replicas) and all-reduce over
     ``N_f``. MoE with replicated tokens (``attn_dp = 1``): one all-reduce over ``N_f``

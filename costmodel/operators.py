@@ -40,7 +40,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import ndtri
 
 from costmodel import params as P
@@ -119,12 +121,28 @@ def shared_layout(par: Parallelism):
     The layout is read off the split: shared iff ``kvp > 1`` and
     ``ep·moe_tp·kvp = attn_tp·kvp·attn_dp`` (relative tolerance 1e-6). At ``kvp = 1`` the
     two layouts are the same split and this is 0. Returns a float 0/1 (piecewise
-    constant: no gradient flows through it).
+    constant: no gradient flows through it): a Python float when every degree is a host
+    number, so that host evaluations keep their arithmetic unchanged; a JAX array otherwise.
     """
     n = par.attn_tp * par.kvp * par.attn_dp
     n_ffn = par.ep * par.moe_tp
+    if not any(isinstance(d, jax.Array) for d in (n, n_ffn, par.kvp)):
+        host = np.asarray(n_ffn * par.kvp), np.asarray(n), np.asarray(par.kvp)
+        flag = np.where(
+            (host[2] > 1.0 + 1e-9) & (np.abs(host[0] - host[1]) <= 1e-6 * host[1]), 1.0, 0.0
+        )
+        return float(flag) if flag.ndim == 0 else flag
     same = jnp.abs(n_ffn * par.kvp - n) <= 1e-6 * n
     return jnp.where((par.kvp > 1.0 + 1e-9) & same, 1.0, 0.0)
+
+
+def _pick(flag, if_one, if_zero):
+    """``if_one`` where the 0/1 ``flag`` is 1, else ``if_zero`` (host floats stay host)."""
+    if isinstance(flag, float):
+        return if_one if flag else if_zero
+    if isinstance(flag, np.ndarray):
+        return np.where(flag > 0, if_one, if_zero)
+    return jnp.where(flag > 0, if_one, if_zero)
 
 
 def make_ctx(par: Parallelism, wl: Workload, tokens_per_seq) -> Ctx:
@@ -141,7 +159,7 @@ def make_ctx(par: Parallelism, wl: Workload, tokens_per_seq) -> Ctx:
         kvp=par.kvp,
         ep=par.ep,
         moe_tp=par.moe_tp,
-        n_attn=jnp.where(shared > 0, par.attn_tp, n_replica),
+        n_attn=_pick(shared, par.attn_tp, n_replica),
         n_replica=n_replica,
         shared=shared,
         n_ffn=par.ep * par.moe_tp,
