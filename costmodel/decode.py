@@ -155,6 +155,27 @@ def _layer_ops(m: ModelSpec, p: Precision, c: O.Ctx, mult, classes) -> list[O.Op
     return ops
 
 
+def kvp_partial_bytes(m: ModelSpec, p: Precision, c: O.Ctx):
+    r"""Bytes of partial attention one chip holds after attending to its KV shard.
+
+    ``n_r·(H/tp)·(d_o·b_act + 8)``: for each of the replica's ``n_r`` query tokens and
+    each of the chip's ``H/tp`` heads, the un-normalised output (``d_o`` = latent rank
+    ``r_kv`` for MLA with absorbed projections, ``d_v`` otherwise) plus two fp32
+    statistics (running max and sum, i.e. the log-sum-exp). Helix §2.1 exchanges them in
+    one all-to-all over the query-head axis (each chip keeps ``1/kvp`` of the heads and
+    sends the rest: ``·(kvp−1)/kvp``). The shared (Medha) layout needs the full output of
+    its ``H/tp`` heads on every KV-parallel rank (Medha, arXiv 2409.17264 §3.3: partial
+    outputs combined with online softmax): each rank sends its whole buffer to the
+    ``kvp − 1`` others and rescales and sums locally, an all-to-all of ``(kvp−1)·`` this
+    buffer — the one-shot all-gather, and the cost of the one-shot all-reduce of the buffer
+    in :mod:`costmodel.collectives` (the Medha authors' execution-time predictor, Vidur,
+    costs it as an all-reduce over the KV-parallel workers, ``all_reduce_kvp``).
+    Independent of the context length S.
+    """
+    d_out = jnp.where(P.is_mla(m) > 0, m.kv_lora_rank, m.head_dim_v)
+    return c.tok_replica * (m.n_heads / c.tp) * (d_out * p.act_bytes + 8.0)
+
+
 def _layer_comms(m: ModelSpec, p: Precision, c: O.Ctx, mult, classes) -> list[Comm]:
     """Collectives of the layer classes (see :func:`comm_plan`)."""
     classes = _live(classes, mult)
@@ -165,8 +186,10 @@ def _layer_comms(m: ModelSpec, p: Precision, c: O.Ctx, mult, classes) -> list[Co
     hidden_s = c.tok_stage * m.d_model * act
     n_soft = sum(classes.get(k, 0.0) for k in ("full", "window", "sparse")) * mult
     comms: list[Comm] = []
-    d_out = jnp.where(P.is_mla(m) > 0, m.kv_lora_rank, m.head_dim_v)
-    a2a = c.tok_replica * (m.n_heads / c.tp) * (d_out * act + 8.0) * safe_div(c.kvp - 1.0, c.kvp)
+    # Helix: (kvp−1)/kvp of the partials; shared layout: all of them to every peer
+    a2a = (
+        kvp_partial_bytes(m, p, c) * safe_div(c.kvp - 1.0, c.kvp) * (1.0 + c.shared * (c.kvp - 1.0))
+    )
     comms += [
         Comm("all_to_all", a2a, c.kvp, c.tp, n_soft),
         Comm("all_reduce", hidden_r, c.n_attn, 1.0, n_soft),
@@ -176,7 +199,7 @@ def _layer_comms(m: ModelSpec, p: Precision, c: O.Ctx, mult, classes) -> list[Co
     if "dense" in classes:
         n = classes["dense"] * mult
         comms += [
-            Comm("all_gather", hidden_s, c.dp, c.n_attn, n),
+            Comm("all_gather", hidden_s, c.dp, c.n_replica, n),
             Comm("all_reduce", hidden_s, c.n_ffn, 1.0, n),
         ]
     if "moe" in classes:
@@ -231,7 +254,10 @@ def comm_plan(m: ModelSpec, p: Precision, par: Parallelism, wl: Workload) -> lis
     Per softmax-attention layer: Helix KV-parallel all-to-all of partial outputs and
     log-sum-exp statistics over ``kvp`` (bytes ``n_r·(H/tp)·(d_o·b + 8)·(kvp−1)/kvp``,
     independent of S; ``d_o`` = latent rank for MLA, ``d_v`` otherwise) and the output
-    projection's all-reduce over ``tp·kvp``. Linear layers: all-reduce over ``tp``.
+    projection's all-reduce over ``N_a = tp·kvp``; in the shared (Medha) layout
+    (:func:`costmodel.operators.shared_layout`) the all-to-all sends every rank's whole
+    partial output to all ``kvp − 1`` others (:func:`kvp_partial_bytes`), and the output
+    projection's all-reduce runs over ``N_a = tp``. Linear layers: all-reduce over ``tp``.
     Dense FFN: all-gather over ``attn_dp`` (tokens of all replicas) and all-reduce over
     ``N_f``. MoE with replicated tokens (``attn_dp = 1``): one all-reduce over ``N_f``
     combines experts and shared experts (TensorRT-LLM min-latency path); with
@@ -247,9 +273,10 @@ def comm_plan(m: ModelSpec, p: Precision, par: Parallelism, wl: Workload) -> lis
     act = p.act_bytes
     comms = _layer_comms(m, p, c, 1.0, layer_classes(m))
     comms += _head_comms(m, c, p, 1.0)
-    n_total = c.n_attn * c.dp
+    n_send = c.n_attn * c.dp  # chips holding distinct activations (one copy per replica)
+    n_total = c.n_replica * c.dp
     comms.append(
-        Comm("p2p", safe_div(c.tok_stage * m.d_model * act, n_total), 2.0, n_total, par.pp - 1.0)
+        Comm("p2p", safe_div(c.tok_stage * m.d_model * act, n_send), 2.0, n_total, par.pp - 1.0)
     )
     k = wl.mtp_depth
     cd = O.make_ctx(par, wl, 1.0)

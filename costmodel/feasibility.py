@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from costmodel import params as P
+from costmodel.operators import shared_layout
 from costmodel.specs import ModelSpec, Parallelism, SystemSpec, Workload
 
 CAPACITY = 1
@@ -25,7 +26,8 @@ CONTEXT = 256
 MESSAGES = {
     CAPACITY: "memory per chip exceeds capacity",
     CHIPS: "more chips than the system has",
-    GROUPS: "attention chips attn_tp·kvp·attn_dp differ from MoE chips ep·moe_tp",
+    GROUPS: "MoE chips ep·moe_tp differ from the attention chips attn_tp·kvp·attn_dp "
+    "(Helix layout) and from attn_tp·attn_dp (shared layout)",
     HEADS: "attn_tp does not divide the attention heads",
     EXPERTS: "ep does not divide the experts (or moe_tp the expert width; or ep>1 without experts)",
     BATCH: "attn_dp does not divide the batch",
@@ -49,7 +51,12 @@ def _divides(d, n):
 def reason_bits(
     m: ModelSpec, system: SystemSpec, par: Parallelism, wl: Workload, memory_bytes, capacity_bytes
 ):
-    """Bitmask (int32) of violated rules; 0 means feasible."""
+    """Bitmask (int32) of violated rules; 0 means feasible.
+
+    The group rule accepts both layouts of :func:`costmodel.operators.shared_layout`:
+    ``ep·moe_tp = attn_tp·kvp·attn_dp`` (Helix) or ``ep·moe_tp = attn_tp·attn_dp`` with
+    ``kvp > 1`` (shared, Medha-style).
+    """
     degrees = (par.attn_tp, par.attn_dp, par.kvp, par.ep, par.moe_tp, par.pp)
     not_integer = False  # an or-chain, not stack + any: stays elementwise under vmap
     for d in degrees:
@@ -72,7 +79,7 @@ def reason_bits(
     checks = [
         (CAPACITY, memory_bytes > capacity_bytes),
         (CHIPS, chips > system.max_chips * (1 + 1e-9)),
-        (GROUPS, jnp.abs(n_attn - n_ffn) > 1e-6 * n_attn),
+        (GROUPS, (jnp.abs(n_attn - n_ffn) > 1e-6 * n_attn) & (shared_layout(par) < 0.5)),
         (HEADS, heads_bad),
         (EXPERTS, experts_bad),
         (BATCH, (par.attn_dp > wl.batch) | _not_multiple(wl.batch, par.attn_dp)),

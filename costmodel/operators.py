@@ -6,8 +6,10 @@ weights, KV-cache (or recurrent state) and activations it moves, the precision i
 arithmetic runs at, how many kernels it takes, and how many times per step it runs
 (``count``: layers of that class, times draft steps for the draft model).
 
-Shorthands (per chip): ``tp = attn_tp``; ``N_a = attn_tp·kvp`` chips of one attention
-replica; ``N_f = ep·moe_tp`` chips of the stage on the FFN side; ``B_r = B/attn_dp``
+Shorthands (per chip): ``tp = attn_tp``; ``N_a`` chips over which one attention replica's
+post-attention work (output projection, shared experts, embedding, LM head) is split:
+``attn_tp·kvp`` in the Helix layout, ``attn_tp`` in the shared (Medha) layout
+(:func:`shared_layout`); ``N_f = ep·moe_tp`` chips of the stage on the FFN side; ``B_r = B/attn_dp``
 sequences per attention replica; ``T`` tokens per sequence per step (1 + MTP depth when
 verifying); ``n_r = B_r·T`` query tokens per replica; ``n = B·T`` tokens of the stage.
 
@@ -20,7 +22,8 @@ Sharding (Helix, arXiv 2507.07120 §2; DeepSeek-V3 inference §3.4; TensorRT-LLM
   latent) for ``S_eff/kvp`` tokens of each of its ``B_r`` sequences (Helix App. A:
   ``T_KV = B·2·⌈K/TPA⌉·Hsz·(S/KVP)·bytes/BW``).
 * Output projection: over ``N_a = tp·kvp`` chips (Helix: after the all-to-all each chip
-  owns ``H/(KVP·TPA)`` heads of the whole batch).
+  owns ``H/(KVP·TPA)`` heads of the whole batch); shared layout: over ``N_a = tp``,
+  replicated on every KV-parallel rank.
 * Dense FFN: tensor-parallel over all ``N_f`` chips of the stage, all ``n`` tokens
   (Helix: TPF = N).
 * MoE: ``E/ep`` experts per chip, each split ``moe_tp`` ways; the stage's ``n`` tokens
@@ -37,7 +40,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import ndtri
 
 from costmodel import params as P
@@ -88,7 +93,9 @@ class Ctx(NamedTuple):
     kvp: Scalar
     ep: Scalar
     moe_tp: Scalar
-    n_attn: object  # N_a = tp·kvp
+    n_attn: object  # N_a: tp·kvp (Helix layout) or tp (shared layout)
+    n_replica: object  # tp·kvp chips of one attention replica (both layouts)
+    shared: object  # 1 in the shared (Medha) layout, 0 in the Helix layout
     n_ffn: object  # N_f = ep·moe_tp
     seqs_replica: object  # B_r
     tok_replica: object  # n_r = B_r·T
@@ -96,9 +103,53 @@ class Ctx(NamedTuple):
     imbalance: Scalar
 
 
+def shared_layout(par: Parallelism):
+    r"""1 where the split is in the *shared* (Medha-style) layout, 0 otherwise.
+
+    Two layouts put the FFN on the ``N = attn_tp·kvp·attn_dp`` chips of a stage:
+
+    * **Helix** (arXiv 2507.07120 §2.2): the FFN/MoE grid is re-provisioned over all N
+      chips, ``ep·moe_tp = N``; the output projection, shared experts, embedding and LM
+      head are split over the ``attn_tp·kvp`` chips of the attention replica.
+    * **shared** (Medha, arXiv 2409.17264 §3.3; Helix §1 and §3.2: "gather the attention
+      outputs onto a fixed group of TP GPUs for all subsequent FFN computations", "tying
+      TP between FFNs and attention"): attention and FFN keep one layout, the attention
+      TP group; the FFN grid is ``ep·moe_tp = attn_tp·attn_dp = N/kvp`` chips, and every
+      one of the ``kvp`` KV-parallel ranks holds the same post-attention weights and
+      computes the same tokens (a replica: same time per chip, kvp copies of the weights).
+
+    The layout is read off the split: shared iff ``kvp > 1`` and
+    ``ep·moe_tp·kvp = attn_tp·kvp·attn_dp`` (relative tolerance 1e-6). At ``kvp = 1`` the
+    two layouts are the same split and this is 0. Returns a float 0/1 (piecewise
+    constant: no gradient flows through it): a Python float when every degree is a host
+    number, so that host evaluations keep their arithmetic unchanged; a JAX array otherwise.
+    """
+    n = par.attn_tp * par.kvp * par.attn_dp
+    n_ffn = par.ep * par.moe_tp
+    if not any(isinstance(d, jax.Array) for d in (n, n_ffn, par.kvp)):
+        host = np.asarray(n_ffn * par.kvp), np.asarray(n), np.asarray(par.kvp)
+        flag = np.where(
+            (host[2] > 1.0 + 1e-9) & (np.abs(host[0] - host[1]) <= 1e-6 * host[1]), 1.0, 0.0
+        )
+        return float(flag) if flag.ndim == 0 else flag
+    same = jnp.abs(n_ffn * par.kvp - n) <= 1e-6 * n
+    return jnp.where((par.kvp > 1.0 + 1e-9) & same, 1.0, 0.0)
+
+
+def _pick(flag, if_one, if_zero):
+    """``if_one`` where the 0/1 ``flag`` is 1, else ``if_zero`` (host floats stay host)."""
+    if isinstance(flag, float):
+        return if_one if flag else if_zero
+    if isinstance(flag, np.ndarray):
+        return np.where(flag > 0, if_one, if_zero)
+    return jnp.where(flag > 0, if_one, if_zero)
+
+
 def make_ctx(par: Parallelism, wl: Workload, tokens_per_seq) -> Ctx:
     """Derived quantities for a step that processes ``tokens_per_seq`` tokens/sequence."""
     seqs = wl.batch / par.attn_dp
+    shared = shared_layout(par)
+    n_replica = par.attn_tp * par.kvp
     return Ctx(
         batch=wl.batch,
         tokens_per_seq=tokens_per_seq,
@@ -108,7 +159,9 @@ def make_ctx(par: Parallelism, wl: Workload, tokens_per_seq) -> Ctx:
         kvp=par.kvp,
         ep=par.ep,
         moe_tp=par.moe_tp,
-        n_attn=par.attn_tp * par.kvp,
+        n_attn=_pick(shared, par.attn_tp, n_replica),
+        n_replica=n_replica,
+        shared=shared,
         n_ffn=par.ep * par.moe_tp,
         seqs_replica=seqs,
         tok_replica=seqs * tokens_per_seq,

@@ -25,7 +25,7 @@ H, K    query heads, KV heads
 L       transformer blocks
 E, k    routed experts, experts per token (top-k)
 V       vocabulary size
-N       chips per pipeline stage (attn_tp·kvp·attn_dp = ep·moe_tp)
+N       chips per pipeline stage (attn_tp·kvp·attn_dp = ep·moe_tp; shared layout: N/kvp)
 ======  =============================================================
 """
 
@@ -219,7 +219,10 @@ class Parallelism:
 
     Per pipeline stage the attention side uses ``attn_tp·kvp·attn_dp`` chips and the FFN/MoE
     side ``ep·moe_tp`` chips; they must be the same chips (equal products). Dense FFNs run
-    tensor-parallel over all N chips of the stage (Helix: TPF = N). Groups are placed
+    tensor-parallel over all N chips of the stage (Helix: TPF = N). The one exception is the
+    shared (Medha-style) layout, ``ep·moe_tp = attn_tp·attn_dp`` with ``kvp > 1``: the FFN on
+    the attention TP(×DP) group, replicated over the kvp ranks
+    (:func:`costmodel.operators.shared_layout`). Groups are placed
     innermost-first: attention ``attn_tp`` (stride 1), ``kvp`` (stride attn_tp), ``attn_dp``;
     MoE ``moe_tp`` (stride 1), ``ep``; ``pp`` outermost (stride N).
     """

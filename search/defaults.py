@@ -102,7 +102,8 @@ def check_split(sc: Scenario, par: Parallelism) -> Parallelism:
     allowed = {
         F.CHIPS: f"this split uses {n_attn * deg['pp']} chips, the system has "
         f"{float(sc.system.max_chips):g}",
-        F.GROUPS: f"attn_tp·kvp·attn_dp = {n_attn} must equal ep·moe_tp = {n_ffn}",
+        F.GROUPS: f"ep·moe_tp = {n_ffn} must equal attn_tp·kvp·attn_dp = {n_attn} (Helix "
+        f"layout) or, with kvp > 1, attn_tp·attn_dp = {n_attn // deg['kvp']} (shared layout)",
         F.BATCH: f"allowed attn_dp: divisors of the batch ({_listing(divisors(wl.batch))})",
         F.LAYERS: f"allowed pp ≤ {float(m.n_layers):g} layers",
         F.CONTEXT: f"allowed kvp ≤ the context ({float(wl.context_tokens):g} tokens)",

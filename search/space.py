@@ -13,7 +13,12 @@ A :class:`Space` is a scenario (model, system, precision, workload) plus
   ``latency_scale``, ...;
 * **choices** — several models and/or systems by name;
 * **constraints** — capacity and the model's own rules (inside the cost model, per
-  candidate), optional ``min_system_tps`` and ``min_utps``.
+  candidate), optional ``min_system_tps`` and ``min_utps``;
+* **layout** — how the FFN uses the chips of a stage (:data:`search.splits.LAYOUTS`):
+  ``"helix"`` (default; ``ep·moe_tp = attn_tp·kvp·attn_dp``, Helix, arXiv 2507.07120
+  §2.2), ``"shared"`` (Medha-style KV parallelism: attention and FFN on one shared layout,
+  ``ep·moe_tp = attn_tp·attn_dp``, the FFN replicated over the ``kvp`` ranks; Medha, arXiv
+  2409.17264 §3.3, the "vanilla KVP" of Helix's baseline, §3.2) or ``"any"`` (both).
 
 :meth:`Space.subgrids` turns it into one or more :class:`SubGrid`\ s: a table of valid
 splits (enumerated on the host, the Calculon pattern) crossed in index space with the
@@ -52,6 +57,7 @@ from search.scenario import Scenario, scenario
 from search.splits import (
     DEGREE_ALIASES,
     DEGREES,
+    check_layout,
     degree_values,
     families,
     sort_splits,
@@ -233,6 +239,7 @@ class Space:
       chips_max: chip budget (None: each system's own ``max_chips``).
       min_system_tps: reject candidates with fewer system tokens/s.
       min_utps: reject candidates with fewer tokens/s per user.
+      layout: which FFN layouts the split tables hold (:data:`search.splits.LAYOUTS`).
     """
 
     scenarios: tuple[Scenario, ...]
@@ -242,10 +249,12 @@ class Space:
     chips_max: float | None = None
     min_system_tps: float | None = None
     min_utps: float | None = None
+    layout: str = "helix"
 
     def __post_init__(self):
         if not self.scenarios:
             raise UserError("the space has no model/system")
+        check_layout(self.layout)
         if self.chips_max is not None and not (float(self.chips_max) >= 1):
             raise UserError(f"chips_max {self.chips_max!r}: must be ≥ 1", arg="chips_max")
         for name, vals in self.axes:
@@ -326,7 +335,7 @@ def _subgrids(space: Space) -> list[SubGrid]:
         budget = max(space.budget(systems[n]) for n in names)
         variants = _model_variants([m for m, _ in models.values()], axes)
         tables = [
-            valid_splits(m, budget, batch_vals, ctx_vals, space.degrees, space.chips)
+            valid_splits(m, budget, batch_vals, ctx_vals, space.degrees, space.chips, space.layout)
             for m in variants
         ]
         splits = sort_splits(np.concatenate(tables)) if tables else np.zeros((0, 6))
@@ -370,9 +379,14 @@ def _no_splits_message(space: Space, systems, budget) -> str:
     extra = f" with {restr}" if restr else ""
     if space.chips:
         extra += f" and chips in {{{','.join(map(str, space.chips))}}}"
+    rule = {
+        "helix": "attn_tp·kvp·attn_dp = ep·moe_tp",
+        "shared": "attn_tp·attn_dp = ep·moe_tp (layout shared)",
+        "any": "ep·moe_tp = attn_tp·kvp·attn_dp or attn_tp·attn_dp (layout any)",
+    }[space.layout]
     return (
         f"the space has zero valid splits for {', '.join(systems)} within {budget:g} chips"
-        f"{extra} (degrees must divide heads/experts/layers and attn_tp·kvp·attn_dp = ep·moe_tp)"
+        f"{extra} (degrees must divide heads/experts/layers and {rule})"
     )
 
 
@@ -426,6 +440,7 @@ def make_space(
     chips_max: float | None = None,
     min_system_tps: float | None = None,
     min_utps: float | None = None,
+    layout: str = "helix",
     **scenario_kw,
 ) -> Space:
     """A :class:`Space` from database names.
@@ -439,6 +454,8 @@ def make_space(
         ``chips``, choices, or paths (values: numbers or ``"v1,v2"``/``"lo:hi:n[:log]"``).
       chips_max: chip budget (required for systems without a chip limit).
       min_system_tps, min_utps: optional constraints.
+      layout: ``"helix"`` (default), ``"shared"`` (Medha-style: FFN on the attention
+        layout, replicated over kvp) or ``"any"``; see :data:`search.splits.LAYOUTS`.
       **scenario_kw: passed to :func:`search.scenario.scenario` (precision, batch,
         context, mtp, acceptance, overlap, imbalance, mode, software, latency_scale).
 
@@ -446,6 +463,7 @@ def make_space(
     >>> sp.subgrids()[0].splits.astype(int).tolist()[:2]
     [[8, 1, 1, 1, 8, 1], [8, 1, 1, 2, 4, 1]]
     """
+    check_layout(layout)
     degrees, chips, choices, paths = split_axes(axes)
     models = choices.get("model", [model] if isinstance(model, str) else list(model))
     systems = choices.get("system", [system] if isinstance(system, str) else list(system))
@@ -493,6 +511,7 @@ def make_space(
         chips_max=chips_max,
         min_system_tps=min_system_tps,
         min_utps=min_utps,
+        layout=layout,
     )
 
 

@@ -14,7 +14,11 @@ the batch, the context and the chip budget):
   value heads.
 * ``ep`` divides the routed experts, ``moe_tp`` divides the expert FFN width (no MoE:
   ``ep = 1``).
-* attention and MoE groups use the same chips: ``attn_tp·kvp·attn_dp = ep·moe_tp = N``.
+* attention and MoE groups use the same chips: ``attn_tp·kvp·attn_dp = ep·moe_tp = N``
+  (layout ``"helix"``, the default); in the shared layout (``"shared"``, Medha-style:
+  the FFN on the attention TP group, replicated over the ``kvp`` ranks;
+  :func:`costmodel.operators.shared_layout`) ``ep·moe_tp = attn_tp·attn_dp = N/kvp``;
+  ``"any"`` keeps both. At ``kvp = 1`` the two rules give the same rows.
 * ``attn_dp`` divides the batch (any batch of the space); ``kvp`` ≤ the context;
   ``pp`` ≤ layers; chips ``N·pp`` ≤ the budget.
 
@@ -45,6 +49,37 @@ FAMILY_LABELS = ("TP", "DP", "KVP", "EP", "MoE-TP", "PP")
 
 MAX_BUDGET = 1 << 24
 """Largest chip budget a split table may be enumerated for."""
+
+LAYOUTS = ("helix", "shared", "any")
+"""How the FFN side uses the chips of a stage (see the module docstring): ``helix`` —
+``ep·moe_tp = attn_tp·kvp·attn_dp`` (Helix, arXiv 2507.07120 §2.2); ``shared`` —
+``ep·moe_tp = attn_tp·attn_dp``, the FFN layout equals the attention TP(×DP) layout and
+is replicated over kvp (Medha, arXiv 2409.17264 §3.3; Helix's "vanilla KVP" baseline,
+§3.2); ``any`` — both."""
+
+
+def check_layout(layout) -> str:
+    """``layout`` if it is one of :data:`LAYOUTS`; a one-line :class:`UserError` naming
+    ``layout`` and the allowed values otherwise."""
+    if layout not in LAYOUTS:
+        raise UserError(f"layout {layout!r}: must be one of {', '.join(LAYOUTS)}", arg="layout")
+    return layout
+
+
+def ffn_chips(attn_tp, kvp, attn_dp, layout: str) -> list:
+    """FFN-side chip counts ``ep·moe_tp`` allowed for attention degrees, per layout:
+    ``[tp·kvp·dp]`` (helix), ``[tp·dp]`` (shared), both (any); NumPy arrays in, a list
+    of arrays out.
+
+    >>> [int(x) for x in ffn_chips(8, 4, 1, "any")]
+    [32, 8]
+    """
+    out = []
+    if layout in ("helix", "any"):
+        out.append(attn_tp * kvp * attn_dp)
+    if layout in ("shared", "any"):
+        out.append(attn_tp * attn_dp)
+    return out
 
 
 def divisors(n: float) -> list[int]:
@@ -145,6 +180,7 @@ def valid_splits(
     context=None,
     degrees: Mapping[str, Iterable] | None = None,
     chips: Iterable | None = None,
+    layout: str = "helix",
 ) -> np.ndarray:
     """All valid splits for ``model`` within ``max_chips`` chips.
 
@@ -158,6 +194,7 @@ def valid_splits(
       context: a context length or several (``kvp`` ≤ the largest); None: no limit.
       degrees: optional allowed values per degree, e.g. ``{"ep": [8, 16], "pp": [1]}``.
       chips: optional exact chip counts ``N·pp`` to keep.
+      layout: one of :data:`LAYOUTS`: which FFN chip count ``ep·moe_tp`` a row may have.
 
     Returns:
       ``float64 [n, 6]`` array, columns :data:`DEGREES`, sorted by (chips, columns).
@@ -168,6 +205,7 @@ def valid_splits(
     >>> valid_splits(m, 2).astype(int).tolist()
     [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 2], [1, 1, 2, 1, 2, 1], [2, 1, 1, 1, 2, 1]]
     """
+    check_layout(layout)
     if not (max_chips >= 1):
         raise UserError(f"chip budget {max_chips!r}: must be ≥ 1")
     if not math.isfinite(max_chips):
@@ -187,11 +225,13 @@ def valid_splits(
     n = t * k * d
     keep = n <= budget
     t, k, d, n = t[keep], k[keep], d[keep], n[keep]
-    # MoE side: ep | N, moe_tp = N / ep in the allowed set
+    # MoE side: ep | N_f, moe_tp = N_f / ep in the allowed set (N_f per layout)
+    nf = np.concatenate(ffn_chips(t, k, d, layout))
+    t, k, d, n = (np.tile(a, len(nf) // max(len(a), 1)) for a in (t, k, d, n))
     i, j = (a.ravel() for a in np.meshgrid(np.arange(len(n)), np.arange(len(ep)), indexing="ij"))
-    keep = n[i] % ep[j] == 0
+    keep = nf[i] % ep[j] == 0
     i, j = i[keep], j[keep]
-    mtp = n[i] // ep[j]
+    mtp = nf[i] // ep[j]
     if cand["moe_tp"] is not None:
         keep = np.isin(mtp, np.asarray(cand["moe_tp"], np.int64))
         i, j, mtp = i[keep], j[keep], mtp[keep]
@@ -222,9 +262,19 @@ def split_chips(rows: np.ndarray) -> np.ndarray:
     return rows[:, 0] * rows[:, 1] * rows[:, 2] * rows[:, 5]
 
 
+def is_shared(row) -> bool:
+    """Whether a split row is in the shared (Medha) layout: ``kvp > 1`` and
+    ``ep·moe_tp = attn_tp·attn_dp`` (host twin of :func:`costmodel.operators.shared_layout`)."""
+    tp, dp, kvp, ep, mtp = (float(row[c]) for c in range(5))
+    return kvp > 1 and abs(ep * mtp - tp * dp) <= 1e-6 * tp * dp
+
+
 def family(row) -> str:
-    """Composition label of one split: the degrees above 1, e.g. ``"TP+EP+PP"``."""
+    """Composition label of one split: the degrees above 1, e.g. ``"TP+EP+PP"``; a
+    shared-layout (Medha) split says ``"KVP(shared)"`` for its KV parallelism."""
     names = [FAMILY_LABELS[c] for c in range(6) if float(row[c]) > 1]
+    if is_shared(row):
+        names = ["KVP(shared)" if n == "KVP" else n for n in names]
     return "+".join(names) if names else "single chip"
 
 

@@ -103,6 +103,7 @@ def test_ctrl_c_prints_best_so_far(capsys, monkeypatch):
         (["--csv", "/nonexistent-dir/x.csv"], "does not exist"),
         (["--batch", "1,,2"], "empty"),
         (["--axis", "chip.hbm_bw_bytes_per_s=-1"], "out of range"),
+        (["--layout", "medha"], "--layout 'medha': must be one of helix, shared, any"),
     ],
 )
 def test_bad_input_one_line_exit_2(capsys, tmp_path, args, words):
@@ -114,6 +115,19 @@ def test_bad_input_one_line_exit_2(capsys, tmp_path, args, words):
     assert len(lines) == 1 and "Traceback" not in err, err
     assert words in lines[0]
     assert not out_csv.exists() and not list(tmp_path.iterdir())
+
+
+def test_layout_shared_json(capsys):
+    """--layout shared: every reported split has the FFN on the attention layout."""
+    code, out, err = _run(capsys, "--layout", "shared", "--top", "50", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["space"]["layout"] == "shared"
+    pars = [r["parallelism"] for r in doc["top"]]
+    assert any(p["kvp"] > 1 for p in pars)
+    for p in pars:
+        ffn = p["ep"] * p["moe_tp"]
+        assert ffn == p["attn_tp"] * p["attn_dp"] or p["kvp"] == 1, p
 
 
 def test_unbounded_system_needs_chips_max(capsys):

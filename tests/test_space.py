@@ -154,18 +154,29 @@ def _brute_force_splits(model, budget, batch=1.0, context=8192.0):
     return {tuple(int(x) for x in r) for r in g[(b & ~CAPACITY) == 0]}
 
 
-def test_valid_splits_are_feasible_and_complete():
+def _layout_ok(r, layout):
+    """Closed form of the layouts: ep·moe_tp = tp·kvp·dp (helix), = tp·dp (shared)."""
+    helix = r[3] * r[4] == r[0] * r[1] * r[2]
+    shared = r[3] * r[4] == r[0] * r[1]
+    return {"helix": helix, "shared": shared, "any": helix or shared}[layout]
+
+
+@pytest.mark.parametrize("layout", ["helix", "shared", "any"])
+def test_valid_splits_are_feasible_and_complete(layout):
     model, _ = db.load_model(TINY)
     budget = 8
-    table = valid_splits(model, budget, batch=4.0, context=8192.0)
+    table = valid_splits(model, budget, batch=4.0, context=8192.0, layout=layout)
     got = {tuple(int(x) for x in r) for r in table}
     brute = _brute_force_splits(model, budget, batch=4.0)
     assert got <= brute  # every enumerated split is valid
-    # complete among the default candidate degrees (kvp powers of two, pp = ceil(L/s))
+    # complete among the default candidate degrees (kvp powers of two, pp = ceil(L/s)):
+    # the model accepts exactly the union of both layouts
     pow2 = {1, 2, 4, 8}
     pps = set(pipeline_degrees(model.n_layers))
-    expected = {r for r in brute if r[2] in pow2 and r[5] in pps}
+    expected = {r for r in brute if r[2] in pow2 and r[5] in pps and _layout_ok(r, layout)}
     assert got == expected
+    if layout == "any":
+        assert expected == {r for r in brute if r[2] in pow2 and r[5] in pps}
 
 
 def test_valid_splits_kimi_rules():

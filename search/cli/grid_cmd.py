@@ -56,6 +56,13 @@ def register(sub) -> None:
         "chip.hbm_bw_bytes_per_s, model.n_experts, precision.kv_bytes, latency_scale); "
         "VALUES: v1,v2,... or lo:hi:n[:log]; repeatable",
     )
+    g.add_argument(
+        "--layout",
+        default="helix",
+        help="FFN layout of KV-parallel splits: helix (default; the FFN over all "
+        "attn_tp·kvp·attn_dp chips), shared (Medha-style: the FFN on the attention TP group, "
+        "replicated over kvp; Helix's baseline) or any (both)",
+    )
     g.add_argument("--min-system-tps", default=None, help="reject below this system tokens/s")
     g.add_argument("--min-utps", default=None, help="reject below this tokens/s per user")
     o = p.add_argument_group("search and output")
@@ -147,6 +154,7 @@ def build_space(a):
         chips_max=_number("--chips-max", a.chips_max, lo=1, integer=True),
         min_system_tps=_number("--min-system-tps", a.min_system_tps, lo=0),
         min_utps=_number("--min-utps", a.min_utps, lo=0),
+        layout=a.layout,
         precision=a.precision,
         chips=a.chips,
         acceptance=a.acceptance,
@@ -339,6 +347,8 @@ def _json_doc(sp, res) -> dict:
         "min_system_tps": sp.min_system_tps,
         "min_utps": sp.min_utps,
     }
+    if sp.layout != "helix":  # the default is left out: documents of older runs unchanged
+        d["space"]["layout"] = sp.layout
     return d
 
 
