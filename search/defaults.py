@@ -23,6 +23,17 @@ scenario's program compiles once per process. Call it at top level (it carries c
 options); inside your own ``jit``, call :func:`costmodel.decode.decode_step` directly."""
 
 
+def eval_first(sc: Scenario, par: Parallelism):
+    """One evaluation of ``sc`` with ``par`` without compiling: the cost model's jaxpr run
+    by NumPy (:func:`search.interpret.eval_records`; traced once per record structure,
+    then ~15 ms a call). For the few evaluations a command makes before its answer (the
+    default split, a split check, ``tpsopt eval``); values equal :data:`eval_one`'s to
+    float rounding."""
+    from search.interpret import eval_records
+
+    return eval_records(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
+
+
 def scale_up_domain(system: SystemSpec) -> float:
     """Chips of the innermost inter-chip tier (the die tier, if any, is skipped)."""
     for t in system.tiers:
@@ -63,7 +74,7 @@ def complete_parallelism(
     pp = 1
     while True:
         par = Parallelism(float(tp), float(dp), float(kv), float(ep), float(moe_tp), float(pp))
-        r = eval_one(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
+        r = eval_first(sc, par)
         fits = float(r.memory_per_chip_bytes) <= float(r.capacity_per_chip_bytes)
         if fits or n * pp * 2 > float(sc.system.max_chips) or pp * 2 > float(m.n_layers):
             return par
@@ -93,7 +104,7 @@ def check_split(sc: Scenario, par: Parallelism) -> Parallelism:
     from search.splits import MAX_BUDGET, _heads_ok, candidate_degrees, divisors
 
     m, wl = sc.model, sc.workload
-    r = eval_one(m, sc.precision, sc.system, par, wl, sc.mode)  # compiled once, shared
+    r = eval_first(sc, par)
     bits = int(r.reason) & ~F.CAPACITY
     if not bits:
         return par

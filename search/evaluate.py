@@ -351,6 +351,19 @@ def single_program(treedef, n: int):
 
 
 @functools.cache
+def row_function(treedef, n: int):
+    """The flat-row function ``x [n + 12] → results [N_OUT]`` of one record structure
+    (not jitted): what :func:`single_program` compiles (given ``x`` in parts) and what
+    :func:`search.interpret.jaxpr_of` traces (``program(treedef, n, dtype)`` evaluates
+    it without compiling)."""
+
+    def one(x):
+        return _pack(decode_step(*_unpack(x, treedef, n)), x.dtype)
+
+    return one
+
+
+@functools.cache
 def rows_program(treedef, n: int):
     """``x [B, n + 12] → results [B, N_OUT]``: :func:`single_program` vmapped over whole
     rows (records batched too)."""

@@ -341,6 +341,7 @@ def grid(
     time_limit_s: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     devices=None,
+    engine: str = "auto",
 ) -> GridResult:
     """Evaluate every candidate of ``space``; return the best and the fronts.
 
@@ -360,6 +361,12 @@ def grid(
         result is then ``partial``.
       progress: ``progress(done, total)`` called after each host call.
       devices: devices to shard over (default ``jax.devices()``, all processes).
+      engine: ``"sweep"`` (the compiled, sharded sweep), ``"interpreter"`` (every
+        candidate through the NumPy evaluator of the cost model's jaxpr, no compilation:
+        :mod:`search.grid_small`) or ``"auto"``: the interpreter for spaces of at most
+        :data:`search.grid_small.SMALL_GRID_MAX` candidates when ``chunk``, ``devices``
+        and ``time_limit_s`` are not given and JAX runs one process, else the sweep.
+        Both give the same top-k, fronts and counts.
 
     Returns:
       :class:`~search.grid_result.GridResult`. Ctrl-C (``KeyboardInterrupt``) during the
@@ -367,6 +374,10 @@ def grid(
     """
     _check_args(space, objective, top, chunk, time_limit_s)
     subs = space.subgrids()
+    if _use_interpreter(engine, subs, chunk, devices, time_limit_s):
+        from search.grid_small import grid_small
+
+        return grid_small(space, subs, objective, top, pareto, progress)
     mesh = _mesh(devices)
     n_dev = mesh.devices.size
     total = sum(s.size for s in subs)
@@ -417,8 +428,22 @@ def grid(
             "interrupted": budget.interrupted,
             "pareto_exact": all(_groups_exact(s) for s in subs),
             "rate_measured": budget.sweep_s > 0,
+            "engine": "sweep",
         },
     )
+
+
+def _use_interpreter(engine, subs, chunk, devices, time_limit_s) -> bool:
+    """Whether :func:`grid` takes the small-space path (see its ``engine`` argument)."""
+    if engine not in ("auto", "sweep", "interpreter"):
+        raise UserError(f"engine {engine!r}: allowed auto, sweep, interpreter", arg="engine")
+    if engine != "auto":
+        return engine == "interpreter"
+    from search.grid_small import SMALL_GRID_MAX
+
+    small = sum(s.size for s in subs) <= SMALL_GRID_MAX
+    plain = chunk is None and devices is None and time_limit_s is None
+    return small and plain and not jax.distributed.is_initialized()
 
 
 def _counts_dict(c: np.ndarray) -> dict:

@@ -33,11 +33,11 @@ def run(a) -> int:
         from search.cli.cases import run_cases  # batch evaluation (fidelity issue)
 
         return run_cases(a)
-    from search.defaults import eval_one
+    from search.defaults import eval_first  # no compilation: the jaxpr run by NumPy
 
     sc = scenario_from_args(a)
     par = parallelism_from_args(sc, a)
-    r = eval_one(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
+    r = eval_first(sc, par)
     d = report.result_dict(r)
     if sc.interval:  # 80 % band of the calibrated mode (leave-one-model-out residuals)
         import math
