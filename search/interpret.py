@@ -57,6 +57,7 @@ __all__ = [
     "RULES",
     "UnknownPrimitive",
     "eval_records",
+    "eval_splits",
     "jaxpr_of",
     "packed_rows",
     "primitives_of",
@@ -142,7 +143,9 @@ def _convert(ranks, params, x):
     src = np.result_type(x)
     if np.issubdtype(dt, np.integer) and np.issubdtype(src, np.floating):
         info = np.iinfo(dt)
-        x = np.where(np.isnan(x), 0, np.clip(x, info.min, info.max))
+        hi, lo = x >= float(info.max), x <= float(info.min)  # bounds rounded to x's dtype
+        out = np.where(np.isnan(x) | hi | lo, 0, x).astype(dt)
+        return np.where(hi, dt.type(info.max), np.where(lo, dt.type(info.min), out))[()]
     elif dt == np.bool_:
         return np.not_equal(x, 0)
     return np.asarray(x).astype(dt)[()] if np.ndim(x) == 0 else np.asarray(x).astype(dt)
@@ -314,6 +317,7 @@ RULES: dict = {
     "sign": _elementwise(np.sign),
     "square": _elementwise(lambda x: x * x),
     "sqrt": _elementwise(np.sqrt),
+    "cbrt": _elementwise(np.cbrt),
     "rsqrt": _elementwise(lambda x: 1 / np.sqrt(x)),
     "exp": _elementwise(np.exp),
     "exp2": _elementwise(np.exp2),
@@ -543,6 +547,26 @@ def packed_rows(flats, rows: np.ndarray, dtype=np.float32) -> np.ndarray:
         x = np.concatenate([vecs, rows[idx]], axis=1)
         out[np.asarray(idx)] = program(td, nl, dt)(x)
     return out
+
+
+def eval_splits(model, precision, system, table, workload, mode=None, dtype=None):
+    """``decode_step`` of every split row of ``table [n, 6]`` (columns
+    :data:`~costmodel.specs.DEGREES`) → a :class:`~costmodel.decode.DecodeResult` of
+    ``[n]`` NumPy arrays, by the interpreter in one batched pass (JAX's default float
+    unless ``dtype``)."""
+    from costmodel.specs import SOL
+    from search import evaluate as E
+
+    flat = E.flat_records(E.Records(model, precision, system, SOL if mode is None else mode))
+    wl = np.asarray([float(getattr(workload, f)) for f in E.WORKLOAD_FIELDS], np.float64)
+    dt = np.dtype(dtype) if dtype is not None else E.float_dtype()
+    table = np.asarray(table, np.float64).reshape(-1, 6)
+    n = len(table)
+    x = np.concatenate(
+        [np.broadcast_to(flat.vec(np.dtype(np.float64)), (n, flat.n)), table,
+         np.broadcast_to(wl, (n, 6))], axis=1,
+    )  # fmt: skip
+    return E.decode_result(program(flat.treedef, flat.n, dt)(x))
 
 
 def eval_records(model, precision, system, parallelism, workload, mode=None, dtype=None):

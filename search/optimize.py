@@ -59,6 +59,8 @@ def exhaustive_best(sc: Scenario, table: np.ndarray, objective: str = "utps"):
     """Best feasible row of ``table`` by ``objective`` (float32 sweep, float64 re-score
     of the winner). Returns ``(row_index, DecodeResult of the winner)``."""
     check_objective(objective, RATE_OBJECTIVES)
+    if len(table) <= INTERPRET_MAX_ROWS:
+        return _exhaustive_interpreted(sc, table, objective)
 
     def score(par):
         r = decode_step(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
@@ -78,6 +80,29 @@ def exhaustive_best(sc: Scenario, table: np.ndarray, objective: str = "utps"):
         )
         r = jax.tree.map(np.asarray, r)
     return i, r
+
+
+INTERPRET_MAX_ROWS = 4096
+"""Most split rows :func:`exhaustive_best` scores with the interpreter
+(:mod:`search.interpret`, no compilation; larger tables compile one vmapped program)."""
+
+
+def _exhaustive_interpreted(sc: Scenario, table: np.ndarray, objective: str):
+    """:func:`exhaustive_best` by the interpreter: the same float32 scores (to float
+    rounding) and first maximum, the winner re-scored in float64."""
+    from search.interpret import eval_splits
+
+    args = (sc.model, sc.precision, sc.system)
+    r = eval_splits(*args, table, sc.workload, sc.mode, np.float32)
+    s = np.where(r.fits, getattr(r, objective), -np.inf).astype(np.float32)
+    if not np.isfinite(s.max()):
+        raise UserError(
+            "no split fits: every candidate exceeds memory or the chip budget "
+            "(try more chips, a smaller context or batch, or a narrower precision)"
+        )
+    i = int(np.argmax(s))
+    r = eval_splits(*args, table[i : i + 1], sc.workload, sc.mode, np.float64)
+    return i, jax.tree.map(lambda x: x[0], r)
 
 
 def main_job(
