@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from hardware_db import DbError
+    from hardware_db.loader import snapshot
     from search.errors import UserError
 
     parser = build_parser()
@@ -91,7 +92,8 @@ def main(argv=None) -> int:
     try:
         if args.devices is not None or os.environ.get(_devices.ENV):
             _devices.configure(args.devices)  # before any command imports JAX
-        return int(args.func(args) or 0)
+        with snapshot():  # one view of the database per command (files stat-ed once)
+            return int(args.func(args) or 0)
     except (UserError, DbError) as e:
         from search.cli.flags import flag_message
 

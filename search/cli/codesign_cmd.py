@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from search.cli.common import add_json_arg, add_scenario_args, scenario_dict, scenario_from_args
 from search.errors import UserError, check_number
 
@@ -61,6 +59,8 @@ def lower_is_better(path: str) -> bool:
 
 def parse_knob(text: str, system):
     """``PATH=LO:HI[:N]`` → ``(Knob, database value)`` (one-line UserError otherwise)."""
+    import numpy as np
+
     from search.gradient import Knob
     from search.paths import set_system_path
 
@@ -171,6 +171,8 @@ def binding(g, knobs, bud, chips_max: float) -> list[str]:
     """Constraints that hold the answer back: capacity (memory ≥ 95 % of the chip's),
     the chip budget, knob bounds in the improving direction, and the budget (no knob
     can take one more step — a level, or 1 % — in its improving direction within it)."""
+    import numpy as np
+
     from search.gradient import log_improvement_budget
 
     out = []
