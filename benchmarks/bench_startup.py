@@ -8,10 +8,13 @@ and *warm* with the cache filled by one run before. Commands: ``--help``, ``list
 splits × batch 1, 8, 64) and ``optimize`` (llama-3.1-8b on hgx-h100-8). Rates, in one fresh
 process each: single evaluations per second from a Python loop with prebuilt records
 (``search.defaults.eval_one``), and with the names looked up on every call
-(``search.scenario.scenario``).
+(``search.scenario.scenario``). For ``eval``, ``grid`` and ``optimize`` also, cold, the
+time *after imports*: a fresh process imports JAX, then the project, then runs the
+command (``cold_after_imports``: the three times, medians).
 
-The same measurements run on a baseline revision (default ``3913b66``, before the "speed
-you feel" work) in a temporary ``git worktree``, with a temporary venv that borrows this
+The same measurements run on a baseline revision (default ``76f216a``: ``main`` before
+the interpreter of :mod:`search.interpret`; ``3913b66`` is before all "speed you feel"
+work) in a temporary ``git worktree``, with a temporary venv that borrows this
 environment's packages (or ``--baseline-venv``), and both are printed side by side with
 ``baseline / current`` ratios (> 1: faster now). Every process sees the same environment
 apart from the tree; the current tree uses its default device count (all available cores).
@@ -46,6 +49,25 @@ COMMANDS = {
     "optimize": ["optimize", *SCENE, "--json"],
 }
 """Command name → arguments of ``tpsopt``."""
+
+AFTER_IMPORTS = ("eval_db_model", "eval_config_json", "grid_126", "optimize")
+"""Commands also measured *after imports* (JAX and the project imported first, timed
+separately, then the command run in the same fresh process with an empty cache)."""
+
+RUNNER = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import jax
+t1 = time.perf_counter()
+import costmodel, hardware_db, search, search.cli, search.scenario
+t2 = time.perf_counter()
+from search.cli import main
+rc = main(sys.argv[1:])
+t3 = time.perf_counter()
+print("STARTUP " + json.dumps({"import_jax_s": t1 - t0, "import_ours_s": t2 - t1,
+                               "after_imports_s": t3 - t2, "rc": rc}), file=sys.stderr)
+"""
+"""A fresh process: import JAX, import the project, run one command; the three times."""
 
 RATES = r"""
 import json, sys, time
@@ -86,6 +108,17 @@ def _run(python: str, tree: Path, argv: list[str], cache: str) -> tuple[float, s
     return dt, p.stdout
 
 
+def _after_imports(python: str, tree: Path, argv: list[str], cache: str) -> dict:
+    env = dict(os.environ, TPSOPT_CACHE=cache, PYTHONPATH=str(tree))
+    p = subprocess.run(
+        [python, "-c", RUNNER, *argv], cwd=tree, env=env, capture_output=True, text=True
+    )
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("STARTUP ")]
+    if p.returncode != 0 or not lines:
+        raise RuntimeError(f"{tree}: tpsopt {' '.join(argv)} failed:\n{p.stderr[-2000:]}")
+    return json.loads(lines[-1][len("STARTUP ") :])
+
+
 def measure(trees: dict, repeats: int, rate_s: float, only=None) -> dict:
     """Cold/warm medians of every command and the per-call rates, for each of ``trees``
     (label → ``(python, tree)``). Runs alternate between the trees, so that a change in
@@ -110,11 +143,22 @@ def measure(trees: dict, repeats: int, rate_s: float, only=None) -> dict:
             for _ in range(repeats):
                 for k, (py, tree) in trees.items():
                     warm[k].append(_run(py, tree, argv, f"{tmp}/{k}_warm_{name}")[0])
+            after: dict = {k: [] for k in trees}
+            if name in AFTER_IMPORTS:
+                for i in range(repeats):
+                    for k, (py, tree) in trees.items():
+                        cache = f"{tmp}/{k}_after_{name}_{i}"
+                        after[k].append(_after_imports(py, tree, argv, cache))
             for k in trees:
                 out[k]["commands"][name] = {
                     "cold_s": statistics.median(cold[k]),
                     "warm_s": statistics.median(warm[k]),
                 }
+                if after[k]:
+                    out[k]["commands"][name]["cold_after_imports"] = {
+                        f: statistics.median(a[f] for a in after[k])
+                        for f in ("import_jax_s", "import_ours_s", "after_imports_s")
+                    }
                 print(f"  {k}: {name} {out[k]['commands'][name]}", file=sys.stderr)
         for k, (py, tree) in trees.items():
             env = dict(os.environ, TPSOPT_CACHE=f"{tmp}/{k}_rates", PYTHONPATH=str(tree))
@@ -152,7 +196,7 @@ def baseline_python(tree: Path, venv: str | None, tmp: Path) -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--baseline", default="3913b66", help="revision to compare against")
+    ap.add_argument("--baseline", default="76f216a", help="revision to compare against")
     ap.add_argument("--baseline-venv", default=None, help="venv to run the baseline with")
     ap.add_argument("--no-baseline", action="store_true", help="measure this tree only")
     ap.add_argument("--repeats", type=int, default=3, help="fresh processes per figure")
@@ -201,6 +245,11 @@ def main(argv=None) -> None:
         for name, c in cur["commands"].items():
             b = base["commands"][name]
             ratio[name] = {k: round(b[k] / c[k], 2) for k in ("cold_s", "warm_s")}
+            if "cold_after_imports" in c:
+                ca, ba = c["cold_after_imports"], b["cold_after_imports"]
+                ratio[name]["cold_after_imports_s"] = round(
+                    ba["after_imports_s"] / ca["after_imports_s"], 2
+                )
         for k in ("eval_one_per_s", "scenario_and_eval_per_s"):
             ratio[k] = round(cur["rates"][k] / base["rates"][k], 2)
         # > 1: faster now (times: baseline / current; rates: current / baseline)
