@@ -435,14 +435,15 @@ def run(a) -> int:
     con = _console()
     sc = sp.scenarios[0]
     state = "[yellow]PARTIAL[/yellow] " if res.partial else ""
-    rate = (
-        f"{res.rate:,.3g} candidates/s after compilation"
-        if res.info.get("rate_measured")
-        else "mostly compilation"
-    )
+    if res.info.get("engine") == "interpreter":  # small space: no compilation
+        rate = "evaluated by the NumPy interpreter, no compilation"
+    elif res.info.get("rate_measured"):
+        rate = f"{res.rate:,.3g} candidates/s after compilation, {res.info['devices']} device(s)"
+    else:
+        rate = f"mostly compilation, {res.info['devices']} device(s)"
     con.print(
         f"{state}grid: {res.evaluated:,} of {res.total:,} candidates in {res.elapsed_s:.1f} s "
-        f"({rate}, {res.info['devices']} device(s)); "
+        f"({rate}); "
         f"{sc.precision_name}, {sc.mode_name.upper()}, batch {sc.workload.batch:g}, "
         f"context {sc.workload.context_tokens:g}"
     )
