@@ -56,18 +56,20 @@ separately, then the command run in the same fresh process with an empty cache).
 
 RUNNER = r"""
 import json, sys, time
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 import jax
 t1 = time.perf_counter()
 import costmodel, hardware_db, search, search.cli, search.scenario
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 from search.cli import main
 rc = main(sys.argv[1:])
-t3 = time.perf_counter()
+t3, c3 = time.perf_counter(), time.process_time()
 print("STARTUP " + json.dumps({"import_jax_s": t1 - t0, "import_ours_s": t2 - t1,
-                               "after_imports_s": t3 - t2, "rc": rc}), file=sys.stderr)
+                               "after_imports_s": t3 - t2, "after_imports_cpu_s": c3 - c2,
+                               "rc": rc}), file=sys.stderr)
 """
-"""A fresh process: import JAX, import the project, run one command; the three times."""
+"""A fresh process: import JAX, import the project, run one command; the three wall times
+and the CPU time of the command (all threads; less sensitive to a loaded machine)."""
 
 RATES = r"""
 import json, sys, time
@@ -157,7 +159,13 @@ def measure(trees: dict, repeats: int, rate_s: float, only=None) -> dict:
                 if after[k]:
                     out[k]["commands"][name]["cold_after_imports"] = {
                         f: statistics.median(a[f] for a in after[k])
-                        for f in ("import_jax_s", "import_ours_s", "after_imports_s")
+                        for f in (
+                            "import_jax_s",
+                            "import_ours_s",
+                            "after_imports_s",
+                            "after_imports_cpu_s",
+                        )
+                        if all(f in a for a in after[k])
                     }
                 print(f"  {k}: {name} {out[k]['commands'][name]}", file=sys.stderr)
         for k, (py, tree) in trees.items():
