@@ -29,8 +29,10 @@ def eval_first(sc: Scenario, par: Parallelism):
     then ~15 ms a call). For the few evaluations a command makes before its answer (the
     default split, a split check, ``tpsopt eval``); values equal :data:`eval_one`'s to
     float rounding."""
-    from search.interpret import eval_records
+    from search.interpret import eval_records, supports
 
+    if not supports(sc.model, sc.precision, sc.system, sc.mode):  # array leaves: compile
+        return eval_one(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
     return eval_records(sc.model, sc.precision, sc.system, par, sc.workload, sc.mode)
 
 

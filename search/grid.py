@@ -440,8 +440,11 @@ def _use_interpreter(engine, subs, chunk, devices, time_limit_s) -> bool:
     if engine != "auto":
         return engine == "interpreter"
     from search.grid_small import SMALL_GRID_MAX
+    from search.interpret import supports
 
     small = sum(s.size for s in subs) <= SMALL_GRID_MAX
+    small = small and all(supports(s.base) for s in subs)
+    small = small and all(np.ndim(x) <= 1 for s in subs for x in jax.tree.leaves(s.choices))
     plain = chunk is None and devices is None and time_limit_s is None
     return small and plain and not jax.distributed.is_initialized()
 

@@ -62,6 +62,7 @@ __all__ = [
     "packed_rows",
     "primitives_of",
     "program",
+    "supports",
 ]
 
 
@@ -527,6 +528,13 @@ def program(treedef, n: int, dtype=np.float32):
         return out
 
     return run
+
+
+def supports(*records) -> bool:
+    """Whether records flatten to the scalar row the interpreter reads (every leaf a
+    scalar; e.g. a kernel-level calibration with a launch table does not: callers then
+    compile)."""
+    return all(np.ndim(leaf) == 0 for leaf in jax.tree.leaves(records))
 
 
 def packed_rows(flats, rows: np.ndarray, dtype=np.float32) -> np.ndarray:

@@ -59,7 +59,9 @@ def exhaustive_best(sc: Scenario, table: np.ndarray, objective: str = "utps"):
     """Best feasible row of ``table`` by ``objective`` (float32 sweep, float64 re-score
     of the winner). Returns ``(row_index, DecodeResult of the winner)``."""
     check_objective(objective, RATE_OBJECTIVES)
-    if len(table) <= INTERPRET_MAX_ROWS:
+    from search.interpret import supports
+
+    if len(table) <= INTERPRET_MAX_ROWS and supports(sc.model, sc.precision, sc.system, sc.mode):
         return _exhaustive_interpreted(sc, table, objective)
 
     def score(par):

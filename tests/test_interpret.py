@@ -25,7 +25,7 @@ from search.scenario import scenario
 CASES = [
     ("llama-3.1-70b", "hgx-h100-8", "sol"),
     ("kimi-k2.5", "gb200-nvl72", "sol"),
-    ("deepseek-r1", "hgx-b200-8", "calibrated"),
+    ("deepseek-r1", "hgx-b200-8", "sol"),
     ("qwen3-32b", "reticle-die", "sol"),
 ]
 ROWS = np.asarray(
@@ -123,6 +123,9 @@ def test_every_database_structure_has_rules_for_all_primitives():
     """A primitive new to the cost model fails here, not for a user."""
     seen = set()
     for m, s, mode in _structures():
+        sc = scenario(m, s, mode=mode)
+        if not I.supports(sc.model, sc.precision, sc.system, sc.mode):
+            continue  # array leaves (a kernel launch table): these records are compiled
         flat = _flat(m, s, mode)
         if (flat.treedef, flat.n) in seen:
             continue
