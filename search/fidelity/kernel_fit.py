@@ -76,6 +76,17 @@ also as ``sol_violations_l2``).
 
 ``python -m search.fidelity.kernel_fit [--write]`` prints the report as JSON (and writes
 ``hardware_db/data/kernel_calibration.toml``).
+
+**The end-to-end prior** (``--form max --decode-only --write-prior``, :data:`FORMS`): the
+same counts and loss in the max form the kernel-level mode evaluates,
+``max(t_floor, F/(P·η_c(m)), Q/(W·η_m(Q)))`` (:func:`costmodel.kernel_mode.main_kernel_s`,
+θ = the five constants of :data:`MAX_KERNEL_FIELDS`; no units, items or p-norm), and the
+one-regime collective law ``α(n) + Q_bus/β(n)`` (:data:`MAX_COLL_FIELDS`), fitted to the
+decode-shape points only (:func:`decode_only`), one variant per hardware × framework ×
+class × precision (:func:`decode_variants`); written to
+``hardware_db/data/e2e_kernel_prior.toml`` (:data:`PRIOR_HEADER`), the prior of
+``search.fidelity.e2e_fit``. SOL stays a lower bound: every term of the max form is ≥ its
+roofline term (η ≤ 1, floors and half-points ≥ 0 by the transforms).
 """
 
 from __future__ import annotations
