@@ -133,12 +133,8 @@ def op_time_s(op, cal: KernelCalibration, is_mla, peak, bw_eff, beta=math.inf):
     launched = jnp.minimum(jnp.asarray(op.kernels) * 1.0, 1.0)
     p = p.replace(t_floor_s=p.t_floor_s * launched, b_half_bytes=p.b_half_bytes * launched)
     q = op.weight_bytes + op.kv_bytes + op.act_bytes
-    tc = kt.compute_time_s(op.flops, jnp.maximum(op.rows, 1e-9), peak, p)
-    tm = kt.memory_time_s(q, bw_eff, p)
-    floor = jnp.asarray(p.t_floor_s) * 1.0
-    z = 0.0 * (floor + tc + tm)
-    main, (f_part, c_part, m_part) = select(
-        (floor, tc, tm), ((floor, z, z), (z, tc, z), (z, z, tm)), largest=True, beta=beta
+    main, (f_part, c_part, m_part) = main_kernel_s(
+        op.flops, q, jnp.maximum(op.rows, 1e-9), peak, bw_eff, p, beta
     )
     small = cal.small  # an empty kernel: max(floor, b_half/(W·η_m)), the form of Eq. (1)
     aux = n_aux_kernels(op, cal, is_mla, launched) * empty_kernel_s(small, bw_eff)
@@ -147,6 +143,20 @@ def op_time_s(op, cal: KernelCalibration, is_mla, peak, bw_eff, beta=math.inf):
         n_gemm = jnp.where(is_mla, row[3], row[1]) * jnp.asarray(op.present)
         aux = aux + n_gemm * empty_kernel_s(cal.gemm, bw_eff)
     return main + aux, (f_part, c_part, m_part, aux)
+
+
+def main_kernel_s(flops, q_bytes, m, peak_flops_per_s, bw_bytes_per_s, p: KernelParams, beta):
+    """The max form of one main kernel, ``max(t_floor, F/(P·η_c(m)), Q/(W·η_m(Q)))`` in
+    seconds, with its split ``(floor, compute, memory)`` (the winner's time on its term, 0
+    elsewhere): Eq. (1) of the module without the auxiliary kernels; the form
+    ``search.fidelity.kernel_fit --form max`` fits to the kernel tables. ``x_half``,
+    ``t_item`` and ``p_overlap`` of :class:`KernelParams` are not used (full chip, no
+    items, perfect overlap). SOL (floor 0, η = 1, half-points 0): the roofline."""
+    tc = kt.compute_time_s(flops, m, peak_flops_per_s, p)
+    tm = kt.memory_time_s(q_bytes, bw_bytes_per_s, p)
+    floor = jnp.asarray(p.t_floor_s) * 1.0
+    z = 0.0 * (floor + tc + tm)
+    return select((floor, tc, tm), ((floor, z, z), (z, tc, z), (z, z, tm)), largest=True, beta=beta)
 
 
 def empty_kernel_s(p: KernelParams, bw_eff):

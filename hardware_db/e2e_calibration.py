@@ -6,8 +6,10 @@ parameter space θ (:data:`PARAM_NAMES`, :func:`to_theta` / :func:`values_of`)::
 
     θ = θ_table(hardware, software, precision) + δ_software + δ_hardware/software
 
-* ``θ_table``: the kernel microbenchmark fits of ``data/e2e_kernel_prior.toml`` (a pinned
-  first-pass copy of ``data/kernel_calibration.toml``) for each
+* ``θ_table``: the kernel microbenchmark fits of ``data/e2e_kernel_prior.toml`` (the
+  max form of :mod:`costmodel.kernel_mode` fitted to the decode-shape points, one kernel
+  variant per stack: ``python -m search.fidelity.kernel_fit --form max --decode-only
+  --write-prior``) for each
   kernel class at the recipe's precision (:func:`table_theta`, nearest entry when the
   exact one is missing: same hardware first, then precision family, then framework), the
   stack's all-reduce and NCCL's all-gather / all-to-all, and :data:`SMALL_PRIOR` /
@@ -44,9 +46,11 @@ from hardware_db.loader import DATA_ROOT, load_system, read_toml, resolve
 from hardware_db.stack_kernels import launch_table
 
 KERNEL_TOML = DATA_ROOT / "e2e_kernel_prior.toml"
-"""The kernel-table prior of the end-to-end fit: a pinned copy of the first-pass
-``kernel_calibration.toml`` (the max form of :mod:`costmodel.kernel_mode`), the one
-``e2e_calibration.toml`` was fitted on."""
+"""The kernel-table prior of the end-to-end fit: the kernel-level mode's max form
+(:func:`costmodel.kernel_mode.main_kernel_s`) and one-regime collectives fitted to the
+decode-shape kernel-table points with the counts of ``search.fidelity.kernel_fit``
+(``--form max --decode-only --write-prior``), one kernel variant per hardware × framework ×
+class × precision"""
 E2E_TOML = DATA_ROOT / "e2e_calibration.toml"
 REGENERATE = "tpsopt calibrate --level e2e --write"
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from costmodel import kernel_mode as kmode
 from costmodel import kernel_time as kt
 from hardware_db import DbError
 from hardware_db.kernel_tables import SCHEMAS, KernelTable, load_all, load_table
@@ -323,3 +324,118 @@ def test_gemm_counts_and_split_k_units():
     assert w["bytes"][1] == pytest.approx(256 * 64 * 1.0 + 300 * 256 * 1.0 + 300 * 64 * 2.0)
     assert list(w["bits"]) == [16, 8] and list(w["m"]) == [4.0, 300.0]
     assert list(kf.decode_mask("gemm", cols)) == [True, False]
+
+
+# ------------------------------------------------------------------ max form (e2e prior)
+
+MAX_TRUE = {"t_floor_s": 4e-6, "eta_c_max": 0.6, "m_half_rows": 24.0, "eta_m_max": 0.75,
+            "b_half_bytes": 3e6}  # fmt: skip
+
+
+def _max_form_group(variant="v", n_decode=None):
+    """A synthetic GEMM-like group timed by the closed max form at :data:`MAX_TRUE`."""
+    p = MAX_TRUE
+    peak, hbm = 1e15, 4e12
+    # GEMMs [m×4096]·[4096×n]: memory bound below m ≈ P·η_c/(W·η_m) − m_half ≈ 176 rows,
+    # compute bound above, the floor for the smallest weights
+    m = np.tile(2.0 ** np.arange(12), 6)
+    n = np.repeat(16.0 * 10.0 ** np.arange(6) / 4, 12)
+    flops = 2.0 * m * n * 4096
+    q = 2.0 * n * 4096 + 2.0 * m * (4096 + n)
+    t = np.maximum.reduce([
+        np.full(len(m), p["t_floor_s"]),
+        flops * (1 + p["m_half_rows"] / m) / (peak * p["eta_c_max"]),
+        (q + p["b_half_bytes"]) / (hbm * p["eta_m_max"]),
+    ])  # fmt: skip
+    hold = kf.holdout_mask(np.stack([m, n], 1))
+    dec = m <= kf.DECODE_MAX_ROWS if n_decode is None else np.arange(len(m)) < n_decode
+    return dict(
+        kind="kernel", cls="gemm", system="h200_sxm", framework="fw", framework_version="0",
+        precision="bfloat16", variant=variant, decode=dec, t=t, flops=flops, bytes=q, m=m,
+        units=np.ones(len(m)), items=np.zeros(len(m)), weight_bytes=np.full(len(m), np.inf),
+        peak=np.full(len(m), peak), hbm=np.full(len(m), hbm), hold=hold,
+        sol=np.maximum(flops / peak, q / hbm), w=(~hold).astype(float),
+    )  # fmt: skip
+
+
+def test_max_form_fit_recovers_known_parameters():
+    """Noise-free points of the closed max form over the floor-, compute- and memory-bound
+    regimes: the max-form fit returns the five constants and predicts every point."""
+    (g,) = kf.fit_groups([_max_form_group()], form="max")
+    assert set(g["params"]) == set(kf.MAX_KERNEL_FIELDS)
+    for k, v in MAX_TRUE.items():
+        assert g["params"][k] == pytest.approx(v, rel=0.03), k
+    assert g["mape_in"] < 0.3 and g["mape_holdout"] < 0.3
+    assert g["sol_violations"] == 0
+    # the fitted form is the kernel-level mode's main kernel, exactly
+    with jax.enable_x64(True):
+        p = kt.KernelParams(**g["params"])
+        for i in (0, 17, 71):
+            t = kmode.main_kernel_s(g["flops"][i], g["bytes"][i], g["m"][i], g["peak"][i],
+                                    g["hbm"][i], p, math.inf)[0]  # fmt: skip
+            assert float(t) == pytest.approx(g["pred"][i], rel=1e-9)
+        sol = kmode.main_kernel_s(1e9, 1e6, 1.0, 1e15, 4e12, kt.KERNEL_SOL, math.inf)[0]
+        assert float(sol) == pytest.approx(max(1e9 / 1e15, 1e6 / 4e12), rel=1e-14)
+
+
+def test_max_form_collective_one_regime():
+    """The max-form collective fit is the one-regime law α0 + α1·log2 n + Q/(β(n))."""
+    n = np.repeat([2.0, 4.0, 8.0], 12)
+    bus = np.tile(10.0 ** np.linspace(3, 9, 12), 3)
+    t = 5e-6 + 1e-6 * np.log2(n) + bus / (3e11 * (2.0 / n) ** 0.2)
+    hold = kf.holdout_mask(np.stack([n, bus], 1))
+    g = dict(kind="collective", cls="comm:all_reduce", system="h200_sxm", framework="fw",
+             framework_version="0", precision="half", implementation="x", t=t,
+             decode=np.ones(len(t), bool), bus=bus, ranks=n, hold=hold,
+             w=(~hold).astype(float), sol=bus / 9e11)  # fmt: skip
+    (g,) = kf.fit_groups([g], form="max")
+    assert set(g["params"]) == set(kf.MAX_COLL_FIELDS)
+    assert g["params"]["alpha0_s"] == pytest.approx(5e-6, rel=0.05)
+    assert g["params"]["beta_max_bytes_per_s"] == pytest.approx(3e11, rel=0.05)
+    assert g["params"]["gamma"] == pytest.approx(0.2, abs=0.03)
+    assert g["mape_in"] < 0.5
+
+
+def test_decode_variants_and_decode_only():
+    """One variant per stack and class (most decode points); decode-only keeps the decode
+    points and their held-out flags, drops groups with too few."""
+    a, b = _max_form_group("a", n_decode=30), _max_form_group("b", n_decode=40)
+    c = _max_form_group("c", n_decode=3)
+    c["precision"] = "fp8"
+    chosen = kf.decode_variants([a, b, c])
+    assert [g["variant"] for g in chosen] == ["b", "c"]
+    kept = kf.decode_only(chosen)
+    assert [g["variant"] for g in kept] == ["b"]
+    assert len(kept[0]["t"]) == 40 and np.array_equal(kept[0]["hold"], b["hold"][:40])
+    assert np.array_equal(kept[0]["m"], b["m"][:40])
+
+
+@pytest.mark.parametrize(
+    "argv", [["--write-prior"], ["--write-prior", "--form", "max"],
+             ["--write", "--form", "max"], ["--form", "cubic"]],
+)  # fmt: skip
+def test_prior_cli_errors(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        kf.main(argv)
+    assert e.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_committed_prior_reproduces():
+    """The committed end-to-end prior is the max-form decode fit: refit one group, its
+    stored constants and MAPE come back; the header names the command."""
+    text = kf.PRIOR_TOML.read_text(encoding="utf-8")
+    doc = tomllib.loads(text)
+    assert doc["source"]["regenerate"] == kf.PRIOR_REGENERATE
+    assert kf.PRIOR_REGENERATE in text and "max form" in text
+    saved = {e["name"]: e for e in doc["kernel"]}
+    tabs = load_all()
+    groups = kf.kernel_groups({"gemm": tabs["gemm"].select(tabs["gemm"]["system"] == "h200_sxm")})
+    groups = kf.decode_only(kf.decode_variants(groups))
+    (g,) = [g for g in groups if kf.group_name(g) == "h200_sxm/trtllm/gemm/bfloat16/torch_flow"]
+    (g,) = kf.fit_groups([g], form="max")
+    s = saved[kf.group_name(g)]
+    for k in kf.MAX_KERNEL_FIELDS:
+        assert g["params"][k] == pytest.approx(s[k], rel=1e-3), k
+    assert round(g["mape_holdout"], 3) == pytest.approx(s["mape_holdout_pct"], abs=0.02)
+    assert g["sol_violations"] == s["sol_violations"]

@@ -76,6 +76,17 @@ also as ``sol_violations_l2``).
 
 ``python -m search.fidelity.kernel_fit [--write]`` prints the report as JSON (and writes
 ``hardware_db/data/kernel_calibration.toml``).
+
+**The end-to-end prior** (``--form max --decode-only --write-prior``, :data:`FORMS`): the
+same counts and loss in the max form the kernel-level mode evaluates,
+``max(t_floor, F/(P·η_c(m)), Q/(W·η_m(Q)))`` (:func:`costmodel.kernel_mode.main_kernel_s`,
+θ = the five constants of :data:`MAX_KERNEL_FIELDS`; no units, items or p-norm), and the
+one-regime collective law ``α(n) + Q_bus/β(n)`` (:data:`MAX_COLL_FIELDS`), fitted to the
+decode-shape points only (:func:`decode_only`), one variant per hardware × framework ×
+class × precision (:func:`decode_variants`); written to
+``hardware_db/data/e2e_kernel_prior.toml`` (:data:`PRIOR_HEADER`), the prior of
+``search.fidelity.e2e_fit``. SOL stays a lower bound: every term of the max form is ≥ its
+roofline term (η ≤ 1, floors and half-points ≥ 0 by the transforms).
 """
 
 from __future__ import annotations
@@ -95,6 +106,8 @@ import optax
 
 import hardware_db as db
 from costmodel import kernel_time as kt
+from costmodel.kernel_mode import main_kernel_s
+from hardware_db.e2e_calibration import KERNEL_TOML as PRIOR_TOML
 from hardware_db.kernel_tables import load_all
 
 CALIBRATION_TOML = Path(db.__file__).parent / "data" / "kernel_calibration.toml"
@@ -438,6 +451,65 @@ def _kernel_pred(theta, x):
     )
 
 
+MAX_KERNEL_FIELDS = ("t_floor_s", "eta_c_max", "m_half_rows", "eta_m_max", "b_half_bytes")
+"""Constants of the max form (:func:`costmodel.kernel_mode.main_kernel_s`)."""
+MAX_COLL_FIELDS = ("alpha0_s", "alpha1_s", "beta_max_bytes_per_s", "gamma")
+"""Constants of the one-regime collective law ``α(n) + Q_bus/β(n)`` of the kernel-level
+mode (:func:`costmodel.kernel_mode.collective_time_s`)."""
+
+
+def _kernel_params_max(theta):
+    """Max-form constants from θ ``[5]`` (:data:`MAX_KERNEL_FIELDS`; no units, no items,
+    ``p = ∞``)."""
+    sig = jax.nn.sigmoid
+    return kt.KernelParams(
+        t_floor_s=jnp.exp(theta[0]),
+        eta_c_max=sig(theta[1]),
+        m_half_rows=jnp.exp(theta[2]),
+        eta_m_max=sig(theta[3]),
+        b_half_bytes=jnp.exp(theta[4]),
+    )
+
+
+def _coll_params_max(theta):
+    """One-regime collective constants from θ ``[4]`` (:data:`MAX_COLL_FIELDS`)."""
+    return kt.CollectiveParams(
+        alpha0_s=jnp.exp(theta[0]),
+        alpha1_s=jnp.exp(theta[1]),
+        beta_max_bytes_per_s=jnp.exp(theta[2]),
+        gamma=jax.nn.sigmoid(theta[3]),
+    )
+
+
+def _kernel_pred_max(theta, x):
+    """Max-form time of every point: ``max(t_floor, F/(P·η_c(m)), Q/(W·η_m(Q)))``, the
+    main-kernel time of the kernel-level mode (one function for both)."""
+    p = _kernel_params_max(theta)
+
+    def one(f, q, m, pk, bw):
+        return main_kernel_s(f, q, m, pk, bw, p, FIT_BETA)[0]
+
+    return jax.vmap(one)(x["flops"], x["bytes"], x["m"], x["peak"], x["hbm"])
+
+
+def _coll_pred_max(theta, x):
+    p = _coll_params_max(theta)
+    return jax.vmap(lambda q, n: kt.collective_time_s(q, n, p, beta=FIT_BETA))(x["bus"], x["ranks"])
+
+
+FORMS = {
+    # form: {kind: (prediction, θ → params, number of θ entries)}
+    "pnorm": {"kernel": (None, None, 8), "collective": (None, None, 7)},
+    "max": {
+        "kernel": (_kernel_pred_max, _kernel_params_max, len(MAX_KERNEL_FIELDS)),
+        "collective": (_coll_pred_max, _coll_params_max, len(MAX_COLL_FIELDS)),
+    },
+}
+"""Functional forms the fitter knows: ``pnorm`` — Eq. (1) and (2) of
+:mod:`costmodel.kernel_time` (``kernel_calibration.toml``); ``max`` — the kernel-level
+mode's max form and one-regime collectives (``e2e_kernel_prior.toml``)."""
+
+
 def _coll_pred(theta, x):
     p = _coll_params(theta)
     return jax.vmap(lambda q, n: kt.collective_time_s(q, n, p, beta=FIT_BETA))(x["bus"], x["ranks"])
@@ -480,11 +552,13 @@ def _adam(theta0, x, pred, iterations):
     return best, best_f
 
 
-@functools.partial(jax.jit, static_argnames=("kind", "iterations"))
-def _fit_batch(starts, x, kind: str, iterations: int = ITERATIONS):
+@functools.partial(jax.jit, static_argnames=("kind", "iterations", "form"))
+def _fit_batch(starts, x, kind: str, iterations: int = ITERATIONS, form: str = "pnorm"):
     """Fits of G groups × S starts at once: ``starts [G, S, P]``, data ``x [G, N]``; the best
-    start per group."""
+    start per group, in functional form ``form`` (:data:`FORMS`)."""
     pred = _kernel_pred if kind == "kernel" else _coll_pred
+    if form == "max":
+        pred = FORMS[form][kind][0]
     per_start = jax.vmap(lambda th, xx: _adam(th, xx, pred, iterations), in_axes=(0, None))
     thetas, fs = jax.vmap(per_start)(starts, x)
     best = jnp.argmin(jnp.where(jnp.isfinite(fs), fs, jnp.inf), axis=1)
@@ -605,9 +679,10 @@ def collective_groups(tables) -> list[dict]:
     return groups
 
 
-def fit_groups(groups: list[dict], iterations: int = ITERATIONS) -> list[dict]:
-    """Fit every group (batched per kind); adds ``theta``, ``params``, ``pred``, MAPEs and
-    SOL violations to each group dict, returns the list."""
+def fit_groups(groups: list[dict], iterations: int = ITERATIONS, form: str = "pnorm") -> list[dict]:
+    """Fit every group (batched per kind) in functional form ``form`` (:data:`FORMS`); adds
+    ``theta``, ``params``, ``pred``, MAPEs and SOL violations to each group dict, returns
+    the list."""
     with jax.enable_x64(True):
         for kind in ("kernel", "collective"):
             gs = [g for g in groups if g["kind"] == kind]
@@ -620,15 +695,22 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS) -> list[dict]:
             )
             x = _pad(gs, fields)
             st = _kernel_starts if kind == "kernel" else _coll_starts
-            starts = jnp.asarray(np.stack([st(g) for g in gs]), jnp.float64)
-            theta, preds = _fit_batch(starts, x, kind, iterations)
+            n_theta = FORMS[form][kind][2]
+            starts = jnp.asarray(np.stack([st(g)[:, :n_theta] for g in gs]), jnp.float64)
+            theta, preds = _fit_batch(starts, x, kind, iterations, form)
             theta, preds = np.asarray(theta), np.asarray(preds)
             to_p = _kernel_params if kind == "kernel" else _coll_params
+            fields = None
+            if form == "max":
+                to_p = FORMS[form][kind][1]
+                fields = MAX_KERNEL_FIELDS if kind == "kernel" else MAX_COLL_FIELDS
             for i, g in enumerate(gs):
                 g["theta"] = theta[i]
                 p = to_p(jnp.asarray(theta[i]))
                 g["params"] = {k: float(v) for k, v in vars(p).items()}
-                if kind == "kernel" and not np.any(g["items"] > 0):
+                if fields is not None:
+                    g["params"] = {k: g["params"][k] for k in fields}
+                elif kind == "kernel" and not np.any(g["items"] > 0):
                     g["params"]["t_item_s"] = 0.0  # no items in this class: the term is absent
                 g["pred"] = preds[i, : len(g["t"])]
     for g in groups:
@@ -642,6 +724,48 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS) -> list[dict]:
         g["sol_violations_l2"] = int((viol & (wb <= l2)).sum())
         g["sol_worst_ratio"] = float(np.min(g["t"] / g["sol"]))
     return groups
+
+
+PRIOR_CLASSES = ("gemm", "attention", "mla", "moe")
+"""Kernel classes the end-to-end prior reads (:mod:`hardware_db.e2e_calibration`)."""
+
+PRIOR_REGENERATE = "python -m search.fidelity.kernel_fit --form max --decode-only --write-prior"
+MIN_DECODE_POINTS = 5
+"""A group needs this many decode-shape points for a decode-only fit."""
+
+
+def decode_only(groups) -> list[dict]:
+    """Each group restricted to its decode-shape points (:data:`DECODE_MAX_ROWS`; the
+    held-out flags kept: every fifth distinct shape of the whole group), groups with fewer
+    than :data:`MIN_DECODE_POINTS` such points dropped."""
+    out = []
+    for g in groups:
+        sel = np.asarray(g["decode"], bool)
+        if sel.sum() < MIN_DECODE_POINTS:
+            continue
+        h = {k: (v[sel] if isinstance(v, np.ndarray) and len(v) == len(sel) else v)
+             for k, v in g.items()}  # fmt: skip
+        out.append(h)
+    return out
+
+
+def decode_variants(groups) -> list[dict]:
+    """One kernel variant per hardware × framework × class × precision: the one with the
+    most decode-shape points (ties: the name), i.e. the kernel the stack's dispatcher picked
+    at most decode shapes in the benchmark (e.g. vLLM's DeepGEMM over the CUTLASS FP8
+    block-scaled GEMM, SGLang's FA3 on Hopper and trtllm-MHA on Blackwell, the monolithic
+    FlashInfer TRT-LLM MoE on Blackwell vLLM). Only the classes of :data:`PRIOR_CLASSES`;
+    collectives pass unchanged."""
+    best: dict = {}
+    for g in groups:
+        if g["kind"] != "kernel":
+            continue
+        key = (g["system"], g["framework"], g["cls"], g["precision"])
+        score = (int(np.sum(g["decode"])), len(g["t"]), g["variant"])
+        if g["cls"] in PRIOR_CLASSES and (key not in best or score > best[key][0]):
+            best[key] = (score, g)
+    chosen = {id(v[1]) for v in best.values()}
+    return [g for g in groups if g["kind"] == "collective" or id(g) in chosen]
 
 
 def group_name(g) -> str:
@@ -725,16 +849,32 @@ def _toml_value(v) -> str:
     return repr(float(v)) if isinstance(v, float) else str(v)
 
 
-def to_toml(groups, date: str) -> str:
+PRIOR_HEADER = (
+    "# Kernel-table prior of the end-to-end fit (hardware_db/e2e_calibration.py KERNEL_TOML):",
+    "# the max form of costmodel.kernel_mode, max(t_floor, F/(P·η_c(m)), Q/(W·η_m(Q))), and",
+    "# one-regime collectives α(n) + Q_bus/β(n), fitted by search.fidelity.kernel_fit with its",
+    "# FLOP/byte counts (variants, MoE routing, FP8 attention peak) to the decode-shape points",
+    "# only (m, batch, tokens ≤ 256), one kernel variant per hardware × framework × class ×",
+    "# precision (the one with the most decode points). MAPE over decode points; holdout =",
+    "# every fifth distinct shape. Generated by the command in [source].regenerate; do not edit.",
+)
+
+
+def to_toml(groups, date: str, prior: bool = False) -> str:
+    """TOML of fitted groups: ``kernel_calibration.toml`` or, ``prior``, the end-to-end
+    prior ``e2e_kernel_prior.toml`` (:data:`PRIOR_HEADER`)."""
     lines = [
         "# Kernel-level calibration of costmodel.kernel_time (search.fidelity.kernel_fit).",
         "# One [[kernel]] per hardware × framework × kernel class × precision, one [[collective]]",
         "# per hardware × framework × implementation × op × dtype. MAPE in percent; holdout =",
         "# every fifth distinct shape of the group. Generated file: do not edit by hand.",
-        "",
-        "[source]",
     ]
-    for k, v in {**SOURCE, "date": date}.items():
+    source = dict(SOURCE, date=date)
+    if prior:
+        lines = list(PRIOR_HEADER)
+        source["regenerate"] = PRIOR_REGENERATE
+    lines += ["", "[source]"]
+    for k, v in source.items():
         lines.append(f"{k} = {_toml_value(v)}")
     for g in groups:
         lines += ["", f"[[{g['kind']}]]"]
@@ -763,13 +903,27 @@ def to_toml(groups, date: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(tables=None, iterations: int = ITERATIONS, systems=None) -> list[dict]:
+def run(
+    tables=None,
+    iterations: int = ITERATIONS,
+    systems=None,
+    form: str = "pnorm",
+    decode: bool = False,
+    variants: bool = False,
+) -> list[dict]:
     """Fit every group of ``tables`` (default: the packaged tables), restricted to the
-    aiconfigurator ``systems`` when given."""
+    aiconfigurator ``systems`` when given, in functional form ``form`` (:data:`FORMS`);
+    ``decode``: decode-shape points only (:func:`decode_only`); ``variants``: one variant
+    per stack and class (:func:`decode_variants`)."""
     tables = load_all() if tables is None else tables
     if systems:
         tables = {k: t.select(np.isin(t["system"], list(systems))) for k, t in tables.items()}
-    return fit_groups(kernel_groups(tables) + collective_groups(tables), iterations)
+    groups = kernel_groups(tables) + collective_groups(tables)
+    if variants:
+        groups = decode_variants(groups)
+    if decode:
+        groups = decode_only(groups)
+    return fit_groups(groups, iterations, form)
 
 
 def main(argv=None) -> int:
@@ -780,14 +934,39 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--systems", default="", help="comma-separated aiconfigurator systems to fit (exploration)"
     )
+    ap.add_argument(
+        "--form", choices=tuple(FORMS), default="pnorm",
+        help="pnorm: costmodel.kernel_time (kernel_calibration.toml); max: the kernel-level "
+        "mode's max form and one-regime collectives (the end-to-end prior)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--decode-only", action="store_true",
+        help=f"fit decode-shape points only (m, batch, tokens <= {DECODE_MAX_ROWS})",
+    )  # fmt: skip
+    ap.add_argument(
+        "--write-prior", action="store_true",
+        help=f"write {PRIOR_TOML.name} (needs --form max --decode-only; one variant per stack)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     systems = [x for x in args.systems.split(",") if x]
     unknown = sorted(set(systems) - set(SYSTEMS))
     if unknown:
         ap.error(f"--systems: unknown {', '.join(unknown)}; known: {', '.join(SYSTEMS)}")
-    if systems and args.write:
-        ap.error("--write: refits every system; drop --systems")
-    groups = run(systems=systems)
+    if systems and (args.write or args.write_prior):
+        ap.error("--write, --write-prior: refit every system; drop --systems")
+    if args.write and (args.form != "pnorm" or args.decode_only):
+        ap.error("--write: kernel_calibration.toml is the p-norm fit of every shape; drop "
+                 "--form max / --decode-only or use --write-prior")  # fmt: skip
+    if args.write_prior and (args.form != "max" or not args.decode_only):
+        ap.error("--write-prior: needs --form max --decode-only")
+    groups = run(
+        systems=systems, form=args.form, decode=args.decode_only, variants=args.write_prior
+    )
+    if args.write_prior:
+        PRIOR_TOML.write_text(
+            to_toml(groups, datetime.date.today().isoformat(), prior=True), encoding="utf-8"
+        )
+        print(f"wrote {PRIOR_TOML}", file=sys.stderr)
     if args.write:
         CALIBRATION_TOML.write_text(
             to_toml(groups, datetime.date.today().isoformat()), encoding="utf-8"
