@@ -181,6 +181,16 @@ class Records(NamedTuple):
     mode: Efficiency
 
 
+class Layout(NamedTuple):
+    """The static structure of flattened records: the pytree definition and each
+    leaf's shape (scalars ``()``; e.g. the kernel-level calibration's launch table is a
+    matrix), so a leaf of ``size`` numbers takes ``size`` consecutive entries of the
+    flat row. Hashable: programs are cached per layout."""
+
+    treedef: object
+    shapes: tuple
+
+
 class _Flat:
     """Records as one flat float vector per dtype, and their static structure."""
 
@@ -189,9 +199,12 @@ class _Flat:
     def __init__(self, records: Records):
         self.records = records
         canon = records._replace(system=canonical_names(records.system))
-        leaves, self.treedef = jax.tree.flatten(tuple(canon))
-        self.n = len(leaves)
-        self._vec = {np.dtype(np.float64): np.asarray(leaves, np.float64)}
+        leaves, treedef = jax.tree.flatten(tuple(canon))
+        arrays = [np.asarray(leaf, np.float64) for leaf in leaves]
+        self.treedef = Layout(treedef, tuple(a.shape for a in arrays))
+        vec = np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0)
+        self.n = len(vec)
+        self._vec = {np.dtype(np.float64): vec}
         self._call: dict = {}
 
     def call(self, dtype) -> tuple:
@@ -306,8 +319,16 @@ def resolve(
 
 
 def _unpack(x, treedef, n):
-    """Records, parallelism and workload from one flat row ``[n + 12]``."""
-    m, p, s, e = jax.tree.unflatten(treedef, [x[i] for i in range(n)])
+    """Records, parallelism and workload from one flat row ``[n + 12]`` (``treedef``:
+    a :class:`Layout`, or a plain pytree definition of ``n`` scalar leaves)."""
+    if not isinstance(treedef, Layout):
+        treedef = Layout(treedef, ((),) * n)
+    leaves, i = [], 0
+    for shape in treedef.shapes:
+        size = math.prod(shape)
+        leaves.append(x[i] if shape == () else x[i : i + size].reshape(shape))
+        i += size
+    m, p, s, e = jax.tree.unflatten(treedef.treedef, leaves)
     par = Parallelism(*(x[n + i] for i in range(6)))
     wl = Workload(*(x[n + 6 + i] for i in range(6)))
     return m, p, s, par, wl, e

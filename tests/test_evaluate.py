@@ -247,3 +247,23 @@ SMALL = [
     ("deepseek-v3", "gb200-nvl72", {"pp": [1, 2], "batch": [1, 8]}),
     (TINY, "hgx-h100-8", {"chip.hbm_capacity_bytes": [3e5, 8e10], "context": [512, 4096]}),
 ]
+
+
+def test_kernel_level_calibrated_records_with_a_table_leaf():
+    """The kernel-level calibrated mode carries a launch table (a matrix leaf): the flat
+    row holds it raveled (``Layout`` shapes) and the call equals the jitted
+    ``decode_step`` on the same records; a list equals the loop."""
+    kw = dict(batch=4, context=8192, mode="calibrated", software="vllm")
+    sc = scenario("llama-3.1-70b", "hgx-h100-8", **kw)
+    assert any(np.ndim(x) > 0 for x in jax.tree.leaves(sc.mode))
+    par = Parallelism(8.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+    ref = jit_fast_compile(decode_step)(
+        sc.model, sc.precision, sc.system, par, sc.workload, sc.mode
+    )
+    one = evaluate("llama-3.1-70b", "hgx-h100-8", {"tp": 8}, **kw)
+    np.testing.assert_allclose(one.tpot_s, float(ref.tpot_s), rtol=1e-12)
+    many = evaluate_many(
+        model="llama-3.1-70b", system="hgx-h100-8", parallelism=[[8, 1, 1, 1, 1, 1]] * 2,
+        batch=[4, 4], context=8192, mode="calibrated", software="vllm",
+    )  # fmt: skip
+    np.testing.assert_allclose(many.tpot_s, [one.tpot_s] * 2, rtol=1e-12)
