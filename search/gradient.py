@@ -104,6 +104,7 @@ class GradientResult:
     result: object  # DecodeResult of the winner (exact model)
     evaluations: int
     forward_equivalents: int
+    evaluations_by_step: dict  # relax (one per start per step), round, scan, climb
     relaxed_score: float  # exact score at the best start's continuous optimum (if feasible)
     starts: int
     steps: int
@@ -197,17 +198,23 @@ class _State:
     kv: np.ndarray = None  # [n, K] candidate knob values
     scores: np.ndarray = None
     n_exact: int = 0
+    by_step: dict = field(default_factory=dict)  # exact evaluations per step name
     seen: set = field(default_factory=set)
     x: np.ndarray = None  # relaxed optima [starts, D]
     hist: np.ndarray = None  # loss per start per step
 
-    def add(self, par, kv, scores):
-        """Append scored candidates."""
+    def add(self, par, kv, scores, step: str):
+        """Append scored candidates (counted under ``step``)."""
         kv = np.asarray(kv, np.float64).reshape(len(par), len(self.knobs))
         self.par = par if self.par is None else np.vstack([self.par, par])
         self.kv = kv if self.kv is None else np.vstack([self.kv, kv])
         self.scores = scores if self.scores is None else np.concatenate([self.scores, scores])
-        self.n_exact += len(par)
+        self.count(step, len(par))
+
+    def count(self, step: str, n: int) -> None:
+        """Count ``n`` exact evaluations under ``step``."""
+        self.n_exact += n
+        self.by_step[step] = self.by_step.get(step, 0) + n
 
 
 def _new_state(sc: Scenario, table, knobs, budget, budget_args) -> _State:
@@ -356,7 +363,7 @@ class _Climb:
     def accept(self, scores):
         """Move to the best proposed neighbour if it improves; else end this climb."""
         npar, nkv = self.pending
-        self.st.n_exact += len(npar)
+        self.st.count("climb", len(npar))
         j = int(np.argmax(scores))
         if scores[j] > self.cur[2]:
             self.cur = [npar[j], nkv[j], scores[j], self.cur[3] + 1]
@@ -398,12 +405,12 @@ def _search_group(states, s: SearchSettings) -> list[GradientResult]:
     cands = [round_starts(st, s.n_near) for st in states]
     scores, _ = _score_all(states, [(i, *c) for i, c in enumerate(cands)], s.objective)
     for st, c, sc in zip(states, cands, scores, strict=True):
-        st.add(c[0], c[1], sc)
+        st.add(c[0], c[1], sc, "round")
     scans = [(i, *r) for i, st in enumerate(states) for r in scan_requests(st, s.n_scans)]
     if scans:
         scores, _ = _score_all(states, scans, s.objective)
         for (i, par, kv), sc in zip(scans, scores, strict=True):
-            states[i].add(par, kv, sc)
+            states[i].add(par, kv, sc, "scan")
     for st in states:
         st.seen = {(tuple(r), tuple(v)) for r, v in zip(st.par, st.kv, strict=True)}
     best = hill_climb(states, s)
@@ -432,6 +439,8 @@ def _result(st: _State, best, res, s: SearchSettings) -> GradientResult:
         result=jax.tree.map(lambda a: a[0], res),
         evaluations=int(n_relaxed + st.n_exact),
         forward_equivalents=int(n_relaxed * (len(st.problem.lo) + 1) + st.n_exact),
+        evaluations_by_step={"relax": int(n_relaxed)}
+        | {k: int(st.by_step.get(k, 0)) for k in ("round", "scan", "climb")},
         relaxed_score=float(np.asarray(getattr(res, s.objective))[1]),
         starts=s.n_starts,
         steps=s.steps,

@@ -81,6 +81,8 @@ def test_codesign_under_budget_within_one_percent_of_grid():
     assert g.score <= best * (1 + 1e-6)
     assert float(log_improvement_budget(g.knobs, BUDGET)) <= 1e-9
     assert g.evaluations < n_grid
+    assert sum(g.evaluations_by_step.values()) == g.evaluations
+    assert g.evaluations_by_step["relax"] == 16 * 100
 
 
 def test_optimize_many_equals_one_at_a_time(monkeypatch):
@@ -119,3 +121,23 @@ def test_bad_arguments_name_the_api_argument(kw, fragment):
     with pytest.raises(UserError, match=fragment.replace(".", r"\.")) as e:
         optimize(**args)
     assert "--" not in str(e.value)
+
+
+def test_quick_and_optimised_relaxed_programs_agree(monkeypatch):
+    """The relaxed program compiled without LLVM optimisation (small runs) and with it
+    (large runs) follow the same trajectories, to float64 rounding; the choice follows
+    the lane-steps of the run."""
+    from search import gradient_programs as gp
+    from search.gradient import _new_state
+
+    assert gp.relax_options(gp.QUICK_LANE_STEPS) is gp.QUICK_COMPILE_OPTIONS
+    assert gp.relax_options(gp.QUICK_LANE_STEPS + 1) is gp.SEARCH_COMPILE_OPTIONS
+    st = _new_state(SC, TABLE, KNOBS, log_improvement_budget, BUDGET)
+    p = st.problem
+    x0 = p.lo + np.random.default_rng(1).uniform(size=(8, len(p.lo))) * (p.hi - p.lo)
+    args = ([p], [x0], "utps", 20, 0.1, 20.0, 10.0, 20.0)
+    ((xq, hq),) = gp.run_relax(*args)
+    monkeypatch.setattr(gp, "QUICK_LANE_STEPS", 0)
+    ((xo, ho),) = gp.run_relax(*args)
+    np.testing.assert_allclose(xq, xo, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(hq, ho, rtol=1e-9, atol=1e-12)
