@@ -108,6 +108,7 @@ def test_optimize_many_equals_one_at_a_time(monkeypatch):
     [
         ({"n_starts": 0}, "n_starts 0"),
         ({"steps": 1.5}, "steps 1.5"),
+        ({"max_moved": 0}, "max_moved 0"),
         ({"objective": "speed"}, "objective 'speed'"),
         ({"splits": np.zeros((0, 6))}, "splits"),
         ({"knobs": (Knob(LAT, 0.0, 1.0),)}, "knobs"),
@@ -141,3 +142,21 @@ def test_quick_and_optimised_relaxed_programs_agree(monkeypatch):
     ((xo, ho),) = gp.run_relax(*args)
     np.testing.assert_allclose(xq, xo, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(hq, ho, rtol=1e-9, atol=1e-12)
+
+
+def test_neighbourhood_max_moved_keeps_rows_that_move_few_degrees():
+    """``max_moved = 5`` is the whole 3^5 cube; a smaller value keeps exactly the cube's
+    rows with at most that many free degrees off the centre's values."""
+    from search.gradient import FREE, neighbourhood
+
+    free = list(FREE)
+
+    center = TABLE[len(TABLE) // 2]
+    cube = neighbourhood(TABLE, center)
+    assert len(cube) <= 3**5 and any((cube == center).all(1))
+    for k in (1, 2, 3):
+        sub = neighbourhood(TABLE, center, max_moved=k)
+        moved = (sub[:, free] != center[free]).sum(1)
+        assert moved.max() <= k
+        in_cube = (cube[:, free] != center[free]).sum(1) <= k
+        assert len(sub) == in_cube.sum() < len(cube)
