@@ -15,15 +15,15 @@ improvement budget: the product of the improvement factors ≤ 4
   hill-climb); scenarios of one structure share compiled programs and calls.
 
 Prints JSON: the share of scenarios where the gradient answer is within 1 % of the grid
-optimum (target ≥ 95 %), the evaluations it used as a fraction of the grid's (target
-≤ 0.1 %; a value-and-gradient step counts as one evaluation, forward-equivalents
-reported too; ``gradient_evaluations_by_step``: how many went to the relaxed run, the
-rounding, the table scans and the hill-climb), and the wall-clock of both, compile included: the grid per scenario (its
-programs compile per structure and table size), the gradient search as one batched call
-(per scenario = total / scenarios); ``compile_s``: the part of each that JAX spent
-tracing, lowering and compiling, and how many XLA programs it compiled.
-``TPSOPT_CACHE=off`` for a cold compilation cache (``persistent_cache`` in the JSON says
-which).
+optimum (target ≥ 95 %), the evaluations it used as a fraction of the grid's (target ≤
+0.1 %; a value-and-gradient step counts as one evaluation, forward-equivalents reported
+too; ``gradient_evaluations_by_step``: how many went to the relaxed run, the rounding,
+the table scans and the hill-climb), and the wall-clock of both, compile included: the
+grid per scenario (its programs compile per structure and table size), the gradient
+search as one batched call (per scenario = total / scenarios); ``compile_s``: the part
+of each that JAX spent tracing, lowering and compiling, and how many XLA programs it
+compiled. ``TPSOPT_CACHE=off`` for a cold compilation cache (``persistent_cache`` in the
+JSON says which).
 
     python benchmarks/bench_gradient.py [--scenarios 40] [--seed 11] [--levels 16]
 """
@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--scans", type=int, default=2)
     ap.add_argument("--near", type=int, default=4)
     ap.add_argument("--climbs", type=int, default=4)
+    ap.add_argument("--moved", type=int, default=5)
+    ap.add_argument("--lr", type=float, default=0.1)
     args = ap.parse_args()
 
     import functools
@@ -244,6 +246,8 @@ def main() -> None:
         n_scans=args.scans,
         n_near=args.near,
         n_climbs=args.climbs,
+        max_moved=args.moved,
+        lr=args.lr,
         seed=args.seed,
     )
     t_grad_total = time.perf_counter() - t0
@@ -293,6 +297,8 @@ def main() -> None:
                 "scans": args.scans,
                 "near": args.near,
                 "climbs": args.climbs,
+                "moved": args.moved,
+                "lr": args.lr,
                 "seed": args.seed,
             },
             "targets": {
