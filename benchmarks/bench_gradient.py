@@ -15,14 +15,15 @@ improvement budget: the product of the improvement factors ≤ 4
   hill-climb); scenarios of one structure share compiled programs and calls.
 
 Prints JSON: the share of scenarios where the gradient answer is within 1 % of the grid
-optimum (target ≥ 95 %), the evaluations it used as a fraction of the grid's (target
-≤ 0.1 %; a value-and-gradient step counts as one evaluation, forward-equivalents
-reported too), and the wall-clock of both, compile included: the grid per scenario (its
-programs compile per structure and table size), the gradient search as one batched call
-(per scenario = total / scenarios); ``compile_s``: the part of each that JAX spent
-tracing, lowering and compiling, and how many XLA programs it compiled.
-``TPSOPT_CACHE=off`` for a cold compilation cache (``persistent_cache`` in the JSON says
-which).
+optimum (target ≥ 95 %), the evaluations it used as a fraction of the grid's (target ≤
+0.1 %; a value-and-gradient step counts as one evaluation, forward-equivalents reported
+too; ``gradient_evaluations_by_step``: how many went to the relaxed run, the rounding,
+the table scans and the hill-climb), and the wall-clock of both, compile included: the
+grid per scenario (its programs compile per structure and table size), the gradient
+search as one batched call (per scenario = total / scenarios); ``compile_s``: the part
+of each that JAX spent tracing, lowering and compiling, and how many XLA programs it
+compiled. ``TPSOPT_CACHE=off`` for a cold compilation cache (``persistent_cache`` in the
+JSON says which).
 
     python benchmarks/bench_gradient.py [--scenarios 40] [--seed 11] [--levels 16]
 """
@@ -74,6 +75,8 @@ def main() -> None:
     ap.add_argument("--scans", type=int, default=2)
     ap.add_argument("--near", type=int, default=4)
     ap.add_argument("--climbs", type=int, default=4)
+    ap.add_argument("--moved", type=int, default=5)
+    ap.add_argument("--lr", type=float, default=0.1)
     args = ap.parse_args()
 
     import functools
@@ -243,6 +246,8 @@ def main() -> None:
         n_scans=args.scans,
         n_near=args.near,
         n_climbs=args.climbs,
+        max_moved=args.moved,
+        lr=args.lr,
         seed=args.seed,
     )
     t_grad_total = time.perf_counter() - t0
@@ -252,6 +257,7 @@ def main() -> None:
         r["gap"] = 1.0 - score / r["grid_best"]
         r["gradient_evaluations"] = g.evaluations if g is not None else 0
         r["gradient_forward_equivalents"] = g.forward_equivalents if g is not None else 0
+        r["gradient_by_step"] = g.evaluations_by_step if g is not None else {}
     n = max(len(rows), 1)
     gaps = np.array([r["gap"] for r in rows])
     frac = np.array([r["gradient_evaluations"] / r["grid_evaluations"] for r in rows])
@@ -272,6 +278,11 @@ def main() -> None:
                 sum(r["gradient_evaluations"] for r in rows)
                 / sum(r["grid_evaluations"] for r in rows)
             ),
+            "gradient_evaluations_by_step": {
+                k: sum(r["gradient_by_step"].get(k, 0) for r in rows)
+                for k in ("relax", "round", "scan", "climb")
+            },
+            "grid_evaluations": sum(r["grid_evaluations"] for r in rows),
             "median_forward_equivalent_fraction": float(np.median(frac_fwd)),
             "grid_wall_s": round(t_grid_total, 2),
             "gradient_wall_s": round(t_grad_total, 2),
@@ -286,6 +297,8 @@ def main() -> None:
                 "scans": args.scans,
                 "near": args.near,
                 "climbs": args.climbs,
+                "moved": args.moved,
+                "lr": args.lr,
                 "seed": args.seed,
             },
             "targets": {

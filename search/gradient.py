@@ -19,7 +19,8 @@ wrong basin about half the time. The recipe here:
 4. **Round and check exactly**: each start's degrees snap to the ``n_near`` nearest valid
    splits (log2 distance) of the enumerated table plus the neighbourhood of the nearest
    (every free degree at its value or an adjacent distinct value of the table: the 3^d
-   neighbourhood restricted to valid splits); knobs with discrete levels snap to their
+   neighbourhood restricted to valid splits, or its rows that move at most ``max_moved``
+   degrees); knobs with discrete levels snap to their
    nearest level. Every candidate is re-scored with the exact model (``beta = inf``,
    hard feasibility and budget) (:func:`round_starts`).
 5. **Scan the split table** at the ``n_scans`` best knob combinations found so far (with
@@ -104,6 +105,7 @@ class GradientResult:
     result: object  # DecodeResult of the winner (exact model)
     evaluations: int
     forward_equivalents: int
+    evaluations_by_step: dict  # relax (one per start per step), round, scan, climb
     relaxed_score: float  # exact score at the best start's continuous optimum (if feasible)
     starts: int
     steps: int
@@ -124,15 +126,19 @@ class GradientResult:
         }
 
 
-def neighbourhood(table: np.ndarray, center: np.ndarray) -> np.ndarray:
+def neighbourhood(table: np.ndarray, center: np.ndarray, max_moved: int = 5) -> np.ndarray:
     """Rows of ``table`` whose every free degree is the centre's value or an adjacent
-    distinct value of that column (at most 3^5 rows; ``moe_tp`` follows)."""
+    distinct value of that column (at most 3^5 rows; ``moe_tp`` follows), with at most
+    ``max_moved`` free degrees away from the centre's (5: the whole 3^5 cube; 2: single
+    moves and pairs, at most 5·2 + 10·4 = 50 rows)."""
     keep = np.ones(len(table), bool)
+    moved = np.zeros(len(table), int)
     for c in FREE:
         vals = np.unique(table[:, c])
         j = int(np.argmin(np.abs(np.log2(vals) - np.log2(center[c]))))
         keep &= np.isin(table[:, c], vals[max(j - 1, 0) : j + 2])
-    return table[keep]
+        moved += table[:, c] != vals[j]
+    return table[keep & (moved <= max_moved)]
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,7 @@ class SearchSettings:
     max_climb: int = 20
     n_climbs: int = 4
     n_scans: int = 2
+    max_moved: int = 5
     seed: int = 0
 
 
@@ -162,6 +169,8 @@ def check_args(splits, knobs, budget, s: SearchSettings) -> np.ndarray:
         v = getattr(s, name)
         if not (isinstance(v, (int, np.integer)) and v >= 1):
             raise UserError(f"{name} {v!r}: must be an integer ≥ 1")
+    if not (isinstance(s.max_moved, (int, np.integer)) and s.max_moved >= 1):
+        raise UserError(f"max_moved {s.max_moved!r}: must be an integer ≥ 1")
     for name in ("n_near", "max_climb", "n_climbs", "n_scans"):
         v = getattr(s, name)
         if not (isinstance(v, (int, np.integer)) and v >= 0):
@@ -197,17 +206,23 @@ class _State:
     kv: np.ndarray = None  # [n, K] candidate knob values
     scores: np.ndarray = None
     n_exact: int = 0
+    by_step: dict = field(default_factory=dict)  # exact evaluations per step name
     seen: set = field(default_factory=set)
     x: np.ndarray = None  # relaxed optima [starts, D]
     hist: np.ndarray = None  # loss per start per step
 
-    def add(self, par, kv, scores):
-        """Append scored candidates."""
+    def add(self, par, kv, scores, step: str):
+        """Append scored candidates (counted under ``step``)."""
         kv = np.asarray(kv, np.float64).reshape(len(par), len(self.knobs))
         self.par = par if self.par is None else np.vstack([self.par, par])
         self.kv = kv if self.kv is None else np.vstack([self.kv, kv])
         self.scores = scores if self.scores is None else np.concatenate([self.scores, scores])
-        self.n_exact += len(par)
+        self.count(step, len(par))
+
+    def count(self, step: str, n: int) -> None:
+        """Count ``n`` exact evaluations under ``step``."""
+        self.n_exact += n
+        self.by_step[step] = self.by_step.get(step, 0) + n
 
 
 def _new_state(sc: Scenario, table, knobs, budget, budget_args) -> _State:
@@ -244,9 +259,10 @@ def _nearest_level(levels, v: float) -> float:
     return float(levels[int(np.argmin(np.abs(np.log(levels) - np.log(v))))])
 
 
-def round_starts(st: _State, n_near: int) -> tuple[np.ndarray, np.ndarray]:
+def round_starts(st: _State, n_near: int, max_moved: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """Step 4 (candidates): per start, its ``n_near`` nearest valid splits (log2
-    distance) and the neighbourhood of the nearest, at the start's nearest knob levels
+    distance) and the neighbourhood of the nearest (:func:`neighbourhood` with
+    ``max_moved``), at the start's nearest knob levels
     (knob moves are left to the hill-climb). Returns distinct ``(splits, knob values)``."""
     nd = len(FREE)
     lt = np.log2(st.table[:, FREE])
@@ -254,7 +270,8 @@ def round_starts(st: _State, n_near: int) -> tuple[np.ndarray, np.ndarray]:
     for x in st.x:
         dist = np.abs(lt - x[:nd]).sum(1)
         near = st.table[np.argsort(dist, kind="stable")[:n_near]]
-        rows = np.unique(np.vstack([near, neighbourhood(st.table, near[0])]), axis=0)
+        rows = np.vstack([near, neighbourhood(st.table, near[0], max_moved)])
+        rows = np.unique(rows, axis=0)
         kv = [
             _nearest_level(lv, float(np.exp(x[nd + i])))
             if lv is not None
@@ -292,9 +309,10 @@ def scan_requests(st: _State, n_scans: int) -> list[tuple[np.ndarray, np.ndarray
     return [(st.table, np.tile(np.asarray(k, np.float64), (n, 1))) for k in top]
 
 
-def climb_moves(st: _State, par, kv) -> tuple[np.ndarray, np.ndarray] | None:
+def climb_moves(st: _State, par, kv, max_moved: int = 5) -> tuple[np.ndarray, np.ndarray] | None:
     """Unseen neighbours of ``(par, kv)``: its neighbourhood of valid splits at the
-    current knob values, and ±1 level of every knob jointly at the current split (marked
+    current knob values, and ±1 level of every knob jointly at the current split, with
+    at most ``max_moved`` degrees or knobs moved at once (:func:`neighbourhood`) (marked
     seen). ``None`` when every neighbour has been scored."""
     kopts = []
     for i, lv in enumerate(st.levels):
@@ -304,7 +322,8 @@ def climb_moves(st: _State, par, kv) -> tuple[np.ndarray, np.ndarray] | None:
             j = int(np.argmin(np.abs(lv - kv[i])))
             kopts.append(lv[max(j - 1, 0) : j + 2])
     combos = list(itertools.product(*kopts)) if st.knobs else [()]
-    cands = [(r, kv) for r in neighbourhood(st.table, par)]
+    combos = [c for c in combos if sum(a != b for a, b in zip(c, kv, strict=True)) <= max_moved]
+    cands = [(r, kv) for r in neighbourhood(st.table, par, max_moved)]
     cands += [(par, np.asarray(c, np.float64)) for c in combos]
     new = [(r, np.asarray(c, np.float64)) for r, c in cands if (tuple(r), tuple(c)) not in st.seen]
     if not new:
@@ -330,8 +349,8 @@ class _Climb:
     """One scenario's climbs, run one after another (as a state machine, so the
     climbs of many scenarios advance in lockstep and share exact-scoring calls)."""
 
-    def __init__(self, st: _State, n_climbs: int, max_climb: int):
-        self.st, self.max_climb = st, max_climb
+    def __init__(self, st: _State, n_climbs: int, max_climb: int, max_moved: int = 5):
+        self.st, self.max_climb, self.max_moved = st, max_climb, max_moved
         self.queue = climb_seeds(st, n_climbs)
         self.best = (None, None, -np.inf)
         self.cur = None
@@ -347,7 +366,7 @@ class _Climb:
                 self.cur = [self.st.par[i], self.st.kv[i], self.st.scores[i], 0]
             moves = None
             if self.cur[3] < self.max_climb:
-                moves = climb_moves(self.st, self.cur[0], self.cur[1])
+                moves = climb_moves(self.st, self.cur[0], self.cur[1], self.max_moved)
             if moves is not None:
                 self.pending = moves
                 return moves
@@ -356,7 +375,7 @@ class _Climb:
     def accept(self, scores):
         """Move to the best proposed neighbour if it improves; else end this climb."""
         npar, nkv = self.pending
-        self.st.n_exact += len(npar)
+        self.st.count("climb", len(npar))
         j = int(np.argmax(scores))
         if scores[j] > self.cur[2]:
             self.cur = [npar[j], nkv[j], scores[j], self.cur[3] + 1]
@@ -374,7 +393,7 @@ def hill_climb(states, s: SearchSettings) -> list[tuple]:
     candidates until no neighbour improves (≤ ``max_climb`` moves each); the climbs of
     all scenarios share each round's exact-scoring call. Returns ``(split, knob values,
     score)`` per scenario."""
-    climbs = [_Climb(st, s.n_climbs, s.max_climb) for st in states]
+    climbs = [_Climb(st, s.n_climbs, s.max_climb, s.max_moved) for st in states]
     active = list(range(len(climbs)))
     while active:
         reqs, owners = [], []
@@ -395,15 +414,15 @@ def hill_climb(states, s: SearchSettings) -> list[tuple]:
 def _search_group(states, s: SearchSettings) -> list[GradientResult]:
     """Steps 1–6 for scenarios that share a structure (one set of compiled programs)."""
     relax(states, s)
-    cands = [round_starts(st, s.n_near) for st in states]
+    cands = [round_starts(st, s.n_near, s.max_moved) for st in states]
     scores, _ = _score_all(states, [(i, *c) for i, c in enumerate(cands)], s.objective)
     for st, c, sc in zip(states, cands, scores, strict=True):
-        st.add(c[0], c[1], sc)
+        st.add(c[0], c[1], sc, "round")
     scans = [(i, *r) for i, st in enumerate(states) for r in scan_requests(st, s.n_scans)]
     if scans:
         scores, _ = _score_all(states, scans, s.objective)
         for (i, par, kv), sc in zip(scans, scores, strict=True):
-            states[i].add(par, kv, sc)
+            states[i].add(par, kv, sc, "scan")
     for st in states:
         st.seen = {(tuple(r), tuple(v)) for r, v in zip(st.par, st.kv, strict=True)}
     best = hill_climb(states, s)
@@ -432,6 +451,8 @@ def _result(st: _State, best, res, s: SearchSettings) -> GradientResult:
         result=jax.tree.map(lambda a: a[0], res),
         evaluations=int(n_relaxed + st.n_exact),
         forward_equivalents=int(n_relaxed * (len(st.problem.lo) + 1) + st.n_exact),
+        evaluations_by_step={"relax": int(n_relaxed)}
+        | {k: int(st.by_step.get(k, 0)) for k in ("round", "scan", "climb")},
         relaxed_score=float(np.asarray(getattr(res, s.objective))[1]),
         starts=s.n_starts,
         steps=s.steps,
@@ -488,6 +509,7 @@ def optimize(
     max_climb: int = 20,
     n_climbs: int = 4,
     n_scans: int = 2,
+    max_moved: int = 5,
     seed: int = 0,
 ) -> GradientResult:
     """Multi-start relaxed search, then exact rounding (see the module docstring).
@@ -506,10 +528,13 @@ def optimize(
       n_starts, steps, lr: relaxed starts, Adam steps and learning rate.
       beta, mu, kappa: soft-max sharpness, penalty weight, softplus sharpness.
       n_near, n_scans, n_climbs, max_climb: rounding and repair (module docstring).
+      max_moved: most degrees (and, in a climb, knobs) a neighbour moves at once
+        (5: the whole 3^5 neighbourhood; 2: moves and pairs, far fewer evaluations).
       seed: seed of the random starts (the answer is deterministic for a seed).
     """
     settings = dict(n_starts=n_starts, steps=steps, lr=lr, beta=beta, mu=mu, kappa=kappa)
     settings.update(n_near=n_near, max_climb=max_climb, n_climbs=n_climbs, n_scans=n_scans)
+    settings.update(max_moved=max_moved)
     (res,) = optimize_many(
         [(sc, splits, knobs, budget_args)], budget, objective, seed=seed, **settings
     )

@@ -54,17 +54,40 @@ MAX_LANES = 128
 
 
 SEARCH_COMPILE_OPTIONS = dict(FAST_COMPILE_OPTIONS)
-"""XLA:CPU options of both programs (no fusion emitters, :mod:`search.jit`). Measured on
-2 shared cores (Kimi-K2.5 structure, 2 knobs, 16 lanes × 30 steps): with
-``xla_backend_optimization_level=0`` as well the relaxed program compiles in 6 s instead
-of 13–15 s but runs 5× slower (0.15 vs 0.03 s), which costs more than it saves from
-about ten scenarios per structure on, and a saved program (:func:`_call`) pays only the
-run time."""
+"""XLA:CPU options of both programs (no fusion emitters, :mod:`search.jit`)."""
+
+QUICK_COMPILE_OPTIONS = {**SEARCH_COMPILE_OPTIONS, "xla_backend_optimization_level": 0}
+"""Options for programs that run little: no LLVM optimisation as well. Measured on 2
+shared cores (Kimi-K2.5 on GB200 NVL72, 4 knobs, CPU seconds, one process per variant):
+
+=========================================  ===============  ====================
+program                                    compile O2 → O0  run O2 → O0
+=========================================  ===============  ====================
+relaxed, 16 lanes × 60 steps               19.2 → 8.7 s     0.05 → 0.42 s
+relaxed, 128 lanes × 60 steps              22.0 → 7.3 s     0.41 → 2.40 s
+exact re-scoring, 256 rows                 4.7 → 1.3 s      0.003 → 0.003 s
+=========================================  ===============  ====================
+
+(reverse mode for the relaxed program: 31.7 s to compile, :func:`value_and_jacfwd`.)
+So the exact program always uses these options, and the relaxed one while its work
+(lanes × steps summed over calls, :func:`relax_options`) is below :data:`QUICK_LANE_STEPS`:
+an optimised build saves about 2.6e-4 CPU s per lane-step and costs about 12 CPU s more
+to compile."""
+
+QUICK_LANE_STEPS = 32768
+"""Relaxed lane-steps (per structure and call of :func:`run_relax`) up to which the
+relaxed program is compiled with :data:`QUICK_COMPILE_OPTIONS` (break-even ≈ 12 s /
+2.6e-4 s ≈ 46,000 lane-steps; e.g. 16 starts × 200 steps is 3,200)."""
 
 
-def _jit(fn):
+def relax_options(lane_steps: int) -> dict:
+    """Compiler options of a relaxed run of ``lane_steps`` lanes × steps in all."""
+    return QUICK_COMPILE_OPTIONS if lane_steps <= QUICK_LANE_STEPS else SEARCH_COMPILE_OPTIONS
+
+
+def _jit(fn, options=None):
     if jax.default_backend() == "cpu":
-        return jax.jit(fn, compiler_options=SEARCH_COMPILE_OPTIONS)
+        return jax.jit(fn, compiler_options=options or SEARCH_COMPILE_OPTIONS)
     return jax.jit(fn)
 
 
@@ -96,7 +119,7 @@ def _can_serialize() -> bool:
     return True
 
 
-def _call(prog, tag, args):
+def _call(prog, tag, args, options):
     """``prog(*args)``, through a traced-once program saved on disk when JAX's
     persistent compilation cache is on (:func:`search.jit.enable_cache`).
 
@@ -106,21 +129,23 @@ def _call(prog, tag, args):
     folder, keyed by ``tag`` (the static configuration), the argument shapes, the JAX
     version and a hash of the cost model's source; a later process deserialises it and
     its compilation hits the persistent cache. Without the optional ``flatbuffers``
-    package (needed by :mod:`jax.export` serialisation) programs are traced as usual."""
+    package (needed by :mod:`jax.export` serialisation) programs are traced as usual.
+    ``prog`` is a function; it is compiled with the XLA:CPU ``options``."""
     spec = tuple((np.shape(a), str(np.asarray(a).dtype)) for a in jax.tree.leaves(args))
-    key = (tag, spec, jax.tree.structure(args))
+    # a program without a tag (a user budget) is keyed by its own identity
+    key = (tag or id(prog), spec, jax.tree.structure(args), tuple(sorted(options.items())))
     fn = _CALLS.get(key)
     if fn is None:
         folder = jax.config.jax_compilation_cache_dir
         if not folder or tag is None or not _can_serialize():
-            fn = prog
+            fn = _jit(prog, options)
         else:
             name = hashlib.sha256(repr((tag, spec, _source_hash())).encode()).hexdigest()[:32]
             path = Path(folder) / "tpsopt-gradient" / f"{name}.jaxexport"
             try:
                 exp = jax.export.deserialize(bytearray(path.read_bytes()))
             except (OSError, ValueError):
-                exp = jax.export.export(prog)(*args)
+                exp = jax.export.export(jax.jit(prog))(*args)
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -128,7 +153,7 @@ def _call(prog, tag, args):
                     tmp.replace(path)
                 except OSError:
                     pass
-            fn = _jit(exp.call)
+            fn = _jit(exp.call, options)
         _CALLS[key] = fn
     return fn(*args)
 
@@ -292,7 +317,7 @@ def relax_program(key, objective, n_steps, lr, beta, mu, kappa):
         (x, _), vals = jax.lax.scan(step, (x0, opt.init(x0)), None, length=n_steps)
         return x, vals
 
-    return _jit(jax.vmap(run_start))
+    return jax.vmap(run_start)
 
 
 @functools.lru_cache(maxsize=32)
@@ -311,7 +336,7 @@ def exact_program(key, objective):
         # leaves, not the record: a saved (exported) program returns plain arrays
         return jnp.where(ok, getattr(r, objective), -jnp.inf), tuple(jax.tree.leaves(r))
 
-    return _jit(jax.vmap(exact))
+    return jax.vmap(exact)
 
 
 @functools.cache
@@ -345,6 +370,7 @@ def run_relax(problems, x0s, objective, n_steps, lr, beta, mu, kappa):
     owner = np.concatenate([np.full(len(x), i) for i, x in enumerate(x0s)])
     x0 = np.concatenate(x0s)
     lanes = lane_count(len(x0))
+    options = relax_options(lanes * n_steps * math.ceil(len(x0) / lanes))
     xs, hs = [], []
     for s in range(0, len(x0), lanes):
         take = np.minimum(np.arange(s, s + lanes), len(x0) - 1)
@@ -352,7 +378,7 @@ def run_relax(problems, x0s, objective, n_steps, lr, beta, mu, kappa):
         args = [x0[take]] + [_take(problems, idx, f) for f in ("leaves", "mask", "bud")]
         args += [_take(problems, idx, "lo"), _take(problems, idx, "hi")]
         with jax.enable_x64(True):
-            x, h = _call(prog, tag, args)
+            x, h = _call(prog, tag, args, options)
         n = min(lanes, len(x0) - s)
         xs.append(np.asarray(x)[:n])
         hs.append(np.asarray(h)[:n])
@@ -383,7 +409,7 @@ def run_exact(problems, requests, objective, want_results=False):
         idx = owner[take]
         args = [_take(problems, idx, f) for f in ("leaves", "mask", "bud")]
         with jax.enable_x64(True):
-            sc, r = _call(prog, tag, [*args, rows[take], kv[take]])
+            sc, r = _call(prog, tag, [*args, rows[take], kv[take]], QUICK_COMPILE_OPTIONS)
         n = min(EXACT_ROWS, len(rows) - s)
         scores.append(np.asarray(sc)[:n])
         if want_results:

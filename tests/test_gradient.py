@@ -81,6 +81,8 @@ def test_codesign_under_budget_within_one_percent_of_grid():
     assert g.score <= best * (1 + 1e-6)
     assert float(log_improvement_budget(g.knobs, BUDGET)) <= 1e-9
     assert g.evaluations < n_grid
+    assert sum(g.evaluations_by_step.values()) == g.evaluations
+    assert g.evaluations_by_step["relax"] == 16 * 100
 
 
 def test_optimize_many_equals_one_at_a_time(monkeypatch):
@@ -106,6 +108,7 @@ def test_optimize_many_equals_one_at_a_time(monkeypatch):
     [
         ({"n_starts": 0}, "n_starts 0"),
         ({"steps": 1.5}, "steps 1.5"),
+        ({"max_moved": 0}, "max_moved 0"),
         ({"objective": "speed"}, "objective 'speed'"),
         ({"splits": np.zeros((0, 6))}, "splits"),
         ({"knobs": (Knob(LAT, 0.0, 1.0),)}, "knobs"),
@@ -119,3 +122,41 @@ def test_bad_arguments_name_the_api_argument(kw, fragment):
     with pytest.raises(UserError, match=fragment.replace(".", r"\.")) as e:
         optimize(**args)
     assert "--" not in str(e.value)
+
+
+def test_quick_and_optimised_relaxed_programs_agree(monkeypatch):
+    """The relaxed program compiled without LLVM optimisation (small runs) and with it
+    (large runs) follow the same trajectories, to float64 rounding; the choice follows
+    the lane-steps of the run."""
+    from search import gradient_programs as gp
+    from search.gradient import _new_state
+
+    assert gp.relax_options(gp.QUICK_LANE_STEPS) is gp.QUICK_COMPILE_OPTIONS
+    assert gp.relax_options(gp.QUICK_LANE_STEPS + 1) is gp.SEARCH_COMPILE_OPTIONS
+    st = _new_state(SC, TABLE, KNOBS, log_improvement_budget, BUDGET)
+    p = st.problem
+    x0 = p.lo + np.random.default_rng(1).uniform(size=(8, len(p.lo))) * (p.hi - p.lo)
+    args = ([p], [x0], "utps", 20, 0.1, 20.0, 10.0, 20.0)
+    ((xq, hq),) = gp.run_relax(*args)
+    monkeypatch.setattr(gp, "QUICK_LANE_STEPS", 0)
+    ((xo, ho),) = gp.run_relax(*args)
+    np.testing.assert_allclose(xq, xo, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(hq, ho, rtol=1e-9, atol=1e-12)
+
+
+def test_neighbourhood_max_moved_keeps_rows_that_move_few_degrees():
+    """``max_moved = 5`` is the whole 3^5 cube; a smaller value keeps exactly the cube's
+    rows with at most that many free degrees off the centre's values."""
+    from search.gradient import FREE, neighbourhood
+
+    free = list(FREE)
+
+    center = TABLE[len(TABLE) // 2]
+    cube = neighbourhood(TABLE, center)
+    assert len(cube) <= 3**5 and any((cube == center).all(1))
+    for k in (1, 2, 3):
+        sub = neighbourhood(TABLE, center, max_moved=k)
+        moved = (sub[:, free] != center[free]).sum(1)
+        assert moved.max() <= k
+        in_cube = (cube[:, free] != center[free]).sum(1) <= k
+        assert len(sub) == in_cube.sum() < len(cube)
