@@ -193,7 +193,9 @@ def _ms(x) -> float:
     return round(float(x) * 1e3, 3)
 
 
-def _score(err, sel, sol_viol) -> dict:
+def score_rows(err, sel, sol_viol) -> dict:
+    """Rows, MAPE and median relative error (percent) and SOL violations of the selected
+    rows (``err``: relative errors; ``sel``, ``sol_viol``: boolean masks)."""
     sel = np.asarray(sel, bool)
     if not sel.any():
         return {"rows": 0}
@@ -241,7 +243,7 @@ def extra_level_report(path=None) -> dict:
     pre_share = (as_is - ev["step_s"]) / as_is
 
     def both(sel) -> dict:
-        return {"as_is": _score(err_a, sel, viol), "lofo": _score(err_l, sel, viol)}
+        return {"as_is": score_rows(err_a, sel, viol), "lofo": score_rows(err_l, sel, viol)}
 
     fam_a, src_a, kind_a = np.asarray(fams), np.asarray([r.source_id for r in rows]), None
     kind_a = np.asarray(ev["kind"])

@@ -330,15 +330,9 @@ def published_level_report(path=None) -> dict:
     ]
 
     def score(sel) -> dict:
-        sel = np.asarray(sel, bool)
-        if not sel.any():
-            return {"rows": 0}
-        return {
-            "rows": int(sel.sum()),
-            "mape_pct": round(float(np.mean(np.abs(err[sel])) * 100), 2),
-            "median_err_pct": round(float(np.median(err[sel]) * 100), 2),
-            "sol_violations": int(np.sum(sol[sel] > meas[sel])),
-        }
+        from search.fidelity.extra_set import score_rows
+
+        return score_rows(err, sel, sol > meas)
 
     fams = sorted({m.family for m in rows})
     kind_arr = np.asarray(kinds)
