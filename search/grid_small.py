@@ -37,7 +37,7 @@ from search.objectives import score_of
 from search.pareto import fronts
 from search.paths import records_of, set_path
 from search.space import CHOICES, Space, SubGrid
-from search.sweep import CONSTRAINTS, N_COUNTS, REASON_BITS
+from search.sweep import CONSTRAINTS, N_COUNTS, REASON_BITS, constraint_fails
 
 SMALL_GRID_MAX = 4096
 """Most candidates (all sub-grids) that :func:`search.grid.grid` evaluates with the
@@ -97,20 +97,11 @@ class _Candidates:
         return interpret.packed_rows(flats, rows, dtype)
 
 
-def _constraint_fails(r, space: Space) -> list[np.ndarray]:
-    """NumPy twin of :func:`search.sweep.constraint_fails` (in :data:`CONSTRAINTS`
-    order)."""
-    out = []
-    for v, x in ((space.min_system_tps, r.system_tps), (space.min_utps, r.utps)):
-        out.append(np.zeros(np.shape(r.fits), bool) if v is None else np.asarray(x < v))
-    return out
-
-
 def _sweep(cands: _Candidates, space: Space, objective: str, k: int, pareto: bool):
     """The sweep's float32 pass: ``(top digits, group digits, counts)``."""
     sub = cands.sub
     r = E.decode_result(cands.packed(cands.digits, np.float32))
-    fails = _constraint_fails(r, space)
+    fails = [np.asarray(f) for f in constraint_fails(r, space.min_system_tps, space.min_utps)]
     assert len(fails) == len(CONSTRAINTS)
     fits = np.asarray(r.fits, bool)
     ok = fits.copy()

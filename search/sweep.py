@@ -70,10 +70,11 @@ N_COUNTS = 2 + len(REASON_BITS) + len(CONSTRAINTS)
 
 
 def constraint_fails(r, min_system_tps, min_utps):
-    """Booleans per constraint of :data:`CONSTRAINTS` (None: never fails)."""
+    """Booleans per constraint of :data:`CONSTRAINTS` (None: never fails); traced or
+    NumPy results alike (the interpreter's small-grid engine calls it too)."""
     out = []
     for v, x in ((min_system_tps, r.system_tps), (min_utps, r.utps)):
-        out.append(jnp.zeros_like(r.fits) if v is None else x < v)
+        out.append(np.zeros(np.shape(r.fits), bool) if v is None else x < v)
     return out
 
 
