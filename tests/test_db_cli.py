@@ -32,6 +32,34 @@ def test_list_table(capsys, kind):
     assert "\x1b[" not in out  # no colour codes when not a terminal
 
 
+@pytest.mark.parametrize("kind", ["models", "chips", "systems", "precisions"])
+def test_plain_table_text_is_rich_byte_for_byte(capsys, kind):
+    """``list`` prints its tables without rich when the plain text is exact: the same
+    bytes as rich's render of the same table (a colourless console 400 wide)."""
+    from search.cli import list_cmd
+
+    cols, rows, right, _ = list_cmd.ROWS[kind](None)
+    list_cmd.console().print(list_cmd.table(f"{kind} (n)", cols, rows, right))
+    expect, _ = capsys.readouterr()
+    assert list_cmd.table_text(f"{kind} (n)", cols, rows, right) == expect
+    rc, out, _ = run(capsys, "list", kind)
+    lines = expect.splitlines()
+    assert rc == 0 and out.splitlines()[1 : len(lines)] == lines[1:]  # titles differ
+
+
+def test_plain_table_text_declines_what_only_rich_lays_out():
+    from search.cli.list_cmd import table_text
+
+    assert table_text("t", ["a", "b"], [["x", "1"]], {"b"}) == (
+        "t      \n       \n a   b \n ───── \n x   1 \n       \n"
+    )
+    assert table_text("t", ["a"], [], ()) is None  # no rows
+    assert table_text("t", ["a", "note"], [["x", "y"]]) is None  # a folding column
+    assert table_text("t", ["a"], [["漢字"]]) is None  # two cells per character
+    assert table_text("t", ["a"], [["x" * 500]]) is None  # wider than the console
+    assert table_text("t", ["a"], [["1 µs"]]) is not None  # µ is one cell
+
+
 def test_list_chips_numbers(capsys):
     _, out, _ = run(capsys, "list", "chips")
     row = next(line for line in out.splitlines() if line.strip().startswith("h100-sxm"))
