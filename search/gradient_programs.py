@@ -80,6 +80,22 @@ relaxed program is compiled with :data:`QUICK_COMPILE_OPTIONS` (break-even ≈ 1
 2.6e-4 s ≈ 46,000 lane-steps; e.g. 16 starts × 200 steps is 3,200)."""
 
 
+INTERPRET_ROWS = 1 << 17
+"""Most cost-model evaluations of one call (relaxed: lanes × steps × (5 + K + 1)
+directions; exact: rows) run by the NumPy interpreter instead of a compiled program
+(:mod:`search.gradient_interpreted`), on the CPU backend. ``0``: always compile. The
+interpreter costs ~15–40 ms per batched pass whatever the rows up to a few thousand and
+compiles nothing; the relaxed program costs 7–20 s to compile (table above) and
+~0.4 ms per 16 lanes × step after. Measured (Kimi-K2.5 on GB200 NVL72, 4 knobs, 12
+starts × 60 steps, 2 cores): ``benchmarks/bench_gradient.py``."""
+
+
+def use_interpreter(rows: int) -> bool:
+    """Whether a call of ``rows`` evaluations runs in the interpreter (see
+    :data:`INTERPRET_ROWS`)."""
+    return rows <= INTERPRET_ROWS and jax.default_backend() == "cpu"
+
+
 def relax_options(lane_steps: int) -> dict:
     """Compiler options of a relaxed run of ``lane_steps`` lanes × steps in all."""
     return QUICK_COMPILE_OPTIONS if lane_steps <= QUICK_LANE_STEPS else SEARCH_COMPILE_OPTIONS
@@ -281,13 +297,11 @@ def value_and_jacfwd(f, x):
     return y, g
 
 
-@functools.lru_cache(maxsize=32)
-def relax_program(key, objective, n_steps, lr, beta, mu, kappa):
-    """Multi-start projected Adam on the penalised relaxed objective (module docstring
-    of :mod:`search.gradient`, step 2–3); vmapped over lanes, each lane one start of one
-    scenario: ``(x0, leaves, mask, bud, lo, hi) -> (x_final, loss per step)``."""
+def relaxed_loss(key, objective, beta, mu, kappa):
+    """The penalised relaxed objective of one start, ``(x [5 + K], leaves, mask, bud) →
+    loss``: ``−log(objective) + mu·Σ softplus_kappa(violations)`` (module docstring of
+    :mod:`search.gradient`, step 2)."""
     treedef, n_knobs, kind = key
-    opt = optax.adam(lr)
 
     def loss(x, leaves, mask, bud):
         deg = jnp.exp2(x[:N_FREE])
@@ -302,6 +316,17 @@ def relax_program(key, objective, n_steps, lr, beta, mu, kappa):
         if kind is not None:
             pen = pen + sp(_budget_value(kind, vals, bud))
         return -jnp.log(getattr(r, objective)) + mu * pen
+
+    return loss
+
+
+@functools.lru_cache(maxsize=32)
+def relax_program(key, objective, n_steps, lr, beta, mu, kappa):
+    """Multi-start projected Adam on the penalised relaxed objective (module docstring
+    of :mod:`search.gradient`, step 2–3); vmapped over lanes, each lane one start of one
+    scenario: ``(x0, leaves, mask, bud, lo, hi) -> (x_final, loss per step)``."""
+    opt = optax.adam(lr)
+    loss = relaxed_loss(key, objective, beta, mu, kappa)
 
     def run_start(x0, leaves, mask, bud, lo, hi):
         f = lambda x: loss(x, leaves, mask, bud)  # noqa: E731
@@ -320,11 +345,10 @@ def relax_program(key, objective, n_steps, lr, beta, mu, kappa):
     return jax.vmap(run_start)
 
 
-@functools.lru_cache(maxsize=32)
-def exact_program(key, objective):
-    """Exact re-scoring (``beta = inf``, hard feasibility and budget) of rows, vmapped;
-    each row carries its scenario's data: ``(leaves, mask, bud, split, kv) -> (score,
-    DecodeResult leaves)``; infeasible rows score ``-inf``."""
+def exact_row(key, objective):
+    """Exact score of one row (``beta = inf``, hard feasibility and budget): ``(leaves,
+    mask, bud, split [6], kv [K]) -> (score, DecodeResult leaves)``; infeasible rows score
+    ``-inf``."""
     treedef, n_knobs, kind = key
 
     def exact(leaves, mask, bud, row, kv):
@@ -336,7 +360,13 @@ def exact_program(key, objective):
         # leaves, not the record: a saved (exported) program returns plain arrays
         return jnp.where(ok, getattr(r, objective), -jnp.inf), tuple(jax.tree.leaves(r))
 
-    return jax.vmap(exact)
+    return exact
+
+
+@functools.lru_cache(maxsize=32)
+def exact_program(key, objective):
+    """:func:`exact_row` vmapped over rows, each row with its scenario's data."""
+    return jax.vmap(exact_row(key, objective))
 
 
 @functools.cache
@@ -365,10 +395,15 @@ def run_relax(problems, x0s, objective, n_steps, lr, beta, mu, kappa):
 
     ``x0s[i]``: ``[starts_i, 5 + K]`` starting points of ``problems[i]``. Returns, per
     problem, ``(x [starts_i, D], loss history [starts_i, n_steps])`` (numpy)."""
-    prog = relax_program(problems[0].key, objective, n_steps, lr, beta, mu, kappa)
-    tag = _tag(problems[0].key, "relax", objective, n_steps, lr, beta, mu, kappa)
     owner = np.concatenate([np.full(len(x), i) for i, x in enumerate(x0s)])
     x0 = np.concatenate(x0s)
+    if use_interpreter(len(x0) * n_steps * (x0.shape[1] + 1)):
+        from search.gradient_interpreted import relax
+
+        x_all, h_all = relax(problems, owner, x0, objective, n_steps, lr, beta, mu, kappa)
+        return [(x_all[owner == i], h_all[owner == i]) for i in range(len(problems))]
+    prog = relax_program(problems[0].key, objective, n_steps, lr, beta, mu, kappa)
+    tag = _tag(problems[0].key, "relax", objective, n_steps, lr, beta, mu, kappa)
     lanes = lane_count(len(x0))
     options = relax_options(lanes * n_steps * math.ceil(len(x0) / lanes))
     xs, hs = [], []
@@ -392,9 +427,13 @@ def run_exact(problems, requests, objective, want_results=False):
     ``requests``: list of ``(problem index, splits [n, 6], knob values [n, K])``.
     Returns one score array per request (and one DecodeResult of numpy arrays per
     request with ``want_results``)."""
+    sizes = [len(r[1]) for r in requests]
+    if use_interpreter(sum(sizes)):
+        from search.gradient_interpreted import exact
+
+        return exact(problems, requests, objective, want_results)
     prog = exact_program(problems[0].key, objective)
     tag = _tag(problems[0].key, "exact", objective)
-    sizes = [len(r[1]) for r in requests]
     if sum(sizes) == 0:
         return [np.zeros(0)] * len(requests), [None] * len(requests)
     owner = np.concatenate([np.full(n, req[0]) for n, req in zip(sizes, requests, strict=True)])

@@ -253,6 +253,38 @@ def _concatenate(ranks, params, *xs):
     return np.concatenate(xs, axis=params["dimension"] + off)
 
 
+def _dot_general(ranks, params, x, y):
+    """``lax.dot_general``: contract ``dimension_numbers``' contracting axes, keep its
+    batch axes first, then ``x``'s free axes, then ``y``'s (``np.einsum``); an operand's
+    leading evaluation-batch axis (see :class:`Program`) leads the output."""
+    (cx, cy), (bx, by) = params["dimension_numbers"]
+    ox, oy = _off(x, ranks[0]), _off(y, ranks[1])
+    letters = iter("abcdefghijklmnopqrstuvwxy")
+    sx = [next(letters) for _ in range(ranks[0])]
+    sy = [next(letters) for _ in range(ranks[1])]
+    for i, j in zip(tuple(cx) + tuple(bx), tuple(cy) + tuple(by), strict=True):
+        sy[j] = sx[i]
+    out = [sx[i] for i in bx]
+    out += [sx[i] for i in range(ranks[0]) if i not in cx and i not in bx]
+    out += [sy[j] for j in range(ranks[1]) if j not in cy and j not in by]
+    lead = "z" if ox or oy else ""
+    spec = f"{'z' * ox}{''.join(sx)},{'z' * oy}{''.join(sy)}->{lead}{''.join(out)}"
+    return np.einsum(spec, x, y)
+
+
+def _transpose(ranks, params, x):
+    """``lax.transpose``: output axis ``i`` is operand axis ``permutation[i]``."""
+    off = _off(x, ranks[0])
+    return np.transpose(x, tuple(range(off)) + tuple(p + off for p in params["permutation"]))
+
+
+def _iota(ranks, params):
+    """``lax.iota``: ``0, 1, …`` along ``dimension`` of ``shape``, broadcast over the rest."""
+    shape, dim = tuple(params["shape"]), params["dimension"]
+    ramp = np.arange(shape[dim], dtype=np.dtype(params["dtype"]))
+    return np.broadcast_to(ramp.reshape([-1 if i == dim else 1 for i in range(len(shape))]), shape)
+
+
 def _identity(ranks, params, x):
     return x
 
@@ -305,6 +337,7 @@ def _scan(ranks, params, *xs):
 RULES: dict = {
     # arithmetic (IEEE in NumPy as in XLA)
     "add": _elementwise(np.add),
+    "add_any": _elementwise(np.add),
     "sub": _elementwise(np.subtract),
     "mul": _elementwise(np.multiply),
     "div": _elementwise(_div),
@@ -352,6 +385,9 @@ RULES: dict = {
     "slice": _slice,
     "stack": _stack,
     "concatenate": _concatenate,
+    "dot_general": _dot_general,
+    "iota": _iota,
+    "transpose": _transpose,
     "reduce_sum": _reduce(_sum_in_order),
     "reduce_max": _reduce(lambda x, a: np.max(x, axis=a)),
     "reduce_min": _reduce(lambda x, a: np.min(x, axis=a)),
@@ -379,6 +415,30 @@ _MULTI = {"scan", "jit", "pjit", "closed_call", "core_call", "remat", "checkpoin
 # --------------------------------------------------------------------------- programs
 
 
+_INLINE = {"jit", "pjit", "closed_call", "core_call", "remat", "checkpoint"}
+"""Call primitives whose inner equations :class:`Program` inlines (evaluation order and
+arithmetic unchanged; a call of a sub-program per nested ``jnp`` function cost more than
+its equations: ~650 calls per cost-model evaluation)."""
+
+
+def _copy_rule(ranks, params, x):
+    return x
+
+
+def _drop_copies(steps: list) -> tuple[list, dict]:
+    """``steps`` without the copies left by inlining (an inner output → the outer
+    variable), and the aliases ``{copy slot: source slot}`` its readers now use."""
+    alias: dict = {}
+    out = []
+    for rule, ranks, params, ins, outs, multi in steps:
+        ins = tuple(alias.get(i, i) for i in ins)
+        if rule is _copy_rule:
+            alias[outs[0]] = ins[0]
+            continue
+        out.append((rule, ranks, params, ins, outs, multi))
+    return out, alias
+
+
 class Program:
     """A jaxpr prepared for NumPy evaluation: ``Program(closed)(*args) → outputs``.
 
@@ -386,56 +446,88 @@ class Program:
     abstract dtype; each equation keeps its rule, operand slots and abstract ranks.
     """
 
-    def __init__(self, closed: ClosedJaxpr | Jaxpr, consts=(), narrow: bool = False):
+    def __init__(self, closed: ClosedJaxpr | Jaxpr, consts=(), narrow: bool = False, rules=None):
+        rules = RULES if rules is None else rules
         if isinstance(closed, ClosedJaxpr):
             jaxpr, consts = closed.jaxpr, closed.consts
         else:
             jaxpr = closed
-        self.jaxpr = jaxpr
+        self.jaxpr, self.consts = jaxpr, tuple(consts)
         dtype_of = _narrowed if narrow else np.dtype
-        slots: dict = {}
         init: list = []
+        steps: list = []
 
-        def slot(v):
-            if isinstance(v, Literal):
-                init.append(np.asarray(v.val, dtype_of(v.aval.dtype))[()])
-                return len(init) - 1
-            if v not in slots:
-                slots[v] = len(init)
-                init.append(None)
-            return slots[v]
+        def literal(v):
+            init.append(np.asarray(v.val, dtype_of(v.aval.dtype))[()])
+            return len(init) - 1
 
-        const_slots = [slot(v) for v in jaxpr.constvars]
-        for s, c in zip(const_slots, consts, strict=True):
-            init[s] = np.asarray(c, dtype_of(np.asarray(c).dtype))
-        self.in_slots = [slot(v) for v in jaxpr.invars]
-        steps = []
-        for e in jaxpr.eqns:
-            name = e.primitive.name
-            rule = RULES.get(name)
-            if rule is None:
-                raise UnknownPrimitive(
-                    f"search.interpret: no NumPy rule for primitive {name!r} "
-                    f"(add one to search.interpret.RULES)"
-                )
-            params = e.params
-            key = next((k for k in ("jaxpr", "call_jaxpr") if k in params), None)
-            if name in _MULTI and key is not None:  # inner programs prepared now
-                params = dict(params, _program=_sub_program(params[key], narrow))
-            elif name == "convert_element_type":
-                params = dict(params, new_dtype=dtype_of(params["new_dtype"]))
-            ranks = tuple(len(getattr(v.aval, "shape", ())) for v in e.invars)
-            r_out = len(getattr(e.outvars[0].aval, "shape", ())) if e.outvars else 0
-            if name == "select_n":
-                ranks = (ranks[0], r_out)
-            elif getattr(rule, "elementwise", False):
-                ranks = (*ranks, r_out if any(r != r_out for r in ranks) else None)
-            ins = tuple(slot(v) for v in e.invars)
-            outs = tuple(slot(v) for v in e.outvars)
-            multi = name in _MULTI or len(e.outvars) != 1
-            steps.append((rule, ranks, params, ins, outs, multi))
-        self.steps = steps
-        self.out_slots = [slot(v) for v in jaxpr.outvars]
+        def fresh():
+            init.append(None)
+            return len(init) - 1
+
+        def emit(jaxpr, env: dict) -> None:
+            """Steps of ``jaxpr``'s equations, ``env`` mapping its variables to slots;
+            nested calls (``_INLINE``) are inlined: their equations join this list, so
+            a call costs nothing at run time."""
+
+            def slot(v):
+                if isinstance(v, Literal):
+                    return literal(v)
+                if v not in env:
+                    env[v] = fresh()
+                return env[v]
+
+            for e in jaxpr.eqns:
+                name = e.primitive.name
+                params = e.params
+                key = next((k for k in ("jaxpr", "call_jaxpr") if k in params), None)
+                if name in _INLINE and key is not None:
+                    inner = params[key]
+                    ij = inner.jaxpr if isinstance(inner, ClosedJaxpr) else inner
+                    sub = {}
+                    ic = inner.consts if isinstance(inner, ClosedJaxpr) else ()
+                    for cv, c in zip(ij.constvars, ic, strict=True):
+                        sub[cv] = fresh()
+                        init[sub[cv]] = np.asarray(c, dtype_of(np.asarray(c).dtype))
+                    for iv, ov in zip(ij.invars, e.invars, strict=True):
+                        sub[iv] = slot(ov)
+                    emit(ij, sub)
+                    for iv, ov in zip(ij.outvars, e.outvars, strict=True):
+                        src = literal(iv) if isinstance(iv, Literal) else sub[iv]
+                        steps.append((_copy_rule, (), None, (src,), (slot(ov),), False))
+                    continue
+                rule = rules.get(name)
+                if rule is None:
+                    raise UnknownPrimitive(
+                        f"search.interpret: no NumPy rule for primitive {name!r} "
+                        f"(add one to search.interpret.RULES)"
+                    )
+                if name in _MULTI and key is not None:  # inner programs prepared now
+                    params = dict(params, _program=_sub_program(params[key], narrow, rules))
+                elif name == "convert_element_type":
+                    params = dict(params, new_dtype=dtype_of(params["new_dtype"]))
+                ranks = tuple(len(getattr(v.aval, "shape", ())) for v in e.invars)
+                r_out = len(getattr(e.outvars[0].aval, "shape", ())) if e.outvars else 0
+                if name == "select_n":
+                    ranks = (ranks[0], r_out)
+                elif getattr(rule, "elementwise", False):
+                    ranks = (*ranks, r_out if any(r != r_out for r in ranks) else None)
+                ins = tuple(slot(v) for v in e.invars)
+                outs = tuple(slot(v) for v in e.outvars)
+                multi = name in _MULTI or len(e.outvars) != 1
+                steps.append((rule, ranks, params, ins, outs, multi))
+
+        env: dict = {}
+        for v, c in zip(jaxpr.constvars, consts, strict=True):
+            env[v] = fresh()
+            init[env[v]] = np.asarray(c, dtype_of(np.asarray(c).dtype))
+        for v in jaxpr.invars:
+            env[v] = fresh()
+        self.in_slots = [env[v] for v in jaxpr.invars]
+        emit(jaxpr, env)
+        self.steps, alias = _drop_copies(steps)
+        outs = [literal(v) if isinstance(v, Literal) else env[v] for v in jaxpr.outvars]
+        self.out_slots = [alias.get(o, o) for o in outs]
         self.init = init
 
     def __call__(self, *args):
@@ -465,13 +557,14 @@ def _narrowed(dtype) -> np.dtype:
 _SUB: dict = {}
 
 
-def _sub_program(closed, narrow: bool = False) -> Program:
+def _sub_program(closed, narrow: bool = False, rules=None) -> Program:
     """The :class:`Program` of an inner jaxpr (cached by identity: JAX shares the inner
-    jaxpr of a nested ``jit`` called with the same abstract arguments)."""
-    key = (id(closed), narrow)
+    jaxpr of a nested ``jit`` called with the same abstract arguments), with the outer
+    program's ``rules``."""
+    key = (id(closed), narrow, id(rules))
     hit = _SUB.get(key)
     if hit is None or hit[0] is not closed:
-        hit = _SUB[key] = (closed, Program(closed, narrow=narrow))
+        hit = _SUB[key] = (closed, Program(closed, narrow=narrow, rules=rules))
     return hit[1]
 
 

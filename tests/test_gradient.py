@@ -124,24 +124,29 @@ def test_bad_arguments_name_the_api_argument(kw, fragment):
     assert "--" not in str(e.value)
 
 
-def test_quick_and_optimised_relaxed_programs_agree(monkeypatch):
-    """The relaxed program compiled without LLVM optimisation (small runs) and with it
-    (large runs) follow the same trajectories, to float64 rounding; the choice follows
-    the lane-steps of the run."""
+def test_interpreted_quick_and_optimised_relaxed_programs_agree(monkeypatch):
+    """The relaxed run by the interpreter with complex-step gradients (small runs on CPU),
+    and compiled without LLVM optimisation (mid-size runs) and with it (large runs),
+    follow the same trajectories, to float64 rounding; the choice follows the size of
+    the run."""
     from search import gradient_programs as gp
     from search.gradient import _new_state
 
+    assert gp.use_interpreter(gp.INTERPRET_ROWS) and not gp.use_interpreter(gp.INTERPRET_ROWS + 1)
     assert gp.relax_options(gp.QUICK_LANE_STEPS) is gp.QUICK_COMPILE_OPTIONS
     assert gp.relax_options(gp.QUICK_LANE_STEPS + 1) is gp.SEARCH_COMPILE_OPTIONS
     st = _new_state(SC, TABLE, KNOBS, log_improvement_budget, BUDGET)
     p = st.problem
     x0 = p.lo + np.random.default_rng(1).uniform(size=(8, len(p.lo))) * (p.hi - p.lo)
     args = ([p], [x0], "utps", 20, 0.1, 20.0, 10.0, 20.0)
+    ((xi, hi),) = gp.run_relax(*args)
+    monkeypatch.setattr(gp, "INTERPRET_ROWS", 0)
     ((xq, hq),) = gp.run_relax(*args)
     monkeypatch.setattr(gp, "QUICK_LANE_STEPS", 0)
     ((xo, ho),) = gp.run_relax(*args)
-    np.testing.assert_allclose(xq, xo, rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(hq, ho, rtol=1e-9, atol=1e-12)
+    for x, h in ((xq, hq), (xo, ho)):
+        np.testing.assert_allclose(xi, x, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(hi, h, rtol=1e-9, atol=1e-12)
 
 
 def test_neighbourhood_max_moved_keeps_rows_that_move_few_degrees():

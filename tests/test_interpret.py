@@ -166,7 +166,11 @@ def _rules_probe(x):
     sq = jax.lax.squeeze(jax.lax.slice(v, (1,), (2,)), (0,))
     cat = jnp.concatenate([v, jnp.reshape(w, (6,)), ys, ys2, jnp.stack([c, c2, sq])])
     nan = jax.lax.convert_element_type(jnp.log(s - 100.0), jnp.int32)  # NaN → 0
-    return (cat, red + sel + sel2, r1 + r2, i, q, nan, jnp.expm1(s) + jnp.log1p(x[1] ** 2))
+    dot = jnp.dot(w, v) + jax.lax.dot_general(w, w * 2, (((1,), (1,)), ((0,), (0,))))
+    outer = jax.lax.dot_general(v, b, (((), ()), ((), ())))  # no contraction: [3, 3]
+    inner = jax.jit(lambda a: (a * 2 + 1, a[0]))(v)  # a nested jit, inlined
+    return (cat, red + sel + sel2, r1 + r2, i, q, nan, jnp.expm1(s) + jnp.log1p(x[1] ** 2),
+            dot, outer, *inner)  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
