@@ -93,6 +93,7 @@ def _elementwise(fn):
         return fn(*xs)
 
     rule.elementwise = True
+    rule.fn = fn
     return rule
 
 
@@ -439,6 +440,76 @@ def _drop_copies(steps: list) -> tuple[list, dict]:
     return out, alias
 
 
+def _fold_constants(steps: list, init: list) -> list:
+    """``steps`` less those whose operands are all constants or literals: evaluated once
+    here, with the same rule, their results become constants (``init``)."""
+    out = []
+    for st in steps:
+        rule, ranks, params, ins, outs, multi = st
+        if all(init[i] is not None for i in ins):
+            with np.errstate(all="ignore"):
+                res = _bound(rule, ranks, params)(*[init[i] for i in ins])
+            for o, r in zip(outs, res if multi else (res,), strict=True):
+                init[o] = r
+            continue
+        out.append(st)
+    return out
+
+
+def _common_subexpressions(steps: list) -> tuple[list, dict]:
+    """``steps`` without repeats of an equation already evaluated (same rule, ranks,
+    parameters and operand slots: the same NumPy call on the same values, so the same
+    result), and the aliases ``{repeat's output slot: first output slot}``."""
+    seen: dict = {}
+    same: dict = {}
+    out = []
+    for rule, ranks, params, ins, outs, multi in steps:
+        ins = tuple(same.get(i, i) for i in ins)
+        key = None
+        if not multi:
+            try:
+                key = (rule, ranks, _params_key(params), ins)
+                hash(key)
+            except TypeError:
+                key = None
+        if key is not None and key in seen:
+            same[outs[0]] = seen[key]
+            continue
+        if key is not None:
+            seen[key] = outs[0]
+        out.append((rule, ranks, params, ins, outs, multi))
+    return out, same
+
+
+def _params_key(params) -> tuple:
+    """A hashable key of an equation's parameters (inner programs by identity)."""
+    if params is None:
+        return ()
+    return tuple(
+        (k, id(v) if k == "_program" else v) for k, v in sorted(params.items(), key=lambda kv: kv[0])
+    )
+
+
+def _live(steps: list, out_slots) -> list:
+    """``steps`` that an output depends on (dead-code elimination: e.g. a loss that reads
+    one field of the cost model's result skips the equations of the others)."""
+    need = set(out_slots)
+    keep = []
+    for st in reversed(steps):
+        if any(o in need for o in st[4]):
+            keep.append(st)
+            need.update(st[3])
+    return keep[::-1]
+
+
+def _bound(rule, ranks, params):
+    """``operands → result`` of one step: an elementwise rule whose operands all have
+    the output's rank is its NumPy function itself (no alignment to do)."""
+    if getattr(rule, "elementwise", False) and ranks[-1] is None:
+        return rule.fn
+    return functools.partial(rule, ranks, params)
+
+
 class Program:
     """A jaxpr prepared for NumPy evaluation: ``Program(closed)(*args) → outputs``.
 
@@ -525,17 +596,22 @@ class Program:
             env[v] = fresh()
         self.in_slots = [env[v] for v in jaxpr.invars]
         emit(jaxpr, env)
-        self.steps, alias = _drop_copies(steps)
+        steps, alias = _drop_copies(steps)
+        steps = _fold_constants(steps, init)
+        steps, same = _common_subexpressions(steps)
         outs = [literal(v) if isinstance(v, Literal) else env[v] for v in jaxpr.outvars]
-        self.out_slots = [alias.get(o, o) for o in outs]
+        self.out_slots = [same.get(alias.get(o, o), alias.get(o, o)) for o in outs]
+        self.steps = _live(steps, self.out_slots)
         self.init = init
+        self._run = [(_bound(rule, ranks, params), ins, outs, multi)
+                     for rule, ranks, params, ins, outs, multi in self.steps]  # fmt: skip
 
     def __call__(self, *args):
         regs = list(self.init)
         for s, a in zip(self.in_slots, args, strict=True):
             regs[s] = a
-        for rule, ranks, params, ins, outs, multi in self.steps:
-            res = rule(ranks, params, *[regs[i] for i in ins])
+        for fn, ins, outs, multi in self._run:
+            res = fn(*[regs[i] for i in ins])
             if multi:
                 for o, r in zip(outs, res, strict=True):
                     regs[o] = r
