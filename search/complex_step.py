@@ -25,10 +25,12 @@ dual-number rule, exact for the complex step since ``(Im z)²`` vanishes):
 * ``pow`` ``x^y``: real part ``x^y`` in real arithmetic (so a negative base gives NaN as in
   XLA, not a complex root), imaginary part ``y·x^(y−1)·Im x + x^y·log(x)·Im y``;
 * ``cbrt``: ``Im x / (3·cbrt(x)²)``; ``stop_gradient``: the real part;
-* ``max``/``min``/``reduce_max``/``reduce_min``/``clamp``: the operand with the larger
-  (smaller) real part, keeping its derivative (NumPy orders complex numbers by real part
-  first; at an exact tie it takes the larger imaginary part, a one-sided derivative where
-  JAX averages the two).
+* ``max``/``min``/``reduce_max``/``reduce_min``/``clamp``: the selected operand's
+  derivative, with JAX's conventions at exact ties (``lax``'s JVP rules: half each for
+  ``max``/``min``, the mean over tied elements for the reductions, none at a ``clamp``
+  bound). A tie is common here, not a corner case: a projected-gradient start sits on its
+  box bound, e.g. ``max(2^x, 1)`` at ``x = 0``; a one-sided derivative there sends the
+  search elsewhere.
 
 Many directions at once: the tangent directions ride the interpreter's batch axis (one row
 per direction, :func:`value_and_grad_rows`), so a gradient with respect to ``D`` inputs
@@ -85,6 +87,50 @@ def _pow(x, y):
     return val + 1j * d
 
 
+def _balanced(f):
+    """``max``/``min`` with JAX's derivative (``lax.max_p``'s JVP, ``_balanced_eq``): the
+    operand equal to the result carries the derivative, half each at a tie."""
+
+    def fn(x, y):
+        if not (np.iscomplexobj(x) or np.iscomplexobj(y)):
+            return f(x, y)
+        xr, yr = _re(x), _re(y)
+        ans = f(xr, yr)
+        ex, ey = xr == ans, yr == ans
+        d = np.imag(x) * ex / (1.0 + ey) + np.imag(y) * ey / (1.0 + ex)
+        return ans + 1j * d
+
+    return fn
+
+
+def _clamp(lo, x, hi):
+    """``lax.clamp`` with JAX's derivative: ``x``'s strictly inside ``(lo, hi)``, ``lo``'s
+    where ``lo > x`` (and ``lo < hi``), ``hi``'s where ``hi < x``."""
+    if not any(np.iscomplexobj(a) for a in (lo, x, hi)):
+        return np.minimum(np.maximum(x, lo), hi)
+    lr, xr, hr = _re(lo), _re(x), _re(hi)
+    ans = np.minimum(np.maximum(xr, lr), hr)
+    d = np.imag(x) * ((xr > lr) & (xr < hr)) + np.imag(lo) * ((lr > xr) & (lr < hr))
+    d = d + np.imag(hi) * (hr < xr)
+    return ans + 1j * d
+
+
+def _chooser(f):
+    """``reduce_max``/``reduce_min`` with JAX's derivative (``_reduce_chooser_jvp_rule``):
+    the mean derivative of the elements equal to the result."""
+
+    def fn(x, axes):
+        if not np.iscomplexobj(x):
+            return f(x, axis=axes)
+        xr = _re(x)
+        ans = f(xr, axis=axes, keepdims=True)
+        hit = xr == ans
+        d = np.sum(np.imag(x) * hit, axis=axes) / np.sum(hit, axis=axes)
+        return np.squeeze(ans, axis=axes) + 1j * d
+
+    return fn
+
+
 def _cbrt(x):
     if not np.iscomplexobj(x):
         return np.cbrt(x)
@@ -121,6 +167,11 @@ _E = interpret._elementwise
 COMPLEX_RULES: dict = {
     **interpret.RULES,
     "abs": _E(_dual(np.abs, np.sign)),
+    "max": _E(_balanced(np.maximum)),
+    "min": _E(_balanced(np.minimum)),
+    "clamp": _E(_clamp),
+    "reduce_max": interpret._reduce(_chooser(np.max)),
+    "reduce_min": interpret._reduce(_chooser(np.min)),
     "sign": _E(_real_only(np.sign)),
     "floor": _E(_real_only(np.floor)),
     "ceil": _E(_real_only(np.ceil)),
@@ -138,9 +189,7 @@ COMPLEX_RULES: dict = {
     "convert_element_type": _convert,
     "stop_gradient": _stop_gradient,
 }
-"""Primitive → NumPy rule on complex-step values (module docstring). ``max``, ``min``,
-``clamp``, ``reduce_max`` and ``reduce_min`` keep :data:`search.interpret.RULES`' NumPy
-functions, which order complex numbers by real part first."""
+"""Primitive → NumPy rule on complex-step values (module docstring)."""
 
 
 def program(closed) -> interpret.Program:

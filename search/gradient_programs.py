@@ -203,6 +203,18 @@ def _vector_log_budget(v, a):
     return jnp.sum(jnp.maximum(a["sign"] * jnp.log(v / a["nominal"]), 0.0)) - a["log_budget"]
 
 
+def _log_space_budget(log_v, a):
+    """:func:`_vector_log_budget` of ``v = exp(log_v)``, computed in log space:
+    ``Σ max(s·(log v − log v⁰), 0) − log B`` with ``log v⁰`` from :func:`pack`
+    (``math.log``, as the box bounds). The same value, but a knob on the bound at its
+    nominal value gives an exact 0 inside the ``max`` (``log(exp(x)/v⁰)`` is off by an
+    ulp that depends on the ``exp``/``log`` implementation), so its derivative there is
+    ``lax.max``'s tie rule (half the one-sided slopes) for every evaluator of the
+    relaxed loss, compiled or interpreted."""
+    gain = a["sign"] * (log_v - a["log_nominal"])
+    return jnp.sum(jnp.maximum(gain, 0.0)) - a["log_budget"]
+
+
 @dataclass(frozen=True)
 class Problem:
     """One scenario as data for the compiled programs (see the module docstring)."""
@@ -252,11 +264,20 @@ def pack(sc, knobs, budget, budget_args, lo_deg, hi_deg) -> Problem:
         try:
             bud = {
                 "nominal": np.asarray([budget_args["nominal"][p] for p in paths], np.float64),
+                "log_nominal": np.asarray(
+                    [math.log(budget_args["nominal"][p]) for p in paths], np.float64
+                ),
                 "sign": np.asarray([budget_args["sign"][p] for p in paths], np.float64),
                 "log_budget": np.float64(budget_args["log_budget"]),
             }
         except (KeyError, TypeError) as e:
             raise UserError(f"budget_args: no entry for knob {e}") from None
+        except ValueError:  # math.log of a nominal value ≤ 0
+            bad = next(p for p in paths if not budget_args["nominal"][p] > 0)
+            raise UserError(
+                f"budget_args: nominal value of knob {bad!r} is "
+                f"{budget_args['nominal'][bad]!r}; it must be > 0"
+            ) from None
     else:
         kind = (budget, paths)
         bud = jax.tree.map(lambda x: np.asarray(x, np.float64), budget_args)
@@ -313,7 +334,9 @@ def relaxed_loss(key, objective, beta, mu, kappa):
         pen = sp(r.log_capacity_ratio) + sp(jnp.log2(r.chips) - jnp.log2(max_chips))
         pen = pen + sp(-jnp.log2(par.moe_tp))
         pen = pen + sp(jnp.log2(par.attn_dp) - jnp.log2(batch))
-        if kind is not None:
+        if kind == "log_improvement":
+            pen = pen + sp(_log_space_budget(x[N_FREE:], bud))
+        elif kind is not None:
             pen = pen + sp(_budget_value(kind, vals, bud))
         return -jnp.log(getattr(r, objective)) + mu * pen
 

@@ -486,7 +486,8 @@ def _params_key(params) -> tuple:
     if params is None:
         return ()
     return tuple(
-        (k, id(v) if k == "_program" else v) for k, v in sorted(params.items(), key=lambda kv: kv[0])
+        (k, id(v) if k == "_program" else v)
+        for k, v in sorted(params.items(), key=lambda kv: kv[0])
     )
 
 

@@ -69,6 +69,23 @@ def test_closed_forms():
     np.testing.assert_allclose(g[:, 1], [1 / (3 * 4), 1 / (3 * 9)])
 
 
+def _ties(x):
+    a, b = x[0], x[1]
+    m = jnp.maximum(a, 1.0) + jnp.minimum(b, a) * 3 + jax.lax.clamp(0.0, b, 2.0) * 5
+    return m + jnp.max(jnp.stack([a, a, b])) * 7 + jax.lax.clamp(a, b, 1.5) * 11
+
+
+def test_ties_follow_jax_conventions():
+    """At exact ties the derivative is JAX's (half each for max/min, the mean of tied
+    elements for reductions, nothing at a clamp bound), e.g. a start on its box bound."""
+    xs = np.array([[1.0, 1.0], [1.0, 2.0], [1.0, 0.0], [0.5, 0.5], [2.0, 1.5]])
+    val, g = _grad_by_complex_step(_ties, xs)
+    ref_val, ref_g = _grad_by_jax(_ties, xs)
+    np.testing.assert_allclose(val, ref_val, rtol=1e-15)
+    np.testing.assert_allclose(g, ref_g, rtol=1e-15)
+    assert g[0, 0] == 0.5 + 1.5 + 7 * 2 / 3  # max(a, 1) tie; min(b, a) tie; 3-way max
+
+
 def test_negative_base_pow_is_nan_as_in_xla():
     """A real negative base to a fractional power is NaN (XLA), not a complex root."""
     val, g = _grad_by_complex_step(lambda x: x[0] ** 0.5, np.array([[-4.0], [4.0]]))

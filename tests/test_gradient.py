@@ -149,6 +149,34 @@ def test_interpreted_quick_and_optimised_relaxed_programs_agree(monkeypatch):
         np.testing.assert_allclose(hi, h, rtol=1e-9, atol=1e-12)
 
 
+def test_budget_arguments_are_checked():
+    from search.errors import UserError
+
+    for bad, fragment in (
+        ({**BUDGET, "nominal": {LAT: 0.0, HBM: 8e12}}, "nominal value of knob"),
+        ({**BUDGET, "sign": {LAT: -1.0}}, "no entry for knob"),
+    ):
+        with pytest.raises(UserError, match=fragment):
+            optimize(SC, TABLE, KNOBS, log_improvement_budget, bad)
+
+
+def test_log_space_budget_is_exact_at_the_nominal_bound():
+    """The relaxed loss reads the budget in log space: a knob at its nominal value (a
+    box bound) gives an exact tie inside ``max``, whatever ``exp``/``log`` round to."""
+    from search import gradient_programs as gp
+
+    a = {"sign": np.array([1.0, -1.0]), "log_budget": 0.5}
+    a["log_nominal"] = np.log(np.array([3e12, 2e-7]))
+    a["nominal"] = np.exp(a["log_nominal"])
+    x = np.array(a["log_nominal"])
+    with jax.enable_x64(True):
+        assert float(gp._log_space_budget(x, a)) == -0.5
+        g = jax.grad(lambda z: gp._log_space_budget(z, a))(x)
+        v = float(gp._vector_log_budget(np.exp(x + [0.1, -0.2]), a))
+    np.testing.assert_array_equal(g, [0.5, -0.5])  # lax.max's tie: half each side
+    np.testing.assert_allclose(v, float(gp._log_space_budget(x + [0.1, -0.2], a)), rtol=1e-12)
+
+
 def test_neighbourhood_max_moved_keeps_rows_that_move_few_degrees():
     """``max_moved = 5`` is the whole 3^5 cube; a smaller value keeps exactly the cube's
     rows with at most that many free degrees off the centre's values."""
