@@ -17,7 +17,7 @@ step overhead)::
 
 (σ = :data:`OBS_SD`; ``s`` = λ·:data:`PRIOR_SD` per parameter kind: a Gaussian prior in
 the transformed space centred on the kernel-table fit, λ chosen by leave-one-model-out
-error; only the :data:`FREE` kinds move), by
+error, inside the leave-out loop when judging (:func:`lomo`); only the :data:`FREE` kinds move), by
 :func:`search.fidelity.lbfgs.minimise` with exact gradients (``jax.grad`` through
 ``decode_step``) in float64, from δ = 0, a fixed number of iterations: deterministic.
 Rows are stacked per system structure (:mod:`search.stacking`), one vmapped call each;
@@ -36,7 +36,8 @@ Only ``t_step`` is the cost model's (and what ``--mode calibrated`` predicts); t
 interference term keeps prefill stalls out of the kernel constants.
 
 **Leave-one-model-out** (:func:`lomo`): for each model, the fit with its rows at weight 0
-predicts them. **Interval**: quantiles of the LOMO log residuals ``log t − log t̂``, the
+predicts them, at a prior scale λ chosen without its rows either (nested: on the fits that
+leave it and one other model out). **Interval**: quantiles of the LOMO log residuals ``log t − log t̂``, the
 narrowest pair whose coverage of each held-out model's rows (judged with the *other*
 models' residuals) reaches 80 % (:func:`coverage`).
 """
@@ -107,7 +108,8 @@ ITERATIONS = 120
 """L-BFGS evaluations per fit."""
 
 PRIOR_SCALES = (0.001, 0.03, 0.1, 0.3)
-"""Candidate prior scales λ, chosen by leave-one-model-out MAPE (:func:`lomo`)."""
+"""Candidate prior scales λ: the stored fit's has the smallest leave-one-model-out MAPE;
+each held-out model's is chosen without its rows (:func:`lomo`)."""
 
 INTERVALS = ((0.1, 0.9), (0.075, 0.925), (0.05, 0.95), (0.025, 0.975))
 """Candidate quantile pairs of the LOMO log residuals for the 80 % band (:func:`coverage`)."""
