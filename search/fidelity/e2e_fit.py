@@ -37,9 +37,9 @@ interference term keeps prefill stalls out of the kernel constants.
 
 **Leave-one-model-out** (:func:`lomo`): for each model, the fit with its rows at weight 0
 predicts them, at a prior scale λ chosen without its rows either (nested: on the fits that
-leave it and one other model out). **Interval**: quantiles of the LOMO log residuals ``log t − log t̂``, the
-narrowest pair whose coverage of each held-out model's rows (judged with the *other*
-models' residuals) reaches 80 % (:func:`coverage`).
+leave it and one other model out). **Interval**: quantiles of the LOMO log residuals
+``log t − log t̂``, the narrowest pair whose coverage of each held-out model's rows
+(judged with the *other* models' residuals) reaches 80 % (:func:`coverage`).
 """
 
 from __future__ import annotations
