@@ -83,8 +83,19 @@ SOFTWARE = {"trtllm": "trtllm", "vllm": "vllm", "sglang": "sglang"}
 
 MOE_MODELS = ("qwen3-235b-a22b", "deepseek-v3", "glm-5")
 
+BLOCK_FP8_CHECKPOINTS = ("Qwen/Qwen3-235B-A22B-FP8", "deepseek-ai/DeepSeek-V3")
+"""Checkpoints whose FP8 weights carry one scale per 128×128 block (their Hugging Face
+``quantization_config``: ``quant_method = "fp8"``, ``weight_block_size = [128, 128]``).
+A serving stack runs the checkpoint's own quantisation, so an ``fp8`` row of one of them
+runs the block-scaled kernels: vLLM's ``Fp8Config`` with ``weight_block_size`` selects
+``W8A8BlockFp8LinearOp`` and the block-quantised ``Fp8MoEMethod``
+(``vllm/model_executor/layers/quantization/fp8.py``); TensorRT-LLM's
+``ModelConfig.load_hf_quant_config`` maps ``weight_block_size [128, 128]`` to
+``QuantAlgo.FP8_BLOCK_SCALES`` (``tensorrt_llm/_torch/model_config.py``). Neither
+re-quantises a block-scaled checkpoint per tensor."""
 
-def recipe_of(gemm: str, moe: str, model: str) -> str | None:
+
+def recipe_of(gemm: str, moe: str, model: str, checkpoint: str = "") -> str | None:
     """Precision recipe (``data/precisions.toml``) of a row's quantisation modes, or None.
 
     Empty modes → ``bf16``; ``fp8``/``fp8`` → ``fp8``; any ``fp8_block`` → ``fp8-block``
@@ -97,7 +108,7 @@ def recipe_of(gemm: str, moe: str, model: str) -> str | None:
         return "bf16"
     if "nvfp4" in modes:
         return "nvfp4-moe-fp8kv" if model in MOE_MODELS else "nvfp4-fp8kv"
-    if "fp8_block" in modes:
+    if "fp8_block" in modes or (modes == {"fp8"} and checkpoint in BLOCK_FP8_CHECKPOINTS):
         return "fp8-block"
     if modes == {"fp8"}:
         return "fp8"
@@ -111,6 +122,8 @@ def kernel_precisions(gemm: str, moe: str, recipe: str) -> dict:
     if recipe == "nvfp4-moe-fp8kv":
         g = "bfloat16"  # attention projections stay BF16 in the FP4 MoE checkpoints
     m = moe or "bfloat16"
+    if recipe == "fp8-block":  # a block-scaled checkpoint runs block-scaled kernels
+        g, m = ("fp8_block" if x == "fp8" else x for x in (g, m))
     bmm = "fp8" if g.startswith("fp8") else "bfloat16"
     return {"gemm": g, "moe": m, "attention": kv, "mla": kv, "mla_bmm": bmm}
 
@@ -239,7 +252,7 @@ def _row(r: dict, line: int, path) -> ServingRow:
     tpot = _float(r, "silicon_tpot_ms", ctx) * 1e-3
     model = _model_of(r["model_path"].strip())
     gemm, moe = r["gemm_quant_mode"].strip(), r["moe_quant_mode"].strip()
-    recipe = recipe_of(gemm, moe, model or "")
+    recipe = recipe_of(gemm, moe, model or "", r["model_path"].strip())
     split = _split(r, ctx, src, model)
     reason = ""
     if model is None:

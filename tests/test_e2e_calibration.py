@@ -66,6 +66,25 @@ def test_collective_closed_form():
     assert float(km.collective_time_s("all_reduce", msg, 1.0, 0.0, (0.0, 0.0), _cal())[0]) == 0
 
 
+def test_collector_launches_removed_from_trtllm_fp8_gemm():
+    """The TensorRT-LLM per-tensor FP8 GEMM table times 3 dynamic-quantisation launches the
+    served step does not run: floor and memory intercept b_half/(W·η_m,max) each lose
+    3 × 2.5 µs (floored at 0); other tables are used as fitted."""
+    kern, _, _ = ec.kernel_tables()
+    raw = next(e for e in kern if e["name"] == "h100_sxm/trtllm/gemm/fp8/torch_flow")
+    got, used = ec.table_values("h100_sxm", "trtllm", {"gemm": "fp8"})
+    t_x = 3 * ec.SMALL_PRIOR["t_floor_s"]
+    wm = float(db.load_system("hgx-h100-8").chip.hbm_bw_bytes_per_s) * raw["eta_m_max"]
+    assert "less 3 collector launches" in used[0]
+    assert got["gemm.t_floor_s"] == pytest.approx(max(raw["t_floor_s"] - t_x, 0.0))
+    assert got["gemm.b_half_bytes"] == pytest.approx(max(raw["b_half_bytes"] / wm - t_x, 0) * wm)
+    assert got["gemm.eta_m_max"] == raw["eta_m_max"]
+    vraw = next(e for e in kern if e["name"].startswith("h100_sxm/vllm/gemm/fp8/"))
+    vgot, _ = ec.table_values("h100_sxm", "vllm", {"gemm": "fp8"})
+    assert vgot["gemm.t_floor_s"] == vraw["t_floor_s"]
+    assert vgot["gemm.b_half_bytes"] == vraw["b_half_bytes"]
+
+
 CONFIGS = [
     ("llama-3.1-70b", "fp8", "hgx-h200-8", Parallelism(attn_tp=4, moe_tp=4), 4, 2048),
     ("llama-3.1-8b", "bf16", "hgx-h100-8", Parallelism(), 1, 1500),
@@ -123,6 +142,18 @@ HEADER = (
 ROW = "r1,vllm,0.1,meta-llama/Llama-3.1-70B,h200_sxm,fp8,fp8,fp8,1024,1024,4,4,4,1,,1,1,9.5,50,x"
 
 
+def test_block_scaled_checkpoint_runs_block_kernels():
+    """An ``fp8`` row of a checkpoint with 128×128 block scales (Qwen3-235B-A22B-FP8,
+    DeepSeek-V3) runs the block-scaled recipe and kernel tables; Llama's does not."""
+    row = ROW.replace("meta-llama/Llama-3.1-70B", "Qwen/Qwen3-235B-A22B-FP8")
+    row = row.replace(",4,1,,1,1,", ",4,1,,4,1,")
+    (r,) = parse_serving(HEADER + "\n" + row + "\n")
+    assert r.recipe == "fp8-block" and r.kernel_precision["gemm"] == "fp8_block"
+    assert r.kernel_precision["moe"] == "fp8_block"
+    (r,) = parse_serving(HEADER + "\n" + ROW + "\n")
+    assert r.recipe == "fp8" and r.kernel_precision["gemm"] == "fp8"
+
+
 def test_serving_loader_maps_a_row():
     (r,) = parse_serving(HEADER + "\n" + ROW + "\n")
     assert (r.model, r.system, r.recipe, r.software) == (
@@ -170,11 +201,39 @@ def test_lomo_bookkeeping(monkeypatch):
     w = E.lomo_weights(pb)
     assert w.shape == (3, 4) and np.all(w[1 + pb.model, np.arange(4)] == 0)
     y = pb.log_t.copy()
-    loo_a = E.lomo(pb, y, iterations=3, scales=(1.0,))[2]
+    loo_a = E.lomo(pb, y, iterations=3, scales=(1.0,)).loo
     y[0] += 0.5
-    _, ins_b, loo_b, _, _ = E.lomo(pb, y, iterations=3, scales=(1.0,))
+    lo_b = E.lomo(pb, y, iterations=3, scales=(1.0,))
+    ins_b, loo_b = lo_b.insample, lo_b.loo
     assert loo_b[0] == pytest.approx(loo_a[0], abs=1e-12)
     assert np.all(np.isfinite(ins_b)) and abs(ins_b[0] - loo_a[0]) > 1e-6  # in-sample moves
+
+
+def test_nested_prior_scale_bookkeeping(monkeypatch):
+    """With several prior scales, each held-out model's λ is chosen on fits without it
+    (pairs left out together): its rows' predictions, and its λ, do not move when only
+    its own measurements change."""
+    from search.fidelity import e2e_fit as E
+
+    def cheap(params, pb, with_prefill=True):
+        return pb.prior[:, 0] + params["s"][pb.sw, 0] + params["f"][pb.fam, 0] + params["p"][pb.sw]
+
+    monkeypatch.setattr(E, "predict_log", cheap)
+    rows = load_serving(usable_only=True, max_users=8)
+    pick = []
+    for m in ("llama-3.1-8b", "qwen3-32b", "qwen3-235b-a22b"):
+        pick += [r for r in rows if r.model == m and r.stack == "h100_sxm/trtllm"][:2]
+    pb = E.build_problem(pick)
+    assert E.lomo_weights(pb, pairs=True).shape == (1 + 3 + 3, 6)
+    y = pb.log_t.copy()
+    a = E.lomo(pb, y, iterations=3, scales=(0.01, 1.0))
+    own = pb.model == pb.model[0]
+    y[own] += np.array([0.7, -0.4])
+    b = E.lomo(pb, y, iterations=3, scales=(0.01, 1.0))
+    assert np.allclose(b.loo[own], a.loo[own], atol=1e-12)
+    name = pb.model_names[pb.model[0]]
+    assert b.scale_by_model[name] == a.scale_by_model[name]
+    assert set(a.scale_by_model) == set(pb.model_names) and len(a.mape_by_scale) == 2
 
 
 def test_calibrated_mode_lookup_and_transfer():

@@ -17,7 +17,7 @@ step overhead)::
 
 (σ = :data:`OBS_SD`; ``s`` = λ·:data:`PRIOR_SD` per parameter kind: a Gaussian prior in
 the transformed space centred on the kernel-table fit, λ chosen by leave-one-model-out
-error; only the :data:`FREE` kinds move), by
+error, inside the leave-out loop when judging (:func:`lomo`); only the :data:`FREE` kinds move), by
 :func:`search.fidelity.lbfgs.minimise` with exact gradients (``jax.grad`` through
 ``decode_step``) in float64, from δ = 0, a fixed number of iterations: deterministic.
 Rows are stacked per system structure (:mod:`search.stacking`), one vmapped call each;
@@ -36,9 +36,10 @@ Only ``t_step`` is the cost model's (and what ``--mode calibrated`` predicts); t
 interference term keeps prefill stalls out of the kernel constants.
 
 **Leave-one-model-out** (:func:`lomo`): for each model, the fit with its rows at weight 0
-predicts them. **Interval**: quantiles of the LOMO log residuals ``log t − log t̂``, the
-narrowest pair whose coverage of each held-out model's rows (judged with the *other*
-models' residuals) reaches 80 % (:func:`coverage`).
+predicts them, at a prior scale λ chosen without its rows either (nested: on the fits that
+leave it and one other model out). **Interval**: quantiles of the LOMO log residuals
+``log t − log t̂``, the narrowest pair whose coverage of each held-out model's rows
+(judged with the *other* models' residuals) reaches 80 % (:func:`coverage`).
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ ITERATIONS = 120
 """L-BFGS evaluations per fit."""
 
 PRIOR_SCALES = (0.001, 0.03, 0.1, 0.3)
-"""Candidate prior scales λ, chosen by leave-one-model-out MAPE (:func:`lomo`)."""
+"""Candidate prior scales λ: the stored fit's has the smallest leave-one-model-out MAPE;
+each held-out model's is chosen without its rows (:func:`lomo`)."""
 
 INTERVALS = ((0.1, 0.9), (0.075, 0.925), (0.05, 0.95), (0.025, 0.975))
 """Candidate quantile pairs of the LOMO log residuals for the 80 % band (:func:`coverage`)."""
@@ -302,20 +304,50 @@ def fit_many(pb: Problem, weights, scales, log_t=None, iterations: int = ITERATI
         return Fit(jax.tree.map(np.asarray, params), np.asarray(value), np.asarray(pred))
 
 
-def lomo_weights(pb: Problem, mask=None) -> np.ndarray:
-    """``[M + 1, N]`` weights: row 0 all rows (in-sample fit), row 1 + m without model m."""
+def lomo_weights(pb: Problem, mask=None, pairs: bool = False) -> np.ndarray:
+    """``[M + 1, N]`` weights: row 0 all rows (in-sample fit), row 1 + m without model m;
+    ``pairs``: then one row per pair ``m < m'`` of :func:`model_pairs` without both (the
+    inner leave-out of the nested prior-scale choice)."""
     base = np.ones(len(pb.rows)) if mask is None else np.asarray(mask, float)
     w = [base]
     for m in range(len(pb.model_names)):
         w.append(base * (pb.model != m))
+    if pairs:
+        for a, b in model_pairs(len(pb.model_names)):
+            w.append(base * (pb.model != a) * (pb.model != b))
     return np.stack(w)
 
 
-def lomo(pb: Problem, log_t=None, iterations: int = ITERATIONS, scales=PRIOR_SCALES):
-    """``(full params, in-sample log t̂ [N], LOMO log t̂ [N], λ, LOMO MAPE per λ)``: the
-    fits of :func:`lomo_weights` for every prior scale λ of ``scales`` at once; λ is the
-    one with the smallest LOMO MAPE."""
-    w = lomo_weights(pb)
+def model_pairs(n_models: int) -> tuple:
+    """``((a, b), …)``, ``a < b``: the pairs of models left out together (order of
+    :func:`lomo_weights` rows ``1 + M + i``)."""
+    return tuple((a, b) for a in range(n_models) for b in range(a + 1, n_models))
+
+
+class Lomo(NamedTuple):
+    """Leave-one-model-out fit (:func:`lomo`)."""
+
+    params: dict  # the full fit's offsets at ``scale``
+    insample: np.ndarray  # [N] log t̂ of the full fit
+    loo: np.ndarray  # [N] log t̂ of each row from the fit without its model, at its λ_m
+    scale: float  # λ of the full (stored) fit: the smallest LOMO MAPE
+    mape_by_scale: list  # LOMO MAPE per λ (each λ used for every held-out model)
+    scale_by_model: dict  # {model: λ_m chosen without that model's rows}
+
+
+def lomo(pb: Problem, log_t=None, iterations: int = ITERATIONS, scales=PRIOR_SCALES) -> Lomo:
+    r"""Leave-one-model-out fits for every prior scale λ of ``scales``, at once.
+
+    **Nested choice of λ.** The held-out model must not influence its own prediction,
+    including through λ: for each model ``m`` and each λ, the *inner* error is the MAPE
+    over the rows of every other model ``m'`` predicted by the fit without both ``m`` and
+    ``m'``; ``λ_m`` is the λ with the smallest inner error, and ``m``'s rows are predicted
+    by the fit without ``m`` at ``λ_m`` (``loo``). The stored (full) fit uses the λ with the
+    smallest ordinary LOMO MAPE (it predicts no held-out model). One λ: no inner fits.
+    """
+    n_models = len(pb.model_names)
+    nested = len(scales) > 1 and n_models > 2
+    w = lomo_weights(pb, pairs=nested)
     k = len(w)
     fit = fit_many(pb, np.tile(w, (len(scales), 1)), np.repeat(scales, k), log_t, iterations)
     y = pb.log_t if log_t is None else np.asarray(log_t)
@@ -324,7 +356,24 @@ def lomo(pb: Problem, log_t=None, iterations: int = ITERATIONS, scales=PRIOR_SCA
     mapes = [_mape(loo, y, rows == rows) for loo in loos]
     j = int(np.argmin(mapes))
     full = jax.tree.map(lambda x: x[j * k], fit.params)
-    return full, fit.log_pred[j * k], loos[j], float(scales[j]), mapes
+    loo = loos[j].copy()
+    by_model = {pb.model_names[m]: float(scales[j]) for m in range(n_models)}
+    if nested:
+        pair_row = {p: 1 + n_models + i for i, p in enumerate(model_pairs(n_models))}
+        for m in range(n_models):
+            inner = []
+            for jj in range(len(scales)):
+                pred, sel = np.zeros(len(rows)), pb.model != m
+                for m2 in range(n_models):
+                    if m2 != m:
+                        own = pb.model == m2
+                        pred[own] = fit.log_pred[jj * k + pair_row[tuple(sorted((m, m2)))], own]
+                inner.append(_mape(pred, y, sel))
+            jm = int(np.argmin(inner))
+            own = pb.model == m
+            loo[own] = loos[jm][own]
+            by_model[pb.model_names[m]] = float(scales[jm])
+    return Lomo(full, fit.log_pred[j * k], loo, float(scales[j]), mapes, by_model)
 
 
 def sol_log(pb: Problem) -> np.ndarray:
@@ -455,12 +504,13 @@ def run(max_users: int = MAX_USERS, iterations: int = ITERATIONS, rows=None):
     """Load, fit with LOMO, report: ``(problem, full params, report)``."""
     rows = load_serving(usable_only=True, max_users=max_users) if rows is None else rows
     pb = build_problem(rows)
-    params, ins, loo, lam, mapes = lomo(pb, iterations=iterations)
+    lo = lomo(pb, iterations=iterations)
     with jax.enable_x64(True):
         sol = sol_log(pb)
-    rep = report(pb, ins, loo, sol)
-    rep["prior_scale"] = lam
+    rep = report(pb, lo.insample, lo.loo, sol)
+    rep["prior_scale"] = lo.scale
     rep["lomo_mape_by_scale"] = {
-        str(s): round(m, 2) for s, m in zip(PRIOR_SCALES, mapes, strict=True)
+        str(s): round(m, 2) for s, m in zip(PRIOR_SCALES, lo.mape_by_scale, strict=True)
     }
-    return pb, params, rep
+    rep["prior_scale_by_model"] = lo.scale_by_model
+    return pb, lo.params, rep

@@ -196,7 +196,8 @@ def e2e_level_report(path=None, refit: bool = False) -> dict:
     with jax.enable_x64(True):
         sol = ef.sol_log(pb)
         if refit:
-            _, ins, loo, lam, _ = ef.lomo(pb)
+            lo = ef.lomo(pb)
+            ins, loo, lam = lo.insample, lo.loo, lo.scale
         else:
             p = jax.tree.map(jnp.asarray, params)
             ins, loo, lam = np.asarray(ef.predict_log(p, pb)), None, meta.get("prior_scale")
