@@ -20,8 +20,11 @@ scalar equations. This module evaluates them directly:
    ``convert_element_type`` saturates float → integer and sends NaN to 0 (XLA's
    conversion), ``integer_pow`` multiplies by binary exponentiation (as ``lax`` lowers
    it), ``round`` honours its ``rounding_method``, ``reduce_sum`` adds in index order,
-   ``scan`` runs as a loop, nested ``jit`` and custom-derivative calls recursively. A
-   primitive without a rule raises :class:`UnknownPrimitive` naming it
+   ``scan`` runs as a loop, custom-derivative calls recursively; nested ``jit`` calls are
+   inlined when the program is built, which also folds equations of constants, drops
+   repeats of an equation already evaluated (same rule, parameters and operands) and
+   drops equations no output needs (a loss reading one field of the result skips the
+   others). A primitive without a rule raises :class:`UnknownPrimitive` naming it
    (``tests/test_interpret.py`` walks the jaxprs of every database model × system
    structure, so a new primitive in the cost model fails there, not for a user).
 3. **batched for free**: a row ``[B, n + 12]`` carries a leading batch axis through the

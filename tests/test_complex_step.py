@@ -24,8 +24,7 @@ def _grad_by_complex_step(fn, xs):
 
 def _grad_by_jax(fn, xs):
     with jax.enable_x64(True):
-        val = jax.vmap(fn)(xs)
-        g = jax.vmap(jax.jacfwd(fn))(xs)
+        val, g = jax.jit(lambda z: (jax.vmap(fn)(z), jax.vmap(jax.jacfwd(fn))(z)))(xs)
     return np.asarray(val), np.asarray(g)
 
 
@@ -114,13 +113,12 @@ def _state(model, system, knobs):
 CASES = [
     ("kimi-k2.5", "gb200-nvl72", "tiers.nvlink.hop_latency_s"),
     ("llama-3.1-70b", "hgx-h200-8", "tiers.nvlink.overhead_s"),
-    ("mixtral-8x7b", "mi300x-8", "tiers.*.hop_latency_s"),
-]
+]  # MLA + MoE on a switched NVL72, dense GQA on HGX (each trace of JAX's JVP costs ~15 s)
 
 
 @pytest.mark.parametrize("model, system, path", CASES, ids=[c[0] for c in CASES])
 def test_relaxed_loss_gradient_equals_jax_forward_mode(model, system, path):
-    """The gradient search's relaxed loss (penalties, budget, knob masks) on three model
+    """The gradient search's relaxed loss (penalties, budget, knob masks) on two model
     structures: the complex-step gradient == JAX's forward mode (``value_and_jacfwd``,
     traced to a jaxpr and evaluated by the real interpreter: JAX's JVP arithmetic without
     compiling it). Central differences are no reference here: the model has kinks
