@@ -6,10 +6,11 @@ the edge), no ``jit`` inside. Units SI: seconds, bytes, FLOPs, FLOP/s, bytes/s.
 **Kernel** (compute or memory bound, with a launch/latency floor, a per-item issue cost
 and a fill-the-chip factor)::
 
-    t = t_floor + ‖(t_c, t_m, t_i)‖_p                                             (1)
+    t = t_floor + ‖(t_c, t_m, t_i, t_d)‖_p                                        (1)
     t_c = F·(1 + m_half/m)·(1 + x_half/x) / (P·η_c,max)        compute
     t_m = (Q + b_half)·(1 + x_half/x) / (W·η_m,max)            memory
-    t_i = N·t_item                                            per-item issue
+    t_i = N·t_item + R·t_row                                  per-item issue
+    t_d = t_depth · D·D_split/(D + D_split)                   serial depth (split-capped)
     ‖v‖_p = (Σ v_i^p)^{1/p},  1 ≤ p ≤ ∞                        (p = ∞: the maximum)
 
 F FLOPs, Q bytes, P peak FLOP/s at the kernel's precision, W HBM bandwidth (all per chip).
@@ -27,6 +28,25 @@ F FLOPs, Q bytes, P peak FLOP/s at the kernel's precision, W HBM bandwidth (all 
 * ``N`` (items) counts serial per-item work that neither FLOPs nor bytes capture (attention:
   (sequence, query head) pairs — softmax/reduction set-up per pair, dominant at short
   context with large batch × heads); ``t_item`` is the chip-wide time per item (s).
+* ``R`` (rows) counts a second kind of serial item with its own cost ``t_row`` (attention:
+  (sequence, query head) pairs — each query head's softmax state, output row and, where the
+  query-group is wider than the kernel's tile, its extra pass over the KV tile; 0 for the
+  other classes).
+* ``D`` (depth) is the length of the serial reduction loop each CTA walks (GEMM: ``k``;
+  decode attention and MLA: the cached tokens ``S``; MLA BMM: the contraction, 128 or 512;
+  MoE: ``h + I/tp``, the two expert GEMMs' ``k``), ``t_depth`` the latency per element of
+  it when nothing overlaps it. The loop is a chain of dependent tile loads and MMAs, so a
+  kernel whose bytes and FLOPs are small still pays ``∝ D``: on H200 a ``[m×k]·[k×32]`` BF16
+  GEMM takes 2.6 µs at k = 32 and 4.5 µs at k = 1536 for 0.1 MB. Past ``D_split`` the
+  libraries split the loop over CTAs (split-K / stream-K in cuBLAS and CUTLASS, e.g.
+  CUTLASS ``GemmSplitKParallel`` and the stream-K scheduler, Osama et al., PPoPP 2023,
+  arXiv:2301.03598; Flash-Decoding's split-KV for attention, Dao et al. 2023,
+  https://crfm.stanford.edu/2023/10/12/flashdecoding.html), which caps the serial part:
+  ``D·D_split/(D + D_split)`` → ``D`` for ``D ≪ D_split`` and → ``D_split`` for
+  ``D ≫ D_split`` (smooth, increasing and concave in D; the split pieces' bytes and FLOPs
+  stay in ``t_m``, ``t_c``). On the H200 / B200 tables this term took the held-out
+  decode-shape MAPE of GEMM from 11.5 to 8.6 %, of MLA from 8.8 to 7.6 %, of MLA BMM from
+  7.0 to 4.8 % (``search.fidelity.kernel_fit``, docs/calibration.md §6).
 * ``p`` blends the terms: ``p = ∞`` is the roofline's maximum (perfect overlap), ``p = 1``
   their sum (no overlap); ``‖v‖_p ≥ max v`` for every p, smooth for finite p, monotone in
   each term.
@@ -34,12 +54,13 @@ F FLOPs, Q bytes, P peak FLOP/s at the kernel's precision, W HBM bandwidth (all 
   before any byte moves, and the fitted floors of the first pass (max form) left a
   systematic under-prediction just above the floor.
 
-Bounds: ``0 < η_max ≤ 1``; ``m_half, x_half, b_half, t_floor, t_item ≥ 0``; ``p ≥ 1``.
-Every term is non-decreasing in F, Q, N and non-increasing in m and x.
+Bounds: ``0 < η_max ≤ 1``; ``m_half, x_half, b_half, t_floor, t_item, t_row, t_depth ≥
+0``; ``D_split > 0`` (``∞``: no split); ``p ≥ 1``. Every term is non-decreasing in F, Q, N,
+R, D and non-increasing in m and x.
 
-**Speed of light** is (1) with ``t_floor = t_item = 0``, ``η_c,max = η_m,max = 1``,
-``m_half = x_half = b_half = 0``, ``p = ∞`` (:data:`KERNEL_SOL`): ``max(F/P, Q/W)``, the
-roofline, a lower bound of (1) for every admissible parameter (each term of (1) is ≥ its
+**Speed of light** is (1) with ``t_floor = t_item = t_row = t_depth = 0``,
+``η_c,max = η_m,max = 1``, ``m_half = x_half = b_half = 0``, ``p = ∞``
+(:data:`KERNEL_SOL`): ``max(F/P, Q/W)``, the roofline, a lower bound of (1) for every admissible parameter (each term of (1) is ≥ its
 SOL counterpart and the p-norm is ≥ the maximum).
 
 **Collective** on ``n`` ranks moving ``Q_bus`` bus bytes per rank, as the faster of two
@@ -87,7 +108,9 @@ class KernelParams:
     which η_c is half its maximum. ``b_half_bytes``: bytes at which η_m is half its
     maximum. ``x_half_units``: work units at which half the chip is busy (≥ 0).
     ``t_item_s``: chip-wide serial time per item (s, ≥ 0). ``p_overlap``: exponent of the
-    p-norm that combines the terms (≥ 1; ∞ = maximum).
+    p-norm that combines the terms (≥ 1; ∞ = maximum). ``t_row_s``: serial time per row
+    item (s, ≥ 0). ``t_depth_s``: latency per element of a CTA's serial reduction loop (s,
+    ≥ 0); ``d_split``: loop length at which the split caps it (elements, > 0; ∞ = never).
     """
 
     t_floor_s: float = 0.0
@@ -98,6 +121,9 @@ class KernelParams:
     x_half_units: float = 0.0
     t_item_s: float = 0.0
     p_overlap: float = math.inf
+    t_row_s: float = 0.0
+    t_depth_s: float = 0.0
+    d_split: float = math.inf
 
 
 KERNEL_SOL = KernelParams()
@@ -154,6 +180,15 @@ def memory_time_s(q_bytes, hbm_bw_bytes_per_s, p: KernelParams, units=math.inf):
     return t * fill_factor(units, p)
 
 
+def depth_time_s(depth, p: KernelParams):
+    """``t_depth · D·D_split/(D + D_split)`` seconds: the serial reduction loop of ``depth``
+    elements per CTA, capped by the split at ``D_split`` (``∞``: ``t_depth·D``). Increasing
+    and concave in D; 0 at SOL (``t_depth = 0``)."""
+    d = jnp.asarray(depth) * 1.0
+    # D/(1 + D/D_split): exact and NaN-free at D_split = ∞ (value and gradient), D = 0
+    return p.t_depth_s * d / (1.0 + d / p.d_split)
+
+
 def p_norm(values, p_exp, beta=math.inf):
     """``(Σ v_i^p)^{1/p}`` of positive times, ``p ∈ [1, ∞]`` (``∞``: the exact maximum).
 
@@ -181,15 +216,18 @@ def kernel_time_s(
     beta=math.inf,
     units=math.inf,
     items=0.0,
+    rows=0.0,
+    depth=0.0,
 ):
-    """Eq. (1): ``t_floor + ‖(t_c, t_m, N·t_item)‖_p`` in seconds for ``units`` work units
-    and ``items`` serial items (defaults: a full chip, no items); at ``p = ∞`` the exact
-    maximum, ``beta`` its gradient surrogate (:func:`costmodel.smooth.select`)."""
+    """Eq. (1): ``t_floor + ‖(t_c, t_m, N·t_item + R·t_row, t_d(D))‖_p`` in seconds for
+    ``units`` work units, ``items`` and ``rows`` serial items and a serial loop of ``depth``
+    elements (defaults: a full chip, no items, no loop); at ``p = ∞`` the exact maximum,
+    ``beta`` its gradient surrogate (:func:`costmodel.smooth.select`)."""
     tc = compute_time_s(flops, m, peak_flops_per_s, p, units)
     tm = memory_time_s(q_bytes, hbm_bw_bytes_per_s, p, units)
     t_floor = jnp.asarray(p.t_floor_s) * 1.0
-    t_item = jnp.asarray(items * p.t_item_s) * 1.0
-    return t_floor + p_norm((tc, tm, t_item), p.p_overlap, beta)
+    t_item = jnp.asarray(items * p.t_item_s + rows * p.t_row_s) * 1.0
+    return t_floor + p_norm((tc, tm, t_item, depth_time_s(depth, p)), p.p_overlap, beta)
 
 
 def kernel_sol_s(flops, q_bytes, peak_flops_per_s, hbm_bw_bytes_per_s):

@@ -117,6 +117,59 @@ def test_p_norm_fill_factor_and_items():
         assert np.all(np.isfinite([float(x) for x in jax.tree.leaves(g)]))
 
 
+R = Q.replace(t_row_s=2e-10, t_depth_s=1e-9, d_split=2048.0, p_overlap=1.0)
+
+
+def test_depth_term_closed_form_and_limits():
+    """Serial loop ``t_depth·D·D_s/(D + D_s)``: linear for D ≪ D_s, capped at t_depth·D_s,
+    increasing and concave; with p = 1 every term adds."""
+    with jax.enable_x64(True):
+        assert float(kt.depth_time_s(2048.0, R)) == pytest.approx(1e-9 * 1024.0, rel=1e-12)
+        assert float(kt.depth_time_s(1.0, R)) == pytest.approx(1e-9 * 2048 / 2049, rel=1e-12)
+        assert float(kt.depth_time_s(1e12, R)) == pytest.approx(1e-9 * 2048.0, rel=1e-6)
+        lin = R.replace(d_split=math.inf)
+        assert float(kt.depth_time_s(5e5, lin)) == pytest.approx(5e-4, rel=1e-12)
+        assert float(kt.depth_time_s(5e5, kt.KERNEL_SOL)) == 0.0
+        ds = jnp.logspace(0, 7, 60)
+        td = np.asarray(jax.vmap(lambda d: kt.depth_time_s(d, R))(ds))
+        assert np.all(np.diff(td) > 0)
+        slope = np.diff(td) / np.diff(np.asarray(ds))
+        assert np.all(np.diff(slope) < 0)  # concave: the split caps the serial part
+        # p = 1: t_floor + t_c + t_m + (N·t_item + R·t_row) + t_depth(D), all closed form
+        f, q, m, u, n, r, d = 1e9, 1e7, 8.0, 32.0, 100.0, 400.0, 4096.0
+        t = float(kt.kernel_time_s(f, q, m, PEAK, BW, R, units=u, items=n, rows=r, depth=d))
+        fill = 1.0 + 64.0 / u
+        tc = f * (1 + 16.0 / m) * fill / (PEAK * 0.7)
+        tm = (q + 2e6) * fill / (BW * 0.8)
+        want = 3e-6 + tc + tm + (n * 1e-9 + r * 2e-10) + 1e-9 * d * 2048 / (d + 2048)
+        assert t == pytest.approx(want, rel=1e-12)
+
+
+def test_depth_and_rows_keep_sol_a_bound_and_gradients_finite():
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(1)
+        for _ in range(30):
+            f, q = 10 ** rng.uniform(3, 13), 10 ** rng.uniform(2, 10)
+            r, d = 10 ** rng.uniform(0, 5), 10 ** rng.uniform(0, 6)
+            t = kt.kernel_time_s(f, q, 4.0, PEAK, BW, R.replace(p_overlap=3.0), rows=r, depth=d)
+            assert float(t) >= float(kt.kernel_sol_s(f, q, PEAK, BW))
+            # SOL carries no row or depth cost
+            sol = kt.kernel_time_s(f, q, 1.0, PEAK, BW, kt.KERNEL_SOL, rows=r, depth=d)
+            assert float(sol) == pytest.approx(max(f / PEAK, q / BW), rel=1e-12)
+        ts = jax.vmap(lambda d: kt.kernel_time_s(1e6, 1e5, 8.0, PEAK, BW, R, depth=d))(
+            jnp.logspace(0, 7, 30)
+        )
+        assert np.all(np.diff(np.asarray(ts)) >= 0)
+
+        def t(p, d):
+            return kt.kernel_time_s(1e6, 1e5, 8.0, PEAK, BW, p, beta=8.0, rows=50.0, depth=d)
+
+        for p_exp in (2.5, math.inf):
+            g = jax.grad(t)(R.replace(p_overlap=p_exp), 3000.0)
+            assert np.all(np.isfinite([float(x) for x in jax.tree.leaves(g)]))
+            assert float(jax.grad(t, argnums=1)(R.replace(p_overlap=p_exp), 3000.0)) >= 0
+
+
 def test_collective_two_regimes():
     with jax.enable_x64(True):
         c = kt.CollectiveParams(
@@ -241,6 +294,9 @@ def test_moe_counts_closed_form():
     assert w["flops"][0] == pytest.approx(2 * 16 * per_expert)
     assert w["bytes"][0] == pytest.approx(16 * per_expert * 2 + 16 * h * 2 + t_r * h * 2)
     assert w["m"][0] == pytest.approx(1.0) and w["items"][0] == pytest.approx(t_r * 8)
+    # rows: the rank's token-expert pairs; depth: the two expert GEMMs' reductions
+    assert w["rows"][0] == pytest.approx(16.0) and w["depth"][0] == pytest.approx(h + inter)
+    assert w["rows"][2] == pytest.approx(512.0) and w["depth"][2] == pytest.approx(h + inter / 2)
     # row 1: vLLM passes all T tokens to the rank; its grouped router (DeepSeek-V3 shape)
     # reaches 4·4 hot + 4 tied experts, 10 of them local
     assert w["items"][1] == pytest.approx(4 * 8)
@@ -266,6 +322,7 @@ def test_attention_items_per_kv_head_and_decode_mask():
             "context": np.array([100, 5]), "kv_dtype": np.array(["bfloat16", "fp8"])}  # fmt: skip
     w = kf.work(KernelTable("attention", None, {**cols, "latency_s": np.ones(2)}))
     assert list(w["items"]) == [16.0, 2400.0] and list(w["units"]) == [16.0, 2400.0]
+    assert list(w["rows"]) == [64.0, 2400.0] and list(w["depth"]) == [100.0, 5.0]
     assert list(w["m"]) == [4.0, 1.0]
     assert w["flops"][0] == pytest.approx(4 * 2 * 32 * 100 * 128)
     assert w["bytes"][1] == pytest.approx(300 * 5 * 8 * 128 * 1.0 + 300 * 8 * 128 * 2.0)
@@ -323,7 +380,53 @@ def test_gemm_counts_and_split_k_units():
     assert w["flops"][0] == 2 * 4 * 512 * 5120
     assert w["bytes"][1] == pytest.approx(256 * 64 * 1.0 + 300 * 256 * 1.0 + 300 * 64 * 2.0)
     assert list(w["bits"]) == [16, 8] and list(w["m"]) == [4.0, 300.0]
+    assert list(w["depth"]) == [5120.0, 256.0] and list(w["rows"]) == [0.0, 0.0]
     assert list(kf.decode_mask("gemm", cols)) == [True, False]
+
+
+def test_mla_depth_is_context_and_bmm_depth_the_contraction():
+    mla = {"batch": np.array([4]), "heads": np.array([16]), "context": np.array([3000]),
+           "kv_dtype": np.array(["fp8"])}  # fmt: skip
+    w = kf.work(KernelTable("mla", None, {**mla, "latency_s": np.ones(1)}))
+    assert list(w["depth"]) == [3000.0] and list(w["rows"]) == [0.0]
+    bmm = {"tokens": np.array([8, 8]), "heads": np.array([16, 16]),
+           "op": np.array(["mla_gen_pre", "mla_gen_post"]),
+           "dtype": np.array(["bfloat16", "fp8"])}  # fmt: skip
+    w = kf.work(KernelTable("mla_bmm", None, {**bmm, "latency_s": np.ones(2)}))
+    assert list(w["depth"]) == [float(kf.MLA_NOPE), float(kf.MLA_LATENT)]
+
+
+SERIAL_TRUE = kt.KernelParams(
+    t_floor_s=2e-6, eta_c_max=0.7, m_half_rows=8.0, eta_m_max=0.8, b_half_bytes=1e6,
+    x_half_units=0.0, t_depth_s=1.5e-9, d_split=3000.0, p_overlap=4.0,
+)  # fmt: skip
+
+
+def test_pnorm_fit_reproduces_a_serial_loop():
+    """GEMM-like points whose time carries the split-capped serial loop (small n, long k):
+    the p-norm fit predicts them within 2 % and finds the loop's latency and cap."""
+    m = np.tile([1.0, 8.0, 64.0], 40)
+    n = np.repeat(np.tile([32.0, 256.0, 4096.0, 16384.0], 10), 3)
+    k = np.repeat(2.0 ** np.arange(6, 16), 12)
+    flops, q = 2.0 * m * n * k, 2.0 * n * k + 2.0 * m * (k + n)
+    with jax.enable_x64(True):
+        t = np.asarray(jax.vmap(
+            lambda f, b, mm, d: kt.kernel_time_s(f, b, mm, PEAK, BW, SERIAL_TRUE, depth=d)
+        )(flops, q, m, k))  # fmt: skip
+    hold = kf.holdout_mask(np.stack([m, n, k], 1))
+    g = dict(
+        kind="kernel", cls="gemm", system="h200_sxm", framework="fw", framework_version="0",
+        precision="bfloat16", variant="v", decode=np.ones(len(m), bool), t=t, flops=flops,
+        bytes=q, m=m, units=np.full(len(m), 1e9), items=np.zeros(len(m)),
+        depth=k, peak=np.full(len(m), PEAK), hbm=np.full(len(m), BW), hold=hold,
+        sol=np.maximum(flops / PEAK, q / BW), w=(~hold).astype(float),
+    )  # fmt: skip
+    (g,) = kf.fit_groups([g])
+    assert g["mape_in"] < 2.0 and g["mape_holdout"] < 2.0
+    assert g["params"]["t_row_s"] == 0.0 and g["params"]["t_item_s"] == 0.0
+    assert g["params"]["t_depth_s"] == pytest.approx(1.5e-9, rel=0.3)
+    assert g["params"]["d_split"] == pytest.approx(3000.0, rel=0.5)
+    assert g["sol_violations"] == 0
 
 
 # ------------------------------------------------------------------ max form (e2e prior)
@@ -412,7 +515,8 @@ def test_decode_variants_and_decode_only():
 
 @pytest.mark.parametrize(
     "argv", [["--write-prior"], ["--write-prior", "--form", "max"],
-             ["--write", "--form", "max"], ["--form", "cubic"]],
+             ["--write", "--form", "max"], ["--form", "cubic"], ["--only", "conv"],
+             ["--only", "gemm", "--write"]],
 )  # fmt: skip
 def test_prior_cli_errors(argv, capsys):
     with pytest.raises(SystemExit) as e:
