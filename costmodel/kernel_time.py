@@ -60,8 +60,9 @@ R, D and non-increasing in m and x.
 
 **Speed of light** is (1) with ``t_floor = t_item = t_row = t_depth = 0``,
 ``η_c,max = η_m,max = 1``, ``m_half = x_half = b_half = 0``, ``p = ∞``
-(:data:`KERNEL_SOL`): ``max(F/P, Q/W)``, the roofline, a lower bound of (1) for every admissible parameter (each term of (1) is ≥ its
-SOL counterpart and the p-norm is ≥ the maximum).
+(:data:`KERNEL_SOL`): ``max(F/P, Q/W)``, the roofline, a lower bound of (1) for every
+admissible parameter (each term of (1) is ≥ its SOL counterpart and the p-norm is ≥ the
+maximum).
 
 **Collective** on ``n`` ranks moving ``Q_bus`` bus bytes per rank, as the faster of two
 protocol regimes (NCCL's low-latency LL/LL128 protocols for small messages, Simple for
