@@ -396,6 +396,20 @@ def test_mla_depth_is_context_and_bmm_depth_the_contraction():
     assert list(w["depth"]) == [float(kf.MLA_NOPE), float(kf.MLA_LATENT)]
 
 
+def test_sol_uses_l2_bandwidth_for_resident_working_sets():
+    """A working set that fits in L2 (H100: 50 MB) gets the roofline on the L2 bandwidth;
+    a larger one, or a chip without the rule (B200), the HBM roofline."""
+    q = np.array([3e7, 6e7])
+    f = np.array([1.0, 1.0])
+    sol, hbm = kf.kernel_sol("h100_sxm", f, q, np.ones(2) * 1e15)
+    w_hbm = kf.hardware("h100_sxm")["hbm"]
+    assert list(hbm) == pytest.approx(list(q / w_hbm))
+    assert sol[0] == pytest.approx(3e7 / (132 * 128 * 1.98e9)) and sol[0] < hbm[0]
+    assert sol[1] == hbm[1]
+    sol, hbm = kf.kernel_sol("b200_sxm", f, q, np.ones(2) * 1e15)
+    assert np.array_equal(sol, hbm)
+
+
 SERIAL_TRUE = kt.KernelParams(
     t_floor_s=2e-6, eta_c_max=0.7, m_half_rows=8.0, eta_m_max=0.8, b_half_bytes=1e6,
     x_half_units=0.0, t_depth_s=1.5e-9, d_split=3000.0, p_overlap=4.0,
