@@ -350,7 +350,7 @@ def work(table) -> dict:
         q = experts * per_expert * wb + pairs * hid * ab + rank_tokens * hid * 2.0
         m = pairs / experts
         units = experts * inter / tp
-        items = rank_tokens * topk
+        items = moe_routed_slots(c)
         rows = pairs
         depth = hid + inter / tp
         shape = np.stack(
@@ -427,6 +427,47 @@ def moe_rank_tokens(framework, tokens, topk, ep):
     collect_moe.py``."""
     local = np.maximum(tokens * (1.0 - (1.0 - 1.0 / ep) ** topk), 1.0)
     return np.where(np.asarray(framework) == "sglang", local, tokens)
+
+
+def balanced_rank0_tokens(tokens: int, topk: int, experts: int, ep: int) -> int:
+    """Tokens of ``tokens`` with at least one of their ``topk`` balanced-routing experts
+    ``(i + j·⌈E/k⌉) mod E`` on rank 0 (experts ``0 … E/ep − 1``): the rank-0 workload of
+    aiconfigurator's SGLang collector (``build_rank0_workloads``, ``rank0_token_mask``)."""
+    stride = -(-experts // topk)
+    i = np.arange(tokens)[:, None]
+    hot = (i + np.arange(topk)[None, :] * stride) % experts
+    return int(np.any(hot < experts // ep, axis=1).sum())
+
+
+def moe_routed_slots(c) -> np.ndarray:
+    """Token slots ``T_k·k`` the measured MoE kernel routes, sorts and reduces (the item
+    count ``N``), per row of a MoE table's columns ``c``.
+
+    aiconfigurator's SGLang collector builds a rank-0 workload only on its own Triton path
+    (``bfloat16`` / ``fp8_block`` through ``sglang_fused_moe_triton`` with ``moe_ep > 1``):
+    the tokens with a local expert under balanced routing
+    (:func:`balanced_rank0_tokens`, all ``T`` while ``ep ≤ k``). Its quantized and
+    non-Triton lanes go through the framework's MoE layer, which, like the TensorRT-LLM and
+    vLLM collectors, takes all ``T`` tokens and masks the remote experts' slots. Source:
+    aiconfigurator ``collector/sglang/collect_moe.py`` (``run_moe_torch``:
+    ``use_framework_layer``). The byte count keeps :func:`moe_rank_tokens` (shared with the
+    end-to-end prior)."""
+    t, k, e, ep = (np.asarray(c[x]).astype(int) for x in ("tokens", "topk", "experts", "moe_ep"))
+    src = np.asarray(c["kernel_source"]).astype(str)
+    rank0 = (
+        (np.asarray(c["framework"]) == "sglang")
+        & (src == "sglang_fused_moe_triton")
+        & np.isin(np.asarray(c["dtype"]), ["bfloat16", "fp8_block"])
+        & (ep > 1)
+    )
+    cache: dict = {}
+    out = t.astype(float)
+    for i in np.where(rank0)[0]:
+        key = (t[i], k[i], e[i], ep[i])
+        if key not in cache:
+            cache[key] = max(balanced_rank0_tokens(*key), 1)
+        out[i] = cache[key]
+    return out * k
 
 
 def gated_matrices(c) -> np.ndarray:
