@@ -280,7 +280,8 @@ def test_moe_counts_closed_form():
     """Balanced routing, rank tokens per framework, 2 matrices for Nemotron-3 shapes."""
     h, inter = 7168, 2048
     rows = [
-        ("h200_sxm", "sglang", "0", "triton", "bfloat16", 4, h, inter, 8, 256, 1, 2),
+        ("h200_sxm", "sglang", "0", "sglang_fused_moe_triton", "bfloat16", 4, h, inter, 8, 256,
+         1, 2),
         ("h200_sxm", "vllm", "0", "triton", "bfloat16", 4, h, inter, 8, 256, 1, 2),
         ("h200_sxm", "vllm", "0", "triton", "bfloat16", 64, h, inter, 8, 256, 2, 1),
         ("h200_sxm", "vllm", "0", "triton", "bfloat16", 1, 2688, 1856, 6, 128, 1, 1),
@@ -293,7 +294,9 @@ def test_moe_counts_closed_form():
     per_expert = 3 * h * inter
     assert w["flops"][0] == pytest.approx(2 * 16 * per_expert)
     assert w["bytes"][0] == pytest.approx(16 * per_expert * 2 + 16 * h * 2 + t_r * h * 2)
-    assert w["m"][0] == pytest.approx(1.0) and w["items"][0] == pytest.approx(t_r * 8)
+    # items: SGLang's Triton rank-0 workload under balanced routing — every token has a
+    # local expert while ep <= k, so all 4 tokens with their 8 slots
+    assert w["m"][0] == pytest.approx(1.0) and w["items"][0] == pytest.approx(4 * 8)
     # rows: the rank's token-expert pairs; depth: the two expert GEMMs' reductions
     assert w["rows"][0] == pytest.approx(16.0) and w["depth"][0] == pytest.approx(h + inter)
     assert w["rows"][2] == pytest.approx(512.0) and w["depth"][2] == pytest.approx(h + inter / 2)
@@ -307,6 +310,26 @@ def test_moe_counts_closed_form():
     # rows 3-4: non-gated (Nemotron-3 Nano shape; a kernel named *nongated*)
     assert list(kf.gated_matrices(_moe_table(rows).columns)) == [3, 3, 3, 2, 2]
     assert w["flops"][3] == pytest.approx(2 * 6 * 2 * 2688 * 1856)
+
+
+def test_balanced_rank0_tokens_and_routed_slots():
+    """Balanced routing, E = 256, k = 8 (stride 32): rank 0 of ep = 64 holds experts 0-3, hit
+    by tokens i with i mod 32 < 4 — 8 of 64; every token while ep <= k; a single token 1."""
+    assert kf.balanced_rank0_tokens(64, 8, 256, 64) == 8
+    assert kf.balanced_rank0_tokens(64, 8, 256, 8) == 64
+    assert kf.balanced_rank0_tokens(1, 8, 256, 256) == 1
+    assert kf.balanced_rank0_tokens(40, 8, 256, 256) == 2  # tokens 0 and 32 hit expert 0
+    h, inter = 2048, 768
+    rows = [
+        ("h200_sxm", "sglang", "0", "sglang_fused_moe_triton", "fp8_block", 64, h, inter, 8, 256,
+         1, 64),
+        ("h200_sxm", "sglang", "0", "sglang_marlin_moe", "int4_wo", 64, h, inter, 8, 256, 1, 64),
+        ("h200_sxm", "vllm", "0", "triton", "bfloat16", 64, h, inter, 8, 256, 1, 64),
+        ("h200_sxm", "sglang", "0", "sglang_fused_moe_triton", "bfloat16", 64, h, inter, 8, 256,
+         1, 1),
+    ]  # fmt: skip
+    slots = kf.moe_routed_slots(_moe_table(rows).columns)
+    assert list(slots) == [8 * 8, 64 * 8, 64 * 8, 64 * 8]
 
 
 def test_moe_rank_tokens():
