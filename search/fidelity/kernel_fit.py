@@ -51,8 +51,9 @@ a KV head into one CTA, each with its own set-up (Q load, softmax state, split-K
 — the per-item term; ``N = B·H`` (the first pass) left MHA shapes with many short
 sequences up to 3× under-predicted; MLA ``x = B``, ``N = B·H``; MLA BMM
 ``x = H``, ``N = T·H``; MoE ``x = e·I/tp`` (columns of the active experts),
-``N = T_r·k`` (token slots the kernel routes, sorts, gathers and reduces, remote ones
-included: they are masked, not dropped).
+``N`` = the token slots the kernel routes, sorts, gathers and reduces, remote ones
+included: they are masked, not dropped (:func:`moe_routed_slots`: all ``T·k``, or SGLang's
+rank-0 workload on its Triton lane).
 
 **Rows** ``R`` (second per-item term, its own ``t_row``) and **serial depth** ``D`` (the
 reduction loop each CTA walks, capped by the library's split at a fitted ``D_split``,
