@@ -13,7 +13,12 @@ origin and licence: ``data/extra_measurements_SOURCES.md``. Evidence grade B.
   vocabulary; only the RoPE scaling and the context limit differ, which a decode step at
   ≤ 4k tokens does not see);
 * **system**: :data:`SYSTEMS` (the database has no MI250 or Intel GPU: those rows are
-  skipped); ``num_gpus`` above the system's chips → skipped;
+  skipped); ``num_gpus`` above the system's chips → skipped. Argonne's A100 is the
+  **40 GB** SXM4 part of an ALCF Polaris node (``polaris-a100-4``: 1,555 GB/s, 40 GiB), not
+  the 80 GB HGX part: the A100 scripts of the benchmark's repository are PBS jobs on
+  Polaris (queue ``preemptable``, file systems ``home:eagle:grand``, paths under
+  ``/lus/grand``) with at most 4 GPUs, and the 70B rows on 4 GPUs run out of KV cache
+  exactly where 40 GiB minus a quarter of the FP16 weights says they should;
 * **software**: :data:`SOFTWARE` (``vllm-rocm`` is vLLM, ``deepspeed-mii`` DeepSpeed);
 * **precision**: :data:`RECIPES` (FP16 runs as ``bf16``: same bytes and peak);
 * **split**: ``attn_tp = moe_tp = tp`` (= ``num_gpus`` in Argonne), ``ep = dp = pp = 1``;
@@ -21,6 +26,16 @@ origin and licence: ``data/extra_measurements_SOURCES.md``. Evidence grade B.
   the decode);
 * **time**: ``tpot_s`` = ``tpot_ms``·10⁻³ — end-to-end latency ÷ ``osl`` of an offline batch,
   prefill included (``includes_prefill``, from ``tpot_kind`` in ``notes``).
+
+What the Argonne columns are (LLM-Inference-Bench, arXiv:2411.00136; its scripts on
+GitHub): one call generates for ``Batch Size`` prompts of exactly ``Input Output Length``
+tokens each and as many output tokens (``isl = osl``), submitted together (an offline
+batch: ``concurrency`` = the batch); ``Latency`` is the wall time of that call (vLLM:
+``LLM.generate`` on random-token prompts; the mean of 30 timed runs after 10 warm-ups on
+H100 / MI300X, one after 3 on A100), ``Throughput`` = batch·(isl + osl) / latency, so
+``tpot_ms`` = latency / osl; ``Num of Hardware`` is the tensor-parallel size
+(``--tensor-parallel-size`` / ``--tp_size``); FP16 weights; 2024 stacks (vLLM 0.5–0.6.1,
+TensorRT-LLM 0.10–0.12). Whether every request decodes ``osl`` tokens: :data:`FULL_LENGTH`.
 
 A row that cannot be mapped is kept with ``usable = False`` and a one-line ``reason``.
 Errors in the file itself (missing column, non-numeric or non-positive field, unknown
@@ -54,7 +69,7 @@ SOURCES = ("argonne_llm_inference_bench", "rocm_vllm_devdocker")
 """Known ``source_id`` values."""
 
 SYSTEMS = {
-    "a100": "hgx-a100-8",
+    "a100": "polaris-a100-4",
     "h100": "hgx-h100-8",
     "gh200": "gh200-1",
     "mi300x": "mi300x-8",
@@ -80,6 +95,19 @@ MODEL_IDS = {
 }
 """Ids the aliases do not list, mapped to a model of the same architecture (module doc)."""
 
+FULL_LENGTH = {
+    ("argonne_llm_inference_bench", "vllm"): True,
+    ("rocm_vllm_devdocker", "vllm-rocm"): True,
+}
+"""(source, framework) → whether every request decodes exactly ``osl`` tokens: the
+benchmark's vLLM scripts pass ``SamplingParams(ignore_eos=True, max_tokens=output_len)``
+(``vLLM/*/benchmark_throughput.py`` of LLM-Inference-Bench; vLLM's own
+``benchmarks/benchmark_latency.py`` used by the ROCm dev-docker tables). Its
+TensorRT-LLM runs (``run.py``: greedy ``top_k = 1``, ``end_id`` = the tokenizer's EOS) and
+DeepSpeed-MII runs (``mii.pipeline(...)(prompts, max_new_tokens=…)``) stop at the
+end-of-sequence token, and send ``batch`` copies of one prompt (``"France " × isl``), so
+they may decode fewer than ``osl`` steps (others: False)."""
+
 TPOT_KINDS = {"e2e_latency_div_osl_offline_batch": True}
 """``tpot_kind`` in ``notes`` → whether the TPOT includes the batch's prefill."""
 
@@ -104,6 +132,7 @@ class ExtraRow(NamedTuple):
     context: float
     tpot_s: float
     includes_prefill: bool
+    full_length: bool
     usable: bool
     reason: str
     notes: str
@@ -213,6 +242,7 @@ def _row(r: dict, line: int, path) -> ExtraRow:
         context=isl + osl / 2.0,
         tpot_s=tpot,
         includes_prefill=TPOT_KINDS[kind],
+        full_length=FULL_LENGTH.get((src, fw), False),
         usable=not reason,
         reason=reason,
         notes=notes,

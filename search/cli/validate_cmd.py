@@ -357,7 +357,7 @@ def print_extra(rep: dict) -> None:
         items = list(rep[key].items())
         if key == "by_source":
             items.append(("[b]all[/b]", rep["overall"]))
-            items.append(("all, batch fits in HBM", rep["overall_fits_hbm"]))
+            items.append(("all, batch in one wave", rep["overall_fits_hbm"]))
             items.append(("all, <= 8 users", rep["overall_le8_users"]))
         for name, s in items:
             a, lo = s["as_is"], s["lofo"]
@@ -375,11 +375,11 @@ def print_extra(rep: dict) -> None:
                   f"{e['reason']}")  # fmt: skip
     w = Table(title="10 worst rows (LOFO)", title_justify="left")
     for col in ("id", "family", "model", "gpus", "users", "isl/osl", "meas ms", "LOFO ms",
-                "as-is ms", "SOL ms", "prefill", "fits HBM", "err"):  # fmt: skip
+                "as-is ms", "SOL ms", "prefill", "waves", "err"):  # fmt: skip
         w.add_column(col, justify="left" if col in ("id", "family", "model") else "right")
     for r in rep["worst"]:
         w.add_row(r["id"], r["family"], r["model"], str(r["gpus"]), str(r["users"]),
                   f"{r['isl']}/{r['osl']}", f"{r['measured_ms']:.4g}", f"{r['lofo_ms']:.4g}",
                   f"{r['as_is_ms']:.4g}", f"{r['sol_ms']:.4g}", f"{r['prefill_share']:.0%}",
-                  "yes" if r["fits_hbm"] else "no", f"{r['err_lofo_pct']:+.0f}%")  # fmt: skip
+                  str(r["waves"]), f"{r['err_lofo_pct']:+.0f}%")  # fmt: skip
     con.print(w)
