@@ -108,6 +108,13 @@ DeepSpeed-MII runs (``mii.pipeline(...)(prompts, max_new_tokens=…)``) stop at 
 end-of-sequence token, and send ``batch`` copies of one prompt (``"France " × isl``), so
 they may decode fewer than ``osl`` steps (others: False)."""
 
+SAME_TOKENS = {("argonne_llm_inference_bench", "tensorrt-llm"): True}
+"""(source, framework) → whether every request of the batch decodes the same tokens:
+LLM-Inference-Bench's TensorRT-LLM ``run.py`` sends ``batch`` copies of one prompt
+(``generate_input``: ``"France " × isl``) and decodes greedily (``--top_k`` default 1 in
+its ``utils.py``), so all sequences pick the same experts at every MoE layer and step
+(others: False; its vLLM runs send random distinct prompts and sample)."""
+
 TPOT_KINDS = {"e2e_latency_div_osl_offline_batch": True}
 """``tpot_kind`` in ``notes`` → whether the TPOT includes the batch's prefill."""
 
@@ -133,6 +140,7 @@ class ExtraRow(NamedTuple):
     tpot_s: float
     includes_prefill: bool
     full_length: bool
+    same_tokens: bool
     usable: bool
     reason: str
     notes: str
@@ -243,6 +251,7 @@ def _row(r: dict, line: int, path) -> ExtraRow:
         tpot_s=tpot,
         includes_prefill=TPOT_KINDS[kind],
         full_length=FULL_LENGTH.get((src, fw), False),
+        same_tokens=SAME_TOKENS.get((src, fw), False),
         usable=not reason,
         reason=reason,
         notes=notes,

@@ -33,6 +33,11 @@ bound of the measured TPOT. Rows whose requests may stop at the end-of-sequence 
 (``full_length`` False in :mod:`hardware_db.extra_e2e`) get one wave in SOL: fewer
 output tokens need less KV cache.
 
+**Same tokens.** Where every request of the batch is a copy of one prompt decoded
+greedily (``same_tokens``: the benchmark's TensorRT-LLM runs) a MoE step reads only the
+``top_k`` experts all sequences share: such rows run :func:`same_routing_spec`, in the
+model and in SOL.
+
 **Modes** (as a user gets them, :func:`search.scenario.calibrated_mode`): the kernel-level
 mode where the hardware × software was fitted (H100 with vLLM / TensorRT-LLM),
 *transferred* from the nearest measured hardware otherwise (A100 40GB, GH200, MI300X), the
@@ -103,6 +108,16 @@ def _assumed_eta(software: str) -> float:
     return float(sw.get("prefill_eta", PREFILL_ETA))
 
 
+def same_routing_spec(spec):
+    """A MoE model whose batch decodes identical sequences: every token of a step picks the
+    same ``top_k`` experts, so a step reads ``top_k`` experts per layer (not the
+    ``E·(1 − (1 − k/E)^B)`` of ``B`` distinct tokens) while each token still does the FLOPs
+    of ``top_k`` experts — exactly the model with ``n_experts = top_k`` (the router's
+    ``E``-wide GEMV, < 0.1 % of the step, shrinks with it). Used for rows with
+    ``same_tokens`` (:mod:`hardware_db.extra_e2e`)."""
+    return spec.replace(n_experts=spec.top_k)
+
+
 def evaluate_rows(rows) -> dict:
     """Per row (arrays ``[N]``): calibrated and SOL step times, prefill terms, assumed
     η_p, mode name and kind, and the KV waves — ``waves``/``wave_n``/``wave_step_s``
@@ -136,6 +151,8 @@ def evaluate_rows(rows) -> dict:
             modes[key] = (mode, name, kind, _assumed_eta(r.software))
         mode, name, kind, e = modes[key]
         spec, prec, system = models[r.model], precs[r.recipe], systems[r.system]
+        if r.same_tokens and float(spec.n_experts) > 0:
+            spec = same_routing_spec(spec)
         par = Parallelism(r.tp, 1, 1, 1, r.tp, 1)
         wl = Workload(batch=r.batch, context_tokens=r.context)
         base.append((spec, prec, system, par, mode))
@@ -146,7 +163,8 @@ def evaluate_rows(rows) -> dict:
         wts.append(w)
         one = Workload(batch=1.0, context_tokens=float(r.isl + r.osl))
         hbm.append(float(system.chip.hbm_capacity_bytes))
-        w_chip.append(float(weight_bytes_per_chip(spec, prec, par, one)))
+        # resident weights: every expert is in HBM whatever the batch routes to
+        w_chip.append(float(weight_bytes_per_chip(models[r.model], prec, par, one)))
         kv_seq.append(float(kv_bytes_per_chip(spec, prec, par, one)))
         names.append(name)
         kinds.append(kind)
