@@ -276,7 +276,8 @@ def test_kv_waves_closed_form():
 def test_same_routing_spec_reads_top_k_experts():
     """Identical greedy sequences (the TensorRT-LLM rows): the Mixtral stand-in keeps
     top-2 routing but holds only 2 experts per layer, i.e. the full model's weights minus
-    6 of 8 experts (32 layers × 3 matrices of 4096 × 14336, FP16, over 4 GPUs)."""
+    6 of 8 experts (32 layers × 3 matrices of 4096 × 14336, FP16, over 4 GPUs) and 6 of
+    the 8 router columns (4096 × 32 layers, FP16, replicated)."""
     from costmodel.decode import weight_bytes_per_chip
     from hardware_db.extra_models import load_model_any
     from search.fidelity.extra_set import same_routing_spec
@@ -288,4 +289,5 @@ def test_same_routing_spec_reads_top_k_experts():
     wl = Workload(batch=16.0, context_tokens=256.0)
     w_full = float(weight_bytes_per_chip(spec, prec, par, wl))
     w_same = float(weight_bytes_per_chip(same, prec, par, wl))
-    assert w_full - w_same == pytest.approx(6 * 32 * 3 * 4096 * 14336 * 2 / 4, rel=1e-6)
+    expert, router = 6 * 32 * 3 * 4096 * 14336 * 2 / 4, 6 * 4096 * 32 * 2
+    assert w_full - w_same == pytest.approx(expert + router, rel=1e-9)
