@@ -291,3 +291,25 @@ def test_same_routing_spec_reads_top_k_experts():
     w_same = float(weight_bytes_per_chip(same, prec, par, wl))
     expert, router = 6 * 32 * 3 * 4096 * 14336 * 2 / 4, 6 * 4096 * 32 * 2
     assert w_full - w_same == pytest.approx(expert + router, rel=1e-9)
+
+
+def test_lofo_weights_families_equally():
+    """Each training family weighs the same whatever its row count: repeating one family's
+    rows three times changes no other family's fit."""
+    from search.fidelity.extra_set import lofo
+
+    rng = np.random.default_rng(2)
+    n = 30
+    ev = {
+        "step_s": rng.uniform(5e-3, 50e-3, n),
+        "compute_s": rng.uniform(0.01, 2.0, n),
+        "weights_s": rng.uniform(1e-3, 5e-3, n),
+        "osl": np.full(n, 256.0),
+    }
+    ev["meas_s"] = ev["step_s"] * np.r_[np.full(10, 1.2), np.full(10, 2.0), np.full(10, 1.5)]
+    fams = ["a"] * 10 + ["b"] * 10 + ["c"] * 10
+    _, fitted = lofo(ev, fams)
+    rep = np.r_[np.arange(20), np.tile(np.arange(20, 30), 3)]
+    ev3 = {k: v[rep] for k, v in ev.items()}
+    _, fitted3 = lofo(ev3, [fams[i] for i in rep])
+    assert fitted3["a"] == fitted["a"] and fitted3["b"] == fitted["b"]

@@ -356,6 +356,7 @@ def print_extra(rep: dict) -> None:
             t.add_column(col, justify="left" if col == label else "right")
         items = list(rep[key].items())
         if key == "by_source":
+            items += [(f"{n}, <= 8 users", v["le8_users"]) for n, v in rep[key].items()]
             items.append(("[b]all[/b]", rep["overall"]))
             items.append(("all, batch in one wave", rep["overall_fits_hbm"]))
             items.append(("all, <= 8 users", rep["overall_le8_users"]))

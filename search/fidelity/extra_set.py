@@ -54,8 +54,11 @@ in Python), ``η_p`` and the runtime reserve ``R`` of the KV budget — chosen o
     TPOT = n_w(R) · (k · t_step(c_w(R)) + o + o_seq · c_w(R))
            + max(F_p / (tp·P·η_p), n_w(R) · W_chip/BW) / osl
 
-on the rows of every **other** family (hardware × framework); the held-out family's rows
-never influence its prediction. Reported next to the out-of-sample figures *as is* (no
+on the rows of every **other** family (hardware × framework), each family weighted
+equally (a family is one stack on one machine; its rows sweep batch and length and are
+strongly correlated — unweighted, the 599-row Argonne MI300X family alone would set the
+globals); the held-out family's rows never influence its prediction. ``o_seq`` is
+charged only to :data:`PER_SEQ_SOFTWARE`. Reported next to the out-of-sample figures *as is* (no
 fit: ``k = 1``, ``o = o_seq = 0``, ``R = 0``, ``η_p`` as assumed above).
 """
 
@@ -74,6 +77,17 @@ GRID_ETA = np.asarray([0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
 
 GRID_OSEQ_S = np.concatenate([[0.0], np.geomspace(3e-6, 1e-3, 11)])
 """Grid of the per-sequence per-step cost ``o_seq`` (0, then 3 µs … 1 ms)."""
+
+PER_SEQ_SOFTWARE = frozenset({"vllm"})
+"""Software whose engine does Python work per running sequence each step, charged
+``o_seq`` per sequence: vLLM's V0 ``LLMEngine.step`` builds a ``SequenceGroupMetadata``
+with its block table for every scheduled group (``vllm/core/scheduler.py``
+``schedule``), then appends each sampled token and detokenises it incrementally per
+sequence (``vllm/engine/output_processor/single_step.py``,
+``vllm/transformers_utils/detokenizer.py``). TensorRT-LLM's runtime keeps the batch in
+its C++ executor and ``run.py`` detokenises once at the end; the Gaudi2 DeepSpeed runs
+call Hugging Face ``generate`` on a static batch (tensor ops per step). DeepSpeed-MII's
+Python ragged-batching loop may pay it too; not charged (no source measurement)."""
 
 GRID_RESERVE_B = np.asarray([0.0, 1e9, 2e9, 4e9])
 """Grid of the runtime reserve ``R`` of the KV budget (bytes per chip; 0 = as is)."""
@@ -210,18 +224,21 @@ def evaluate_rows(rows) -> dict:
         "meas_s": np.asarray([r.tpot_s for r in rows], np.float64),
         "eta": np.asarray(eta),
         "fits": np.asarray(waves[0]) == 1.0,
+        "per_seq": np.asarray([r.software in PER_SEQ_SOFTWARE for r in rows]),
         "mode": names,
         "kind": kinds,
     }
 
 
 def _waves_of(ev: dict, j: int):
-    """``(waves, wave batch, step at it)`` of reserve index ``j`` (no waves if the dict
-    has none: the step at ``c``, one wave)."""
+    """``(waves, sequences charged o_seq, step)`` of reserve index ``j``: the wave batch
+    where the software pays a per-sequence cost (``per_seq``, :data:`PER_SEQ_SOFTWARE`),
+    else 0; no waves if the dict has none (the step at ``c``, one wave)."""
+    per_seq = np.asarray(ev.get("per_seq", True), float)
     if "waves" not in ev:
         n = np.ones_like(ev["step_s"])
         return n, np.zeros_like(n), ev["step_s"]
-    return ev["waves"][j], ev["wave_n"][j], ev["wave_step_s"][j]
+    return ev["waves"][j], ev["wave_n"][j] * per_seq, ev["wave_step_s"][j]
 
 
 def predict(ev: dict, fit: dict, sel=slice(None)):
@@ -235,14 +252,13 @@ def predict(ev: dict, fit: dict, sel=slice(None)):
 
 def fit_globals(ev: dict, sel) -> dict:
     """``k, o_s, o_seq_s, eta_p, reserve_b`` on the grids minimising the MAPE of the rows
-    ``sel`` (module doc). Without waves in ``ev`` the reserve is 0 and one wave is run."""
+    ``sel`` (weighted by ``ev["row_weight"]`` if given; module doc). Without waves in
+    ``ev`` the reserve is 0 and one wave is run."""
     sel = np.asarray(sel, bool)
-    comp, wts, osl, meas = (
-        ev["compute_s"][sel],
-        ev["weights_s"][sel],
-        ev["osl"][sel],
-        ev["meas_s"][sel],
-    )
+    comp, wts = ev["compute_s"][sel], ev["weights_s"][sel]
+    osl, meas = ev["osl"][sel], ev["meas_s"][sel]
+    wt = np.asarray(ev["row_weight"], float)[sel] if "row_weight" in ev else np.ones(len(meas))
+    wt = wt / wt.sum()
     best = (np.inf, None)
     ks, os_ = GRID_K[:, None, None], GRID_O_S[None, :, None]
     n_res = len(GRID_RESERVE_B) if "waves" in ev else 1
@@ -252,7 +268,7 @@ def fit_globals(ev: dict, sel) -> dict:
         for e in GRID_ETA:
             pre = np.maximum(comp / e, n_w * wts) / osl
             for q in GRID_OSEQ_S:
-                err = np.abs((base + n_w * q * n_b + pre) / meas - 1.0).mean(axis=-1)
+                err = (np.abs((base + n_w * q * n_b + pre) / meas - 1.0) * wt).sum(axis=-1)
                 i, m = np.unravel_index(np.argmin(err), err.shape)
                 if err[i, m] < best[0]:
                     best = (float(err[i, m]), {
@@ -264,10 +280,13 @@ def fit_globals(ev: dict, sel) -> dict:
 
 def lofo(ev: dict, families) -> tuple[np.ndarray, dict]:
     """Leave-one-family-out predictions ``[N]`` and each family's globals (``k``, ``o_ms``,
-    ``o_seq_us``, ``eta_p``, ``reserve_gb``) fitted on the other families' rows."""
+    ``o_seq_us``, ``eta_p``, ``reserve_gb``) fitted on the other families' rows, each
+    family weighted equally (rows ``1 / family size``, module doc)."""
     fam = np.asarray(families)
     pred = np.empty(len(fam))
     fitted = {}
+    sizes = {f: int(np.sum(fam == f)) for f in set(families)}
+    ev = dict(ev, row_weight=np.asarray([1.0 / sizes[f] for f in families]))
     for f in sorted(set(families)):
         held = fam == f
         g = fit_globals(ev, ~held)
@@ -309,7 +328,7 @@ def extra_level_report(path=None) -> dict:
     MAPE, median signed error, SOL violations; per family also the mode, the median prefill
     share of the predicted TPOT, the scores of its rows whose batch fits in one wave
     (``fits_hbm``: KV budget at R = 0) and the LOFO-fitted globals), ``overall``,
-    ``overall_fits_hbm``, ``overall_le8_users``
+    ``overall_fits_hbm``, ``overall_le8_users`` (also per source and family: ``le8_users``)
     (rows with ≤ 8 concurrent requests), ``rows_not_fitting_hbm``,
     ``sol_violations`` (id, measured/SOL, reason), ``worst`` (ten largest LOFO errors).
     """
@@ -342,11 +361,13 @@ def extra_level_report(path=None) -> dict:
 
     fam_a, src_a, kind_a = np.asarray(fams), np.asarray([r.source_id for r in rows]), None
     kind_a = np.asarray(ev["kind"])
+    le8 = np.asarray([r.concurrency <= 8 for r in rows])
     by_family = {}
     for f in sorted(set(fams)):
         sel = fam_a == f
         by_family[f] = both(sel) | {
             "fits_hbm": both(sel & ev["fits"]),
+            "le8_users": both(sel & le8),
             "mode": sorted({ev["mode"][i] for i in np.nonzero(sel)[0]}),
             "prefill_share_median": round(float(np.median(pre_share[sel])), 3),
             "lofo_fit": fitted[f],
@@ -376,12 +397,15 @@ def extra_level_report(path=None) -> dict:
         "rows_total": len(every),
         "rows_used": len(rows),
         "skipped": dict(sorted(skipped.items(), key=lambda kv: -kv[1])),
-        "by_source": {s: both(src_a == s) for s in sorted(set(src_a))},
+        "by_source": {
+            s: both(src_a == s) | {"le8_users": both((src_a == s) & le8)}
+            for s in sorted(set(src_a))
+        },
         "by_family": by_family,
         "by_mode_kind": {k: both(kind_a == k) for k in sorted(set(kind_a))},
         "overall": both(np.ones(len(rows), bool)),
         "overall_fits_hbm": both(ev["fits"]),
-        "overall_le8_users": both(np.asarray([r.concurrency <= 8 for r in rows])),
+        "overall_le8_users": both(le8),
         "rows_not_fitting_hbm": int(np.sum(~ev["fits"])),
         "sol_violations": [
             {
