@@ -37,7 +37,7 @@ def test_resolve_aliases(kind, name, slug):
         ("systems", "gb200-nvl27", "unknown system 'gb200-nvl27'; did you mean gb200-nvl72?"),
         ("chips", "h1000", "unknown chip 'h1000'; did you mean "),
         ("precisions", "nvfp5", "unknown precision 'nvfp5'; did you mean nvfp4"),
-        ("chips", "zzzzzz", "unknown chip 'zzzzzz'; known: a100, b200"),
+        ("chips", "zzzzzz", "unknown chip 'zzzzzz'; known: a100, a100-40gb, b200"),
         ("chips", "", "empty chip name; known: a100"),
     ],
 )
