@@ -119,16 +119,12 @@ def relax(problems, owner, x0, objective, n_steps, lr, beta, mu, kappa):
     return x, hist
 
 
-def exact(problems, requests, objective, want_results=False):
-    """:func:`search.gradient_programs.run_exact` by the interpreter (same arguments and
-    results)."""
-    sizes = [len(r[1]) for r in requests]
-    owner = np.concatenate([np.full(n, req[0]) for n, req in zip(sizes, requests, strict=True)])
-    rows = np.concatenate([np.asarray(r[1], np.float64).reshape(-1, 6) for r in requests])
+def exact(problems, owner, rows, kv, objective, want_results=False):
+    """Exact scores of ``rows`` (splits ``[n, 6]``, knob values ``kv [n, K]``, row ``i`` of
+    ``problems[owner[i]]``) by the interpreter, in chunks: ``(scores, results)`` as
+    :func:`search.gradient_programs.split_requests` takes them (results: the DecodeResult
+    leaves per chunk, with ``want_results``)."""
     n_knobs = problems[0].key[1]
-    kv = np.concatenate(
-        [np.asarray(r[2], np.float64).reshape(len(r[1]), n_knobs) for r in requests]
-    )
     scores, results = [], []
     for s in range(0, len(rows), CHUNK_ROWS):
         idx = owner[s : s + CHUNK_ROWS]
@@ -151,15 +147,4 @@ def exact(problems, requests, objective, want_results=False):
         scores.append(out[0])
         if want_results:
             results.append(out[1:])
-    scores = np.concatenate(scores)
-    cuts = np.cumsum([0, *sizes])
-    out_s = [scores[cuts[i] : cuts[i + 1]] for i in range(len(requests))]
-    if not want_results:
-        return out_s, [None] * len(requests)
-    cols = [np.concatenate(c) for c in zip(*results, strict=True)]
-    treedef = gp._result_treedef()
-    out_r = [
-        jax.tree.unflatten(treedef, [c[cuts[i] : cuts[i + 1]] for c in cols])
-        for i in range(len(sizes))
-    ]
-    return out_s, out_r
+    return scores, results

@@ -451,20 +451,16 @@ def run_exact(problems, requests, objective, want_results=False):
     Returns one score array per request (and one DecodeResult of numpy arrays per
     request with ``want_results``)."""
     sizes = [len(r[1]) for r in requests]
-    if use_interpreter(sum(sizes)):
-        from search.gradient_interpreted import exact
-
-        return exact(problems, requests, objective, want_results)
-    prog = exact_program(problems[0].key, objective)
-    tag = _tag(problems[0].key, "exact", objective)
     if sum(sizes) == 0:
         return [np.zeros(0)] * len(requests), [None] * len(requests)
-    owner = np.concatenate([np.full(n, req[0]) for n, req in zip(sizes, requests, strict=True)])
-    rows = np.concatenate([np.asarray(r[1], np.float64).reshape(-1, 6) for r in requests])
-    n_knobs = problems[0].key[1]
-    kv = np.concatenate(
-        [np.asarray(r[2], np.float64).reshape(len(r[1]), n_knobs) for r in requests]
-    )
+    owner, rows, kv = flat_requests(problems, requests)
+    if use_interpreter(len(rows)):
+        from search.gradient_interpreted import exact
+
+        scores, results = exact(problems, owner, rows, kv, objective, want_results)
+        return split_requests(scores, results, sizes, want_results)
+    prog = exact_program(problems[0].key, objective)
+    tag = _tag(problems[0].key, "exact", objective)
     scores, results = [], []
     for s in range(0, len(rows), EXACT_ROWS):
         take = np.minimum(np.arange(s, s + EXACT_ROWS), len(rows) - 1)
@@ -475,13 +471,35 @@ def run_exact(problems, requests, objective, want_results=False):
         n = min(EXACT_ROWS, len(rows) - s)
         scores.append(np.asarray(sc)[:n])
         if want_results:
-            leaves = [np.asarray(a)[:n] for a in r]
-            results.append(jax.tree.unflatten(_result_treedef(), leaves))
+            results.append([np.asarray(a)[:n] for a in r])
+    return split_requests(scores, results, sizes, want_results)
+
+
+def flat_requests(problems, requests):
+    """``run_exact``'s requests as rows: the owning problem ``[n]``, splits ``[n, 6]`` and
+    knob values ``[n, K]``, in request order."""
+    sizes = [len(r[1]) for r in requests]
+    owner = np.concatenate([np.full(n, req[0]) for n, req in zip(sizes, requests, strict=True)])
+    rows = np.concatenate([np.asarray(r[1], np.float64).reshape(-1, 6) for r in requests])
+    n_knobs = problems[0].key[1]
+    kv = np.concatenate(
+        [np.asarray(r[2], np.float64).reshape(len(r[1]), n_knobs) for r in requests]
+    )
+    return owner, rows, kv
+
+
+def split_requests(scores, results, sizes, want_results):
+    """Chunked scores (and DecodeResult leaves per chunk) → one array (and one
+    DecodeResult of arrays) per request of ``sizes`` rows."""
     scores = np.concatenate(scores)
     cuts = np.cumsum([0, *sizes])
-    out_s = [scores[cuts[i] : cuts[i + 1]] for i in range(len(requests))]
+    out_s = [scores[cuts[i] : cuts[i + 1]] for i in range(len(sizes))]
     if not want_results:
-        return out_s, [None] * len(requests)
-    res = jax.tree.map(lambda *a: np.concatenate(a), *results)
-    out_r = [jax.tree.map(lambda a, i=i: a[cuts[i] : cuts[i + 1]], res) for i in range(len(sizes))]
+        return out_s, [None] * len(sizes)
+    cols = [np.concatenate(c) for c in zip(*results, strict=True)]
+    treedef = _result_treedef()
+    out_r = [
+        jax.tree.unflatten(treedef, [c[cuts[i] : cuts[i + 1]] for c in cols])
+        for i in range(len(sizes))
+    ]
     return out_s, out_r
