@@ -212,7 +212,13 @@ def main() -> None:
         tab_pad = np.vstack([table, np.repeat(table[:1], n_pad - len(table), 0)])
         if earlier is not None:  # --grid-from: the same scenario's grid result
             prev = earlier[len(rows)]
-            assert (prev["model"], prev["system"]) == (mname, sname), "--grid-from mismatch"
+            if (prev["model"], prev["system"], prev["batch"], prev["context"]) != (
+                mname,
+                sname,
+                batch,
+                context,
+            ):
+                continue  # the earlier run resampled here (nothing fit): so do we
             problems.append((sc, table, tuple(knobs), bud))
             rows.append({k: prev[k] for k in ("model", "system", "batch", "context")})
             rows[-1].update({k: prev[k] for k in ("grid_best", "grid_evaluations", "grid_s")})
