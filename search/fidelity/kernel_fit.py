@@ -498,33 +498,49 @@ def holdout_mask(shape: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- fitting
 
 
+_SIG = jax.nn.sigmoid
+_FROM_THETA = {
+    "t_floor_s": jnp.exp,
+    "eta_c_max": _SIG,
+    "m_half_rows": jnp.exp,
+    "eta_m_max": _SIG,
+    "b_half_bytes": jnp.exp,
+    "x_half_units": jnp.exp,
+    "t_item_s": jnp.exp,
+    "p_overlap": lambda t: 1.0 + jnp.exp(t),
+    "t_row_s": jnp.exp,
+    "t_depth_s": jnp.exp,
+    "d_split": jnp.exp,
+    "alpha0_s": jnp.exp,
+    "alpha1_s": jnp.exp,
+    "beta_max_bytes_per_s": jnp.exp,
+    "gamma": _SIG,
+    "alpha0_small_s": jnp.exp,
+    "alpha1_small_s": jnp.exp,
+    "beta_frac_small": _SIG,
+}
+"""Unconstrained θ component → constant: ``exp`` for positive times, sizes and rates,
+``sigmoid`` for efficiencies and fractions in (0, 1), ``1 + exp`` for the p-norm order."""
+
+KERNEL_FIELDS = tuple(f for f in _FROM_THETA if f in kt.KernelParams.__dataclass_fields__)
+"""θ order of the p-norm kernel form (:func:`costmodel.kernel_time.kernel_time_s`)."""
+COLL_FIELDS = tuple(f for f in _FROM_THETA if f in kt.CollectiveParams.__dataclass_fields__)
+"""θ order of the two-regime collective law."""
+
+
+def _from_theta(cls, fields, theta):
+    """``cls`` with ``fields[i] = _FROM_THETA[fields[i]](θ[i])``; other fields default."""
+    return cls(**{f: _FROM_THETA[f](theta[i]) for i, f in enumerate(fields)})
+
+
 def _kernel_params(theta):
-    sig = jax.nn.sigmoid
-    return kt.KernelParams(
-        t_floor_s=jnp.exp(theta[0]),
-        eta_c_max=sig(theta[1]),
-        m_half_rows=jnp.exp(theta[2]),
-        eta_m_max=sig(theta[3]),
-        b_half_bytes=jnp.exp(theta[4]),
-        x_half_units=jnp.exp(theta[5]),
-        t_item_s=jnp.exp(theta[6]),
-        p_overlap=1.0 + jnp.exp(theta[7]),
-        t_row_s=jnp.exp(theta[8]),
-        t_depth_s=jnp.exp(theta[9]),
-        d_split=jnp.exp(theta[10]),
-    )
+    """p-norm kernel constants from θ ``[11]`` (:data:`KERNEL_FIELDS`)."""
+    return _from_theta(kt.KernelParams, KERNEL_FIELDS, theta)
 
 
 def _coll_params(theta):
-    return kt.CollectiveParams(
-        alpha0_s=jnp.exp(theta[0]),
-        alpha1_s=jnp.exp(theta[1]),
-        beta_max_bytes_per_s=jnp.exp(theta[2]),
-        gamma=jax.nn.sigmoid(theta[3]),
-        alpha0_small_s=jnp.exp(theta[4]),
-        alpha1_small_s=jnp.exp(theta[5]),
-        beta_frac_small=jax.nn.sigmoid(theta[6]),
-    )
+    """Two-regime collective constants from θ ``[7]`` (:data:`COLL_FIELDS`)."""
+    return _from_theta(kt.CollectiveParams, COLL_FIELDS, theta)
 
 
 def _kernel_pred(theta, x):
@@ -541,9 +557,9 @@ def _kernel_pred(theta, x):
     )  # fmt: skip
 
 
-MAX_KERNEL_FIELDS = ("t_floor_s", "eta_c_max", "m_half_rows", "eta_m_max", "b_half_bytes")
+MAX_KERNEL_FIELDS = KERNEL_FIELDS[:5]
 """Constants of the max form (:func:`costmodel.kernel_mode.main_kernel_s`)."""
-MAX_COLL_FIELDS = ("alpha0_s", "alpha1_s", "beta_max_bytes_per_s", "gamma")
+MAX_COLL_FIELDS = COLL_FIELDS[:4]
 """Constants of the one-regime collective law ``α(n) + Q_bus/β(n)`` of the kernel-level
 mode (:func:`costmodel.kernel_mode.collective_time_s`)."""
 
@@ -551,24 +567,12 @@ mode (:func:`costmodel.kernel_mode.collective_time_s`)."""
 def _kernel_params_max(theta):
     """Max-form constants from θ ``[5]`` (:data:`MAX_KERNEL_FIELDS`; no units, no items,
     ``p = ∞``)."""
-    sig = jax.nn.sigmoid
-    return kt.KernelParams(
-        t_floor_s=jnp.exp(theta[0]),
-        eta_c_max=sig(theta[1]),
-        m_half_rows=jnp.exp(theta[2]),
-        eta_m_max=sig(theta[3]),
-        b_half_bytes=jnp.exp(theta[4]),
-    )
+    return _from_theta(kt.KernelParams, MAX_KERNEL_FIELDS, theta)
 
 
 def _coll_params_max(theta):
     """One-regime collective constants from θ ``[4]`` (:data:`MAX_COLL_FIELDS`)."""
-    return kt.CollectiveParams(
-        alpha0_s=jnp.exp(theta[0]),
-        alpha1_s=jnp.exp(theta[1]),
-        beta_max_bytes_per_s=jnp.exp(theta[2]),
-        gamma=jax.nn.sigmoid(theta[3]),
-    )
+    return _from_theta(kt.CollectiveParams, MAX_COLL_FIELDS, theta)
 
 
 def _kernel_pred_max(theta, x):
@@ -589,7 +593,10 @@ def _coll_pred_max(theta, x):
 
 FORMS = {
     # form: {kind: (prediction, θ → params, number of θ entries)}
-    "pnorm": {"kernel": (None, None, 11), "collective": (None, None, 7)},
+    "pnorm": {
+        "kernel": (None, None, len(KERNEL_FIELDS)),
+        "collective": (None, None, len(COLL_FIELDS)),
+    },
     "max": {
         "kernel": (_kernel_pred_max, _kernel_params_max, len(MAX_KERNEL_FIELDS)),
         "collective": (_coll_pred_max, _coll_params_max, len(MAX_COLL_FIELDS)),
