@@ -44,16 +44,14 @@ Errors in the file itself (missing column, non-numeric or non-positive field, un
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import math
 from pathlib import Path
 from typing import NamedTuple
 
 from hardware_db import DbError
 from hardware_db.loader import DATA_ROOT
-from hardware_db.textfile import read_text
+from hardware_db.textfile import csv_rows, read_text
 from hardware_db.validate import where
 
 EXTRA_CSV = DATA_ROOT / "extra_measurements.csv"
@@ -261,11 +259,7 @@ def _row(r: dict, line: int, path) -> ExtraRow:
 
 def parse_extra(text: str, path="extra_measurements.csv") -> tuple[ExtraRow, ...]:
     """Rows of an extra-measurements CSV text (see :func:`load_extra`)."""
-    reader = csv.DictReader(io.StringIO(text))
-    header = tuple(reader.fieldnames or ())
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise DbError(f"{where(path)}:1: header: missing column(s) {', '.join(missing)}")
+    reader = csv_rows(text, path, COLUMNS)
     return tuple(_row(r, i, path) for i, r in enumerate(reader, start=2))
 
 

@@ -34,16 +34,14 @@ CSV line, row id and column (:class:`hardware_db.DbError`).
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import math
 from pathlib import Path
 from typing import NamedTuple
 
 from hardware_db import DbError
 from hardware_db.loader import DATA_ROOT, resolve
-from hardware_db.textfile import read_text
+from hardware_db.textfile import csv_rows, read_text
 from hardware_db.validate import where
 
 SERVING_CSV = DATA_ROOT / "serving_measurements.csv"
@@ -296,11 +294,7 @@ def _row(r: dict, line: int, path) -> ServingRow:
 
 def parse_serving(text: str, path="serving_measurements.csv") -> tuple[ServingRow, ...]:
     """Rows of a serving-measurements CSV text (see :func:`load_serving`)."""
-    reader = csv.DictReader(io.StringIO(text))
-    header = tuple(reader.fieldnames or ())
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise DbError(f"{where(path)}:1: header: missing column(s) {', '.join(missing)}")
+    reader = csv_rows(text, path, COLUMNS)
     rows, seen = [], set()
     for i, r in enumerate(reader, start=2):
         row = _row(r, i, path)

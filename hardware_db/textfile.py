@@ -10,6 +10,8 @@ offset), raised as ``error`` (:class:`~hardware_db.DbError` by default; the CLI'
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -58,6 +60,17 @@ def read_text(path, expected: str, name: str | None = None, error=DbError) -> st
     except OSError as e:
         raise error(f"{name or where(p)}: cannot read: {e.strerror}") from None
     return decode_utf8(raw, p, name, error)
+
+
+def csv_rows(text: str, path, columns) -> csv.DictReader:
+    """A ``csv.DictReader`` over ``text`` whose header has every name of ``columns``;
+    otherwise a :class:`DbError` naming the file, line 1 and the missing columns."""
+    reader = csv.DictReader(io.StringIO(text))
+    header = tuple(reader.fieldnames or ())
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DbError(f"{where(path)}:1: header: missing column(s) {', '.join(missing)}")
+    return reader
 
 
 def write_atomic(path, data: str | bytes) -> Path:
