@@ -205,10 +205,22 @@ def value_and_grad_rows(prog, x: np.ndarray, *data):
     (first output the scalar objective); ``x [N, D]`` the points, ``data`` per-point
     arrays. One pass over ``N·D`` rows: row ``(n, d)`` is ``x[n] + i·H·e_d``."""
     x = np.asarray(x, np.float64)
+    return value_and_grad_repeated(prog, x, repeat_rows(data, x.shape[1]))
+
+
+def repeat_rows(data, d: int) -> list:
+    """Per-point arrays ``[N, ...]`` repeated for the ``d`` directions of each point
+    (``[N·d, ...]``, point-major): what :func:`value_and_grad_repeated` takes, built once
+    by a caller that evaluates the same points' data many times."""
+    return [np.repeat(np.asarray(a), d, axis=0) for a in data]
+
+
+def value_and_grad_repeated(prog, x: np.ndarray, rows):
+    """:func:`value_and_grad_rows` with the data already repeated (:func:`repeat_rows`)."""
+    x = np.asarray(x, np.float64)
     n, d = x.shape
     xc = np.repeat(x[:, None, :], d, axis=1).astype(np.complex128)
     xc[:, np.arange(d), np.arange(d)] += 1j * H
-    rows = [np.repeat(np.asarray(a), d, axis=0) for a in data]
     with np.errstate(all="ignore"):
         y = np.asarray(prog(xc.reshape(n * d, d), *rows)[0]).reshape(n, d)
     return np.real(y[:, 0]), np.imag(y) / H

@@ -39,10 +39,6 @@ CHUNK_ROWS = 4096
 """Rows per interpreter pass (exact re-scoring): bounds the intermediates' memory."""
 
 
-def _spec(a):
-    return jax.ShapeDtypeStruct(np.shape(a), np.float64)
-
-
 @functools.lru_cache(maxsize=32)
 def _loss_program(key, objective, beta, mu, kappa, shapes):
     """Complex-step interpreter program of the relaxed loss of one start; ``shapes``:
@@ -77,13 +73,9 @@ def _exact_program(key, objective, shapes):
 
 
 def _bud_leaves(problems, idx):
-    """The budget arguments of ``problems[i]`` for ``i`` in ``idx`` as stacked leaves,
-    and their tree structure."""
-    buds = [problems[i].bud for i in idx]
-    leaves, treedef = jax.tree.flatten(buds[0])
-    stacked = [np.stack([np.asarray(b, np.float64) for b in col]) for col in
-               zip(*(jax.tree.leaves(b) for b in buds), strict=True)] if leaves else []  # fmt: skip
-    return stacked, treedef
+    """The budget arguments of ``problems[i]`` for ``i`` in ``idx``, stacked
+    (:func:`search.gradient_programs._take`), as leaves and their tree structure."""
+    return jax.tree.flatten(gp._take(problems, idx, "bud"))
 
 
 def relax(problems, owner, x0, objective, n_steps, lr, beta, mu, kappa):
@@ -91,11 +83,8 @@ def relax(problems, owner, x0, objective, n_steps, lr, beta, mu, kappa):
     all of one structure): ``(x_final [N, D], loss per step [N, n_steps])``, as
     :func:`search.gradient_programs.run_relax`'s compiled program computes them."""
     x = np.array(x0, np.float64)
-    leaves = np.stack([problems[i].leaves for i in owner])
-    mask = np.stack([problems[i].mask for i in owner])
+    leaves, mask, lo, hi = (gp._take(problems, owner, f) for f in ("leaves", "mask", "lo", "hi"))
     bud, bud_def = _bud_leaves(problems, owner)
-    lo = np.stack([problems[i].lo for i in owner])
-    hi = np.stack([problems[i].hi for i in owner])
     shapes = (
         (x.shape[1],),
         leaves.shape[1:],
@@ -104,11 +93,12 @@ def relax(problems, owner, x0, objective, n_steps, lr, beta, mu, kappa):
         bud_def,
     )
     prog = _loss_program(problems[0].key, objective, beta, mu, kappa, shapes)
+    rows = complex_step.repeat_rows([leaves, mask, *bud], x.shape[1])  # once, not per step
     m = np.zeros_like(x)
     v = np.zeros_like(x)
     hist = np.empty((len(x), n_steps))
     for t in range(1, n_steps + 1):
-        val, g = complex_step.value_and_grad_rows(prog, x, leaves, mask, *bud)
+        val, g = complex_step.value_and_grad_repeated(prog, x, rows)
         hist[:, t - 1] = val
         g = np.where(np.isfinite(g), g, 0.0)
         m = ADAM_B1 * m + (1 - ADAM_B1) * g
@@ -129,8 +119,7 @@ def exact(problems, owner, rows, kv, objective, want_results=False):
     for s in range(0, len(rows), CHUNK_ROWS):
         idx = owner[s : s + CHUNK_ROWS]
         n = len(idx)
-        leaves = np.stack([problems[i].leaves for i in idx])
-        mask = np.stack([problems[i].mask for i in idx])
+        leaves, mask = gp._take(problems, idx, "leaves"), gp._take(problems, idx, "mask")
         bud, bud_def = _bud_leaves(problems, idx)
         shapes = (
             leaves.shape[1:],

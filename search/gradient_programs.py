@@ -81,9 +81,10 @@ relaxed program is compiled with :data:`QUICK_COMPILE_OPTIONS` (break-even ≈ 1
 
 
 INTERPRET_ROWS = 1 << 17
-"""Most cost-model evaluations of one call (relaxed: lanes × steps × (5 + K + 1)
-directions; exact: rows) run by the NumPy interpreter instead of a compiled program
-(:mod:`search.gradient_interpreted`), on the CPU backend. ``0``: always compile. The
+"""Most cost-model evaluations of one call (relaxed: lanes × steps × (6 + K), the
+``5 + K`` complex-step directions and the value; exact: rows) run by the NumPy
+interpreter instead of a compiled program (:mod:`search.gradient_interpreted`), on the
+CPU backend. ``0``: always compile. The
 interpreter costs ~15–40 ms per batched pass whatever the rows up to a few thousand and
 compiles nothing; the relaxed program costs 7–20 s to compile (table above) and
 ~0.4 ms per 16 lanes × step after. Measured (Kimi-K2.5 on GB200 NVL72, 4 knobs, 12
