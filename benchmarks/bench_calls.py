@@ -1,8 +1,10 @@
 """Calls per second from a script (issue "Speed you feel").
 
 Prints JSON: single evaluations per second from a Python loop (``search.evaluate``:
-records resolved once; ``evaluate`` with names, ``evaluate_flat`` with resolved records)
-against today's routes in the same run (``jax.jit(decode_step)`` with prebuilt records;
+records resolved once; ``evaluate`` with names, ``evaluate_flat`` with resolved records;
+native code, :mod:`search.native`, where a C compiler is found: ``native``; the same
+calls through the XLA program, ``*_xla``, native code turned off) against today's routes
+in the same run (``jax.jit(decode_step)`` with prebuilt records;
 ``scenario(...)`` + jitted ``decode_step`` per call), and configurations per second for a
 list (``evaluate_many``, columns and list of dicts) against ``search.stacking.evaluate``.
 
@@ -44,13 +46,29 @@ def main() -> None:
 
     from costmodel.decode import decode_step
     from costmodel.specs import Parallelism
-    from search.evaluate import evaluate, evaluate_flat, evaluate_many, resolve
+    from search import native
+    from search.evaluate import evaluate, evaluate_flat, evaluate_many, float_dtype, resolve
     from search.jit import jit_fast_compile
     from search.scenario import scenario
     from search.stacking import Config
     from search.stacking import evaluate as stacked
 
     M, S = "kimi-k2.5", "gb200-nvl72"
+    t0 = time.perf_counter()
+    evaluate(M, S, (8, 1, 1, 8, 1, 1), batch=1, context=8192)
+    first_call_s = time.perf_counter() - t0  # resolve + native build (or its disk cache)
+
+    def xla(fn):
+        def run(i):
+            native.ENABLED = False
+            try:
+                return fn(i)
+            finally:
+                native.ENABLED = on
+
+        return run
+
+    on = native.ENABLED
     splits = [(t, 1, 1, e, t // e, p) for t in (8, 16, 32, 64) for e in (1, 8) for p in (1, 2)]
     sc = scenario(M, S, batch=1, context=8192)
     f = jit_fast_compile(decode_step)
@@ -58,11 +76,16 @@ def main() -> None:
     flat = resolve(M, S)
     wl = (1.0, 8192.0, 0.0, 0.0, 0.0, 1.0)
     n = 300
+    n_native = 3000 if on else n
     rates = {
         "single_evaluate_names": rate(
-            lambda i: evaluate(M, S, splits[i % 16], batch=1, context=8192), n
+            lambda i: evaluate(M, S, splits[i % 16], batch=1, context=8192), n_native
         ),
-        "single_evaluate_flat": rate(lambda i: evaluate_flat(flat, splits[i % 16], wl), n),
+        "single_evaluate_flat": rate(lambda i: evaluate_flat(flat, splits[i % 16], wl), n_native),
+        "single_evaluate_names_xla": rate(
+            xla(lambda i: evaluate(M, S, splits[i % 16], batch=1, context=8192)), n
+        ),
+        "single_evaluate_flat_xla": rate(xla(lambda i: evaluate_flat(flat, splits[i % 16], wl)), n),
         "single_today_jit_records": rate(
             lambda i: float(
                 f(sc.model, sc.precision, sc.system, pars[i % 16], sc.workload, sc.mode).utps
@@ -105,6 +128,11 @@ def main() -> None:
             **out,
             "targets": {k: f">= {v:.0e}" for k, v in targets.items()},
             "meets": {k: out[k] >= v for k, v in targets.items()},
+            "native": {
+                "compiler": native.compiler() if on else None,
+                "used": flat.call(np.dtype(float_dtype()))[3] is not None,
+                "first_call_s": round(first_call_s, 3),
+            },
             "load_average_1min": round(os.getloadavg()[0], 2),
             "cpus": os.cpu_count(),
             "x64": bool(jax.config.jax_enable_x64),

@@ -11,28 +11,31 @@ r"""Fast evaluation for scripts: one configuration per call, or a list at once.
     rs.utps  # numpy array, one entry per configuration, in input order
 
 Both return the values of :func:`costmodel.decode.decode_step` (same dtype: JAX's
-default float, float32 unless ``jax_enable_x64``; exactly, except a list of more than
-:data:`FUSED_ROWS` rows per records, which runs its fused layout: equal to float
-rounding), computed by one compiled program per
-record **structure** (the tier topologies and names of the system), shared by every model
-and system of that structure: the numbers of the records are data (a traced array), never
+default float, float32 unless ``jax_enable_x64``), computed by one program per record
+**structure** (the tier topologies and names of the system), shared by every model and
+system of that structure: the numbers of the records are data (a traced array), never
 compile-time constants, so a model or system never seen before reuses the program.
 
-How a call stays cheap (a Python loop of :func:`evaluate` is bounded by JAX's dispatch):
+How a call stays cheap:
 
 * names are resolved once (:func:`search.scenario.scenario`, cached per argument tuple)
   and the records ``(model, precision, system, mode)`` kept as **one flat array**;
   records passed as objects are flattened once per object (cached by identity);
-* the compiled program takes one array ``[records…, 6 degrees, 6 workload numbers]`` and
-  returns one array of results (no pytree flattening of ~100 leaves per call); the input
-  row is a template per records and dtype (only the 12 numbers are written per call),
-  passed in parts of at most :data:`SEQUENTIAL_BYTES` so that XLA:CPU runs the program's
-  ~250 small kernels in sequence on the calling thread rather than on its thread pool;
-* what bounds a call is then XLA:CPU's cost per kernel (~0.3 µs each, measured; the cost
-  model's ~2,900 scalar operations compile to ~250 kernels, split where a divide or
-  another expensive result has several users); computing the records-only part once per
-  resolved records (partial evaluation) was measured and does not help: ~85 % of the
-  operations depend on the degrees or the workload, and the residuals add kernels;
+* where a C compiler is found, :func:`evaluate` runs **native code**
+  (:mod:`search.native`: the cost model's jaxpr emitted as one C function, compiled once
+  per structure and dtype, cached on disk): the records' address and the 12 degrees and
+  workload numbers in, the packed results out, ~5–10 µs of arithmetic and a few µs of
+  Python per call. Its values equal the XLA program's to float rounding (XLA has its
+  own ``exp``/``log``/``pow``); ``fits`` and ``reason`` are the same;
+* otherwise (no compiler, ``TPSOPT_NATIVE=off``) the XLA program: it takes one array
+  ``[records…, 6 degrees, 6 workload numbers]`` and returns one array of results (no
+  pytree flattening of ~100 leaves per call), exactly ``decode_step``'s jitted values;
+  the input row is a template per records and dtype (only the 12 numbers are written
+  per call), passed in parts of at most :data:`SEQUENTIAL_BYTES` so that XLA:CPU runs
+  the program's ~250 small kernels in sequence on the calling thread rather than on its
+  thread pool; what bounds such a call is XLA:CPU's cost per kernel (~0.3 µs each,
+  measured; the cost model's ~2,900 scalar operations compile to ~250 kernels, split
+  where a divide or another expensive result has several users);
 * :func:`evaluate_many` groups the rows by records, gathers the degrees and workload
   numbers into ``[n, 12]`` arrays and runs one ``vmap`` per group with the records
   unbatched (XLA computes what depends only on them once per call), in chunks of
@@ -68,6 +71,7 @@ from costmodel.specs import (
     SystemSpec,
     Workload,
 )
+from search import native
 from search.errors import UserError
 from search.jit import jit_fast_compile
 from search.stacking import canonical_names
@@ -208,14 +212,20 @@ class _Flat:
         self._call: dict = {}
 
     def call(self, dtype) -> tuple:
-        """``(row, parts, program)`` for one evaluation in ``dtype``: a template input row
-        ``[n + 12]`` (records filled in), the part bounds (:func:`input_parts`) and
-        :func:`single_program` (cached here, so a call hashes no treedef)."""
-        c = self._call.get(dtype)
+        """``(row, parts, program, native)`` for one evaluation in ``dtype``: a template
+        input row ``[n + 12]`` (records filled in), the part bounds (:func:`input_parts`),
+        :func:`single_program` and the native function
+        (:func:`search.native.row_function`, None where unavailable or with
+        ``TPSOPT_NATIVE=off``), cached here, so a call hashes no treedef."""
+        key = (dtype, native.ENABLED)
+        c = self._call.get(key)
         if c is None:
             row = np.concatenate([self.vec(dtype), np.zeros(12, dtype)])
             parts = input_parts(len(row), dtype.itemsize)
-            c = self._call[dtype] = (row, parts, single_program(self.treedef, self.n))
+            fn = native.row_function(self.treedef, self.n, dtype) if key[1] else None
+            if fn is not None:
+                fn = functools.partial(fn, self.vec(dtype).ctypes.data)
+            c = self._call[key] = (row, parts, single_program(self.treedef, self.n), fn)
         return c
 
     def vec(self, dtype) -> np.ndarray:
@@ -418,6 +428,8 @@ def degrees_of(parallelism) -> tuple:
     """Six floats in :data:`~costmodel.specs.DEGREES` order from a
     :class:`~costmodel.specs.Parallelism`, a mapping (``tp``/``dp`` aliases allowed; missing
     degrees are 1) or a sequence of six numbers."""
+    if type(parallelism) is tuple and len(parallelism) == 6:  # the common case, first
+        return tuple(map(float, parallelism))
     if isinstance(parallelism, Parallelism):
         return tuple(float(getattr(parallelism, d)) for d in DEGREES)
     if isinstance(parallelism, Mapping):
@@ -479,7 +491,8 @@ def evaluate(
     latency_scale=1.0,
     workload: Workload | None = None,
 ) -> Result:
-    """One configuration, as fast as JAX dispatch allows (see the module docstring).
+    """One configuration, native code where a C compiler is found (see the module
+    docstring).
 
     Args:
       model, system, precision, mode, chips, software, latency_scale: names or records,
@@ -493,7 +506,7 @@ def evaluate(
         :func:`search.scenario.make_workload`), or ``workload`` (a record, used as is).
 
     Returns:
-      :class:`Result`: exactly ``decode_step``'s values.
+      :class:`Result`: ``decode_step``'s values (native code: to float rounding).
     """
     flat = resolve(model, system, precision, mode, chips, software, latency_scale)
     if workload is not None:
@@ -507,6 +520,9 @@ def evaluate(
 def evaluate_flat(flat: _Flat, degrees: Sequence[float], workload: Sequence[float]) -> Result:
     """:func:`evaluate` of already resolved records (:func:`resolve`), six degrees and
     six workload numbers (:data:`WORKLOAD_FIELDS` order): the fastest single call."""
+    fn = flat.call(float_dtype())[3]
+    if fn is not None:
+        return _result(fn((*degrees, *workload)))
     return _result(packed_flat(flat, degrees, workload).tolist())
 
 
@@ -520,7 +536,9 @@ def evaluate_records(model, precision, system, parallelism, workload, mode=SOL):
 def packed_flat(flat: _Flat, degrees, workload, dtype=None) -> np.ndarray:
     """The packed output row ``[N_OUT]`` (see :func:`decode_result`) of one evaluation."""
     dt = np.dtype(dtype) if dtype is not None else float_dtype()
-    row, parts, prog = flat.call(dt)
+    row, parts, prog, fn = flat.call(dt)
+    if fn is not None:
+        return np.asarray(fn((*degrees, *workload)), dt)
     x = row.copy()  # a fresh buffer per call: JAX may read a NumPy input without a copy
     n = flat.n
     x[n : n + 6] = degrees
@@ -715,8 +733,8 @@ def packed_rows(flats: Sequence[_Flat], rows: np.ndarray, dtype=None) -> np.ndar
 
 
 LOOP_ROWS = 4096
-"""Most rows :func:`packed_rows` evaluates one by one (each call ~0.1 ms; compiling the
-vmapped program costs seconds)."""
+"""Most rows :func:`packed_rows` evaluates one by one (each call ~0.1 ms through XLA,
+~10 µs as native code; compiling the vmapped program costs seconds)."""
 
 
 __all__ = [
