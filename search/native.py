@@ -587,7 +587,8 @@ def _compiler_id(cc: str) -> str:
 def _folder() -> Path:
     env = os.environ.get("TPSOPT_CACHE")
     if env == "off":
-        return Path(tempfile.gettempdir()) / f"tpsopt-native-{os.getuid()}"
+        user = getattr(os, "getuid", lambda: 0)()
+        return Path(tempfile.gettempdir()) / f"tpsopt-native-{user}"
     return Path(env) / "native" if env else Path.home() / ".cache" / "tpsopt" / "native"
 
 
