@@ -1,5 +1,6 @@
 """The shipped database: every file loads, every number is sourced, key values are right."""
 
+import dataclasses
 import math
 
 import pytest
@@ -246,6 +247,16 @@ def test_gpu_die_tiers_are_not_modelled():
         s = db.load_system(name)
         if s.chip.sram_capacity_bytes == 0:
             assert s.tiers[0].hop_latency_s == 0 and s.tiers[0].overhead_s == 0
+
+
+def test_fp8_ffn_recipe():
+    """Meta's Llama-3.1 FP8 recipe: FP8 feed-forward weights and compute, BF16 attention,
+    embedding and KV (Llama 3 paper section 6.2); ``fp8`` quantises every linear layer."""
+    ffn, all8 = db.load_precision("fp8-ffn"), db.load_precision("fp8")
+    assert (ffn.attn_weight_bytes, ffn.ffn_weight_bytes, ffn.kv_bytes) == (2.0, 1.0, 2.0)
+    assert (ffn.attn_compute_bits, ffn.ffn_compute_bits) == (16, 8)
+    same = dataclasses.replace(ffn, attn_weight_bytes=1.0, attn_compute_bits=8)
+    assert dataclasses.asdict(same) == dataclasses.asdict(all8)
 
 
 def test_precision_format_arithmetic():

@@ -119,3 +119,23 @@ def test_published_set_out_of_sample(tmp_path):
         )
         assert r["sol_s"] <= r["calibrated_s"] and r["sol_lower_bound"]
     assert sum(s["rows"] for s in rep["by_mode_kind"].values()) == len(picked)
+    # per primary source: the kernel-level and transferred rows only, each row once
+    kernel_rows = [r for r in rep["rows"] if r["kind"] != "six_scalar_in_sample"]
+    assert sum(s["rows"] for s in rep["by_source"].values()) == len(kernel_rows)
+    for name, s in rep["by_source"].items():
+        mine = [r for r in kernel_rows if r["source"] == name]
+        assert s["families"] == sorted({r["family"] for r in mine})
+        assert s["mape_pct"] == pytest.approx(
+            sum(abs(r["err_pct"]) for r in mine) / len(mine), abs=0.02
+        )
+
+
+def test_source_label():
+    """GitHub URLs name their repository, other URLs their host."""
+    from search.fidelity.levels import source_label
+
+    gh = "https://github.com/argonne-lcf/LLM-Inference-Bench/blob/main/Plots/All_results.csv"
+    assert source_label(gh) == "argonne-lcf/LLM-Inference-Bench"
+    assert source_label("https://github.com/mlc-ai/llm-perf-bench") == "mlc-ai/llm-perf-bench"
+    assert source_label(" https://blogs.oracle.com/cloud-infrastructure/x ") == "blogs.oracle.com"
+    assert source_label("https://github.com/NVIDIA") == "github.com"

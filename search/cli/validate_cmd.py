@@ -319,12 +319,14 @@ def print_e2e(rep: dict) -> None:
 
 
 def print_published(rep: dict) -> None:
-    """Print the kernel-level mode on the published set: MAPE per family and per mode kind."""
+    """Print the kernel-level mode on the published set: MAPE per family, per primary source
+    (kernel-level and transferred rows) and per mode kind."""
     from rich.table import Table
 
     con = report.console()
     con.print(f"[b]Kernel-level calibrated mode vs published measurements[/b]: {rep['note']}.")
-    for key, label in (("by_family", "family"), ("by_mode_kind", "mode")):
+    for key, label in (("by_family", "family"), ("by_source", "source"),
+                       ("by_mode_kind", "mode")):  # fmt: skip
         t = Table(title=f"step-time error per {label}", title_justify="left")
         for col in (label, "rows", "MAPE %", "median err %", "SOL viol."):
             t.add_column(col, justify="left" if col == label else "right")

@@ -289,8 +289,10 @@ def published_level_report(path=None) -> dict:
     *transferred* on hardware without kernel tables, the six-scalar mode for other
     software — whose constants *were* fitted on these rows, so those rows are marked
     ``six_scalar_in_sample``). Keys: ``rows`` (id, family, grade, mode, measured, SOL,
-    calibrated, error), ``by_family`` and ``by_mode_kind`` (rows, MAPE, median signed error,
-    SOL violations), ``overall`` (kernel-level rows only, and all rows), ``sol_violations``.
+    calibrated, error), ``by_family``, ``by_source`` (the primary source of the rows,
+    :func:`source_label`; kernel-level and transferred rows only, as the six-scalar rows are
+    in sample) and ``by_mode_kind`` (rows, MAPE, median signed error, SOL violations),
+    ``overall`` (kernel-level rows only, and all rows), ``sol_violations``.
     """
     from hardware_db.measurements import load_measurements
     from search.fidelity.problem import row_config
@@ -326,6 +328,7 @@ def published_level_report(path=None) -> dict:
             "calibrated_s": float(pred[i]),
             "err_pct": round(float(err[i] * 100), 2),
             "sol_lower_bound": bool(sol[i] <= meas[i]),
+            "source": source_label(m.source),
         }  # fmt: skip
         for i, m in enumerate(rows)
     ]
@@ -338,6 +341,12 @@ def published_level_report(path=None) -> dict:
     fams = sorted({m.family for m in rows})
     kind_arr = np.asarray(kinds)
     kernel = kind_arr != "six_scalar_in_sample"
+    srcs = np.asarray([r["source"] for r in out_rows])
+    fam_arr = np.asarray([m.family for m in rows])
+    by_source = {
+        s: score(kernel & (srcs == s)) | {"families": sorted(set(fam_arr[kernel & (srcs == s)]))}
+        for s in sorted(set(srcs[kernel]))
+    }
     return {
         "level": "e2e",
         "set": "published",
@@ -351,10 +360,23 @@ def published_level_report(path=None) -> dict:
             | {"kind": sorted({kinds[i] for i, m in enumerate(rows) if m.family == f})}
             for f in fams
         },  # fmt: skip
+        "by_source": by_source,
         "by_mode_kind": {k: score(kind_arr == k) for k in sorted(set(kinds))},
         "overall": {"kernel_level": score(kernel), "all": score(kernel | ~kernel)},
         "sol_violations": [r["id"] for r in out_rows if not r["sol_lower_bound"]],
     }
+
+
+def source_label(url: str) -> str:
+    """Short name of a row's primary source: ``owner/repo`` of a GitHub URL, else the host
+    (``https://blogs.oracle.com/...`` → ``blogs.oracle.com``)."""
+    from urllib.parse import urlparse
+
+    u = urlparse(url.strip())
+    parts = [p for p in u.path.split("/") if p]
+    if u.netloc.endswith("github.com") and len(parts) >= 2:
+        return f"{parts[0]}/{parts[1]}"
+    return u.netloc or url.strip()
 
 
 def _sol():
