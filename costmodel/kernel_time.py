@@ -29,9 +29,10 @@ F FLOPs, Q bytes, P peak FLOP/s at the kernel's precision, W HBM bandwidth (all 
   (sequence, query head) pairs — softmax/reduction set-up per pair, dominant at short
   context with large batch × heads); ``t_item`` is the chip-wide time per item (s).
 * ``R`` (rows) counts a second kind of serial item with its own cost ``t_row`` (attention:
-  (sequence, query head) pairs — each query head's softmax state, output row and, where the
-  query-group is wider than the kernel's tile, its extra pass over the KV tile; 0 for the
-  other classes).
+  (sequence, query head) pairs weighted by ``d/128`` — each query head's softmax state,
+  output row and, where the query-group is wider than the kernel's tile, its extra pass
+  over the KV tile; MoE: the experts active on the rank — each one's prologue, scale loads
+  and tile scheduling in the grouped GEMM; 0 for the other classes).
 * ``D`` (depth) is the length of the serial reduction loop each CTA walks (GEMM: ``k``;
   decode attention and MLA: the cached tokens ``S``; MLA BMM: the contraction, 128 or 512;
   MoE: ``h + I/tp``, the two expert GEMMs' ``k``), ``t_depth`` the latency per element of

@@ -297,12 +297,12 @@ def test_moe_counts_closed_form():
     # items: SGLang's Triton rank-0 workload under balanced routing — every token has a
     # local expert while ep <= k, so all 4 tokens with their 8 slots
     assert w["m"][0] == pytest.approx(1.0) and w["items"][0] == pytest.approx(4 * 8)
-    # rows: the rank's token-expert pairs; depth: the two expert GEMMs' reductions
+    # rows: the experts active on the rank; depth: the two expert GEMMs' reductions
     assert w["rows"][0] == pytest.approx(16.0) and w["depth"][0] == pytest.approx(h + inter)
-    assert w["rows"][2] == pytest.approx(512.0) and w["depth"][2] == pytest.approx(h + inter / 2)
+    assert w["rows"][2] == pytest.approx(128.0) and w["depth"][2] == pytest.approx(h + inter / 2)
     # row 1: vLLM passes all T tokens to the rank; its grouped router (DeepSeek-V3 shape)
     # reaches 4·4 hot + 4 tied experts, 10 of them local
-    assert w["items"][1] == pytest.approx(4 * 8)
+    assert w["items"][1] == pytest.approx(4 * 8) and w["rows"][1] == pytest.approx(10.0)
     assert w["bytes"][1] == pytest.approx(10 * per_expert * 2 + 16 * h * 2 + 4 * h * 2)
     # row 2: T·k = 512 > E, grouped: the 128 experts of the 4 winning groups, tp halves each
     assert w["bytes"][2] == pytest.approx(128 * per_expert / 2 * 2 + 512 * h * 2 + 64 * h * 2)
@@ -345,12 +345,90 @@ def test_attention_items_per_kv_head_and_decode_mask():
             "context": np.array([100, 5]), "kv_dtype": np.array(["bfloat16", "fp8"])}  # fmt: skip
     w = kf.work(KernelTable("attention", None, {**cols, "latency_s": np.ones(2)}))
     assert list(w["items"]) == [16.0, 2400.0] and list(w["units"]) == [16.0, 2400.0]
-    assert list(w["rows"]) == [64.0, 2400.0] and list(w["depth"]) == [100.0, 5.0]
+    # rows and serial loop scale with the head dimension (d/128: 1 and 0.5 here)
+    assert list(w["rows"]) == [64.0, 1200.0] and list(w["depth"]) == [100.0, 2.5]
     assert list(w["m"]) == [4.0, 1.0]
     assert w["flops"][0] == pytest.approx(4 * 2 * 32 * 100 * 128)
     assert w["bytes"][1] == pytest.approx(300 * 5 * 8 * 128 * 1.0 + 300 * 8 * 128 * 2.0)
     assert list(kf.decode_mask("attention", cols)) == [True, False]
     assert list(kf.decode_mask("gemm", {"m": np.array([256, 257])})) == [True, False]
+
+
+def _attn_table(rows):
+    cols = ("system", "framework", "kernel_source", "kv_dtype", "batch", "heads", "kv_heads",
+            "head_dim", "context")  # fmt: skip
+    c = {k: np.array([r[i] for r in rows]) for i, k in enumerate(cols)}
+    c["framework_version"] = np.array(["1.0"] * len(rows))
+    c["latency_s"] = np.full(len(rows), 1e-4)
+    return KernelTable("attention", None, c)
+
+
+def test_trtllm_attention_dispatch_and_k_only_cache():
+    """TensorRT-LLM: MMHA for query groups > 32 everywhere and for vanilla MHA on SM80 /
+    SM90 (B·H items, m = 1); XQA / trtllm-gen otherwise; K-only cache bytes for every
+    TensorRT-LLM row; other frameworks untouched."""
+    rows = [
+        ("h200_sxm", "trtllm", "torch_flow", "fp8", 4, 32, 4, 128, 1000),  # G = 8: XQA
+        ("h200_sxm", "trtllm", "torch_flow", "fp8", 4, 16, 16, 128, 1000),  # MHA on SM90
+        ("b200_sxm", "trtllm", "torch_flow", "fp8", 4, 16, 16, 128, 1000),  # MHA: trtllm-gen
+        ("b200_sxm", "trtllm", "torch_flow", "bfloat16", 4, 64, 1, 128, 1000),  # G = 64
+        ("a100_sxm", "trtllm", "torch_flow", "bfloat16", 4, 32, 1, 128, 1000),  # G = 32: XQA
+        ("h200_sxm", "sglang", "fa3", "bfloat16", 4, 64, 1, 128, 1000),
+    ]  # fmt: skip
+    tab = _attn_table(rows)
+    w = kf.work(tab)
+    before = {k: np.array(v, copy=True) for k, v in w.items()}
+    var = kf.pnorm_dispatch("attention", tab.columns, w)
+    assert list(var) == ["torch_flow", "torch_flow:mmha", "torch_flow", "torch_flow:mmha",
+                         "torch_flow", "fa3"]  # fmt: skip
+    assert list(w["items"]) == [16.0, 64.0, 64.0, 256.0, 4.0, 4.0]
+    assert list(w["m"]) == [8.0, 1.0, 1.0, 1.0, 32.0, 64.0]
+    b, s, d = 4, 1000, 128
+    bkv = [1.0, 1.0, 1.0, 2.0, 2.0]
+    for i, (h, k) in enumerate([(32, 4), (16, 16), (16, 16), (64, 1), (32, 1)]):
+        assert w["bytes"][i] == pytest.approx(b * s * k * d * bkv[i] + b * h * 2 * d * 2.0)
+        assert w["bytes"][i] < before["bytes"][i]  # K only: at most the K + V count
+    assert w["bytes"][5] == before["bytes"][5]  # SGLang: K and V
+    for k in ("flops", "units", "rows", "depth"):
+        assert np.array_equal(w[k], before[k])
+    assert list(kf.trtllm_mmha(np.array(["h100_sxm", "gb200"]), [40, 40], [40, 40])) == [
+        True, False]  # fmt: skip
+
+
+def test_kernel_groups_dispatch_only_for_the_pnorm_form():
+    """The max form (end-to-end prior) keeps the table's variants and counts."""
+    rows = [("h200_sxm", "trtllm", "torch_flow", "fp8", 4, 16, 16, 128, 1000),
+            ("h200_sxm", "trtllm", "torch_flow", "fp8", 4, 32, 4, 128, 1000)]  # fmt: skip
+    plain = kf.kernel_groups({"attention": _attn_table(rows)})
+    assert [g["variant"] for g in plain] == ["torch_flow"] and len(plain[0]["t"]) == 2
+    w = kf.work(_attn_table(rows))
+    assert np.array_equal(plain[0]["bytes"], w["bytes"])
+    split = kf.kernel_groups({"attention": _attn_table(rows)}, dispatch=True)
+    assert sorted(g["variant"] for g in split) == ["torch_flow", "torch_flow:mmha"]
+
+
+def test_triton_moe_block_m_switch():
+    """SGLang Triton fused MoE: 16-row tiles while the kernel's tokens M ≤ E/ep (not for
+    block-quantised FP8), 64 otherwise; the reuse m scales by 16/BLOCK_M."""
+    h, inter = 2048, 768
+    rows = [
+        ("h200_sxm", "sglang", "0", "sglang_fused_moe_triton", "bfloat16", 64, h, inter, 8, 128,
+         1, 1),  # M = 64 ≤ 128: 16
+        ("h200_sxm", "sglang", "0", "sglang_fused_moe_triton", "bfloat16", 256, h, inter, 8,
+         128, 1, 1),  # 256 > 128: 64
+        ("h200_sxm", "sglang", "0", "sglang_fused_moe_triton", "bfloat16", 64, h, inter, 8, 128,
+         1, 2),  # rank-0 lane, E/ep = 64: all 64 tokens local (ep ≤ k), 64 ≤ 64: 16
+        ("h200_sxm", "sglang", "0", "sglang_fused_moe_triton", "fp8_block", 4, h, inter, 8, 128,
+         1, 1),  # block FP8: 64
+        ("h200_sxm", "vllm", "0", "vllm_triton", "bfloat16", 256, h, inter, 8, 128, 1, 1),
+    ]  # fmt: skip
+    tab = _moe_table(rows)
+    w = kf.work(tab)
+    bm = kf.triton_moe_block_m(tab.columns, w["items"])
+    assert list(bm) == [16.0, 64.0, 16.0, 64.0, 64.0]
+    m0 = np.array(w["m"], copy=True)
+    kf.pnorm_dispatch("moe", tab.columns, w)
+    assert list(w["m"]) == pytest.approx([m0[0], m0[1] / 4, m0[2], m0[3] / 4, m0[4]])
 
 
 def test_pseudo_huber_loss_closed_form():

@@ -9,7 +9,11 @@ the MoE backend — Triton, Marlin, FlashInfer CUTLASS / TRT-LLM —); each gets
 :class:`~costmodel.kernel_time.KernelParams` (collectives: hardware × framework ×
 implementation × op × dtype, :class:`~costmodel.kernel_time.CollectiveParams`). A stack
 runs one variant per shape and the tables name it, so the variant is a categorical
-feature of the point, not a fitted switch.
+feature of the point, not a fitted switch. Where a framework's dispatcher switches kernels by
+a documented shape rule the table does not name, the p-norm fit splits the variant by that
+rule and counts the chosen kernel's work (:func:`pnorm_dispatch`: TensorRT-LLM's XQA vs
+multi-head decode attention and its K-only benchmark cache; SGLang's Triton MoE tile rows);
+the max form of the end-to-end prior keeps the table's variants and counts.
 
 **FLOPs and bytes of each table point, from first principles** (b_w, b_a weight /
 activation bytes per element from :data:`DTYPES`, outputs BF16; the counts match
@@ -58,14 +62,20 @@ rank-0 workload on its Triton lane).
 **Rows** ``R`` (second per-item term, its own ``t_row``) and **serial depth** ``D`` (the
 reduction loop each CTA walks, capped by the library's split at a fitted ``D_split``,
 :func:`costmodel.kernel_time.depth_time_s`): GEMM ``R = 0``, ``D = k``; attention
-``R = B·H`` (each query head's softmax state and output row, and its share of the passes
-over the KV tile when the query group is wider than the kernel's tile), ``D = S``; MLA
+``R = B·H·d/128`` (each query head's softmax state and output row of ``d`` elements, and
+its share of the passes over the KV tile when the query group is wider than the kernel's
+tile), ``D = S·d/128`` (:data:`ATTENTION_DEPTH_HEAD_DIM`; H200 + B200 held-out attention at
+decode shapes 12.48 / 9.67 → 12.26 / 9.01 % against ``R = B·H``, ``D = S``); MLA
 ``R = 0``, ``D = S``; MLA BMM ``R = 0``, ``D`` = the contraction (128 for ``W_UK``, 512 for
-``W_UV``); MoE ``R = p`` (the rank's token-expert pairs: each is gathered, scaled and
-scattered once, unlike the masked slots of ``N``), ``D = h + I/tp`` (the two expert GEMMs
-run one after the other). Explored on H200 + B200 (held-out decode MAPE, 1500 steps):
-GEMM 11.5 → 8.6 %, MLA 8.8 → 7.6 %, MLA BMM 7.0 → 4.8 %, attention 13.8 → 13.5 % (depth)
-→ 12.6 % (depth and rows), MoE 12.6 → 12.2 % (depth) → 12.1 % (and rows).
+``W_UV``); MoE ``R = e`` (the experts active on the rank: each one's prologue — its
+scale and descriptor loads, its tiles' scheduling in the grouped GEMM —, a cost that grows
+with ``T`` until every local expert is hit, then stays; the token slots are the item term
+``N``), ``D = h + I/tp`` (the two expert GEMMs run one after the other). Explored on H200 +
+B200 (held-out decode MAPE, 1500 steps): GEMM 11.5 → 8.6 %, MLA 8.8 → 7.6 %, MLA BMM 7.0 →
+4.8 %, attention 13.8 → 13.5 % (depth) → 12.6 % (depth and rows), MoE 12.6 → 12.2 % (depth)
+→ 12.1 % (rows = pairs ``p``); third pass: ``R = e`` instead of ``p``, H200 / B200 10.85 /
+11.21 → 9.98 / 10.29 % (the pairs' residual rose to −0.1 in log at ``T·k/E`` ≈ 1–4, where
+every expert is active with a few rows each; with ``R = e``: −0.07).
 
 Peak FLOP/s (at the kernel's compute precision; a chip without the narrower unit falls
 back to the next wider one, as in ``costmodel``; SmoothQuant ``sq`` uses the INT8 peak of
@@ -225,6 +235,16 @@ Decode GEMMs with few output columns and a long ``k`` are spread over the SMs by
 adds parallelism the output columns alone do not give. Chosen among 64 / 256 / 1024 / none on
 the H200 and B200 held-out GEMM points (pooled 11.8 / 11.7 / 12.1 / 12.7 %)."""
 
+ATTENTION_DEPTH_HEAD_DIM = 128.0
+"""Head dimension at which a decode-attention CTA's serial loop counts one element per
+cached token and a query head one row: ``D = S·d/128``, ``R = B·H·d/128``. The loop walks
+the KV cache in tiles of ``kBlockN`` tokens whose size the kernels choose by head dimension
+(FlashAttention-3's decode tiles shrink as ``d`` grows, the shared-memory budget being fixed,
+``hopper/tile_size.h``; XQA and trtllm-gen likewise), so the chain of dependent tile loads
+and MMAs grows ∝ ``S·d``, not ``S``; a query head's Q row, softmax rescale and output row
+are ``d`` wide. Against ``D = S``, ``R = B·H`` (H200 + B200, held-out attention at decode
+shapes): 12.48 / 9.67 → 12.21 / 9.35 % (depth) → 12.26 / 9.01 % (and rows)."""
+
 DECODE_MAX_ROWS = 256
 """Decode-shape selection of the report (``decode`` mask, :func:`decode_mask`): GEMM
 ``m ≤ 256`` rows (tokens of one decode step), generation attention and MLA ``batch ≤ 256``
@@ -301,8 +321,8 @@ def work(table) -> dict:
         m = h / k
         units = b * k
         items = b * k
-        rows = b * h
-        depth = s
+        rows = b * h * d / ATTENTION_DEPTH_HEAD_DIM
+        depth = s * d / ATTENTION_DEPTH_HEAD_DIM
         shape = np.stack([c["batch"], c["heads"], c["kv_heads"], c["head_dim"], c["context"]], 1)
     elif name == "mla":
         prec = c["kv_dtype"]
@@ -352,7 +372,7 @@ def work(table) -> dict:
         m = pairs / experts
         units = experts * inter / tp
         items = moe_routed_slots(c)
-        rows = pairs
+        rows = experts
         depth = hid + inter / tp
         shape = np.stack(
             [
@@ -487,6 +507,105 @@ def decode_mask(name: str, c) -> np.ndarray:
     col = {"gemm": "m", "attention": "batch", "mla": "batch", "mla_bmm": "tokens",
            "moe": "tokens"}[name]  # fmt: skip
     return np.asarray(c[col]) <= DECODE_MAX_ROWS
+
+
+TRTLLM_XQA_MAX_GROUP = 32
+"""Largest query-head group ``H/K`` TensorRT-LLM's XQA decode kernels take
+(``supportConfigHMMA`` / ``supportConfigQGMMA`` in ``cpp/tensorrt_llm/kernels/
+decoderMaskedMultiheadAttention/decoderXQAImplJIT/kernelUtils.cpp``: ``head_grp_size ×
+beam_width > 32`` → not supported); wider groups fall back to the multi-head kernel."""
+
+TRTLLM_XQA_SKIPS_MHA = frozenset({"a100_sxm", "h100_sxm", "h200_sxm"})
+"""Systems (SM80 / SM90) whose TensorRT-LLM decode attention runs vanilla MHA (``H = K``)
+on the multi-head kernel: XQA's ``supportConfigCommon`` rejects ``is_vanilla_mha`` with beam
+width 1 ("Do not use XQA kernel for vanilla MHA case for performance reasons"). Blackwell's
+trtllm-gen kernels take MHA like grouped heads (its MHA points sit with the grouped ones in
+one fit: 5.6–7.2 % in sample on B200, against 24 % for the H200 FP8 MHA points)."""
+
+
+def trtllm_mmha(system, heads, kv_heads) -> np.ndarray:
+    """Rows of TensorRT-LLM's decode attention that its dispatcher sends to the multi-head
+    kernel (``decoderMaskedMultiheadAttention``, MMHA) instead of XQA / trtllm-gen: query
+    groups wider than :data:`TRTLLM_XQA_MAX_GROUP` everywhere, vanilla MHA on the systems of
+    :data:`TRTLLM_XQA_SKIPS_MHA`. A documented, shape-determined switch: the two kernels get
+    their own constants (variant ``…:mmha``). The measured effect: with the XQA shapes in one
+    fit, groups of 64–128 query heads per KV head ran up to 35× slower than predicted
+    (H200 FP8, 256 sequences × 64 heads / 1 KV head × 64 tokens: 218 µs)."""
+    g = np.asarray(heads, float) / np.asarray(kv_heads, float)
+    mha = (g == 1.0) & np.isin(np.asarray(system).astype(str), list(TRTLLM_XQA_SKIPS_MHA))
+    return (g > TRTLLM_XQA_MAX_GROUP) | mha
+
+
+TRITON_MOE_MARK = "fused_moe_triton"
+"""``kernel_source`` substring of SGLang's Triton fused-MoE lanes (the kernels of
+:func:`triton_moe_block_m`)."""
+TRITON_MOE_BLOCK_M_SMALL = 16.0
+TRITON_MOE_BLOCK_M_LARGE = 64.0
+
+
+def triton_moe_block_m(c, slots) -> np.ndarray:
+    """``BLOCK_SIZE_M`` (token rows per tile) of SGLang's Triton fused MoE per row of a MoE
+    table's columns ``c``, ``slots`` the routed slots :func:`moe_routed_slots`.
+
+    SGLang's ``get_default_config`` (``python/sglang/srt/layers/moe/fused_moe_triton/
+    fused_moe_triton_config.py``): block-quantised FP8 (``fp8_block``) tiles 64 rows; every
+    other dtype 64 rows, or 16 rows where ``M ≤ E`` (``M`` the tokens the kernel gets,
+    ``slots/k``; ``E`` the rank's experts ``E/ep``: "a heuristic: … faster with this config
+    for small M"). Each active expert's rows are padded to a whole tile (``moe_align_block_
+    size``: ``⌈m/BLOCK_M⌉·BLOCK_M`` per expert), so the tile size is the padding the compute
+    term's reuse ``m`` sees: :func:`pnorm_dispatch` scales ``m`` by ``16/BLOCK_M``, which
+    leaves the fitted ``m_half`` as the 16-row padding and makes the 64-row regime pay 4×
+    for few tokens per expert. A shape-determined switch of the library, not a fitted one."""
+    t, k, e, ep = (np.asarray(c[x]).astype(float) for x in ("tokens", "topk", "experts", "moe_ep"))
+    m_tokens = np.asarray(slots, float) / k
+    small = (m_tokens <= e / ep) & (np.asarray(c["dtype"]).astype(str) != "fp8_block")
+    return np.where(small, TRITON_MOE_BLOCK_M_SMALL, TRITON_MOE_BLOCK_M_LARGE)
+
+
+def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
+    """Kernel variant per row for the p-norm fit (the table's ``kernel_source``, refined by
+    a shape rule where the framework's dispatcher switches kernels), and the counts of
+    ``w`` (:func:`work`) that the switch changes, in place.
+
+    TensorRT-LLM decode attention (``torch_flow``):
+
+    * rows of :func:`trtllm_mmha` become variant ``torch_flow:mmha``, with the multi-head
+      kernel's counts: one CTA per (sequence, query head), items ``N = B·H``, and no
+      query-head sharing of the KV tile, ``m = 1`` (MMHA computes each head's dot products
+      on its own; ``decoderMaskedMultiheadAttentionTemplate.h``);
+    * the KV bytes count the **K cache only**, ``Q = B·S·K·d·b_kv + B·H·2d·2``: the
+      collector allocates a K-only pool (aiconfigurator ``collector/trtllm/collect_attn.py``:
+      ``KVCacheManager(kv_cache_type=CacheType.SELFKONLY, …)``, one field per block,
+      ``kv_factor = 1``, the MLA latent layout), so the kernel's V reads have no pages of
+      their own. Counted with K and V, 14 A100 points at 8k–128k context ran up to 1.6×
+      faster than HBM allows (none 2×). SOL keeps the rule (floors 0, efficiencies 1 on
+      these bytes), still a lower bound on what the benchmark reads from HBM.
+
+    Other classes and frameworks: the table's variant, counts unchanged."""
+    src = np.asarray(c["kernel_source"]).astype(str)
+    variant = src.astype(object)  # object: room for the longer names below
+    if name == "moe":
+        tri = np.char.find(src, TRITON_MOE_MARK) >= 0
+        if tri.any():
+            bm = triton_moe_block_m(c, w["items"])
+            w["m"] = np.where(tri, w["m"] * TRITON_MOE_BLOCK_M_SMALL / bm, w["m"])
+        return variant
+    if name != "attention":
+        return variant
+    trt = (np.asarray(c["framework"]) == "trtllm") & (src == "torch_flow")
+    if not trt.any():
+        return variant
+    b, h, k, d, s = (
+        c[x].astype(float) for x in ("batch", "heads", "kv_heads", "head_dim", "context")
+    )
+    bkv = np.array([_dtype(p, "attention.csv")[0] for p in c["kv_dtype"]])
+    q_konly = b * s * k * d * bkv + b * h * 2 * d * 2.0
+    w["bytes"] = np.where(trt, q_konly, w["bytes"])
+    mm = trt & trtllm_mmha(c["system"], h, k)
+    variant[mm] = "torch_flow:mmha"
+    w["items"] = np.where(mm, b * h, w["items"])
+    w["m"] = np.where(mm, 1.0, w["m"])
+    return variant
 
 
 def holdout_mask(shape: np.ndarray) -> np.ndarray:
@@ -727,8 +846,10 @@ def _mape(pred, t, mask):
     return float(np.mean(np.abs(pred[mask] / t[mask] - 1.0)) * 100.0)
 
 
-def kernel_groups(tables) -> list[dict]:
-    """One dict per hardware × framework × class × precision with the fitting arrays."""
+def kernel_groups(tables, dispatch: bool = False) -> list[dict]:
+    """One dict per hardware × framework × class × precision × variant with the fitting
+    arrays; ``dispatch``: the p-norm form's shape-keyed kernel variants and counts
+    (:func:`pnorm_dispatch`; the max form of the end-to-end prior keeps the table's)."""
     groups = []
     for name in ("gemm", "attention", "mla", "mla_bmm", "moe"):
         if name not in tables:
@@ -736,8 +857,11 @@ def kernel_groups(tables) -> list[dict]:
         tab = tables[name]
         w = work(tab)
         c = tab.columns
+        variant = c["kernel_source"].astype(str)
+        if dispatch:
+            variant = pnorm_dispatch(name, c, w)
         cols = (c["system"], c["framework"], c["framework_version"], w["precision"],
-                c["kernel_source"])  # fmt: skip
+                variant)  # fmt: skip
         keys = np.array(["|".join(str(x) for x in r) for r in zip(*cols, strict=True)])
         dec = decode_mask(name, c)
         for key in sorted(set(keys)):
@@ -1049,7 +1173,7 @@ def run(
         tables = {k: t for k, t in tables.items() if k in set(only)}
     if systems:
         tables = {k: t.select(np.isin(t["system"], list(systems))) for k, t in tables.items()}
-    groups = kernel_groups(tables) + collective_groups(tables)
+    groups = kernel_groups(tables, dispatch=form == "pnorm") + collective_groups(tables)
     if variants:
         groups = decode_variants(groups)
     if decode:
