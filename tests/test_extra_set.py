@@ -182,6 +182,11 @@ def test_cli_extra_subset(tmp_path):
     assert {k for s in rep["by_family"].values() for k in s["lofo_fit"]} == {
         "k", "o_ms", "o_seq_us", "eta_p", "reserve_gb"
     }  # fmt: skip
+    for fam, s in rep["by_family"].items():  # one row per family: no line, one-user rows
+        rates = s["stack_rates"]
+        assert rates["marginal_tflops_per_gpu"] == {"groups": 0}
+        ones = sum(r.concurrency == 1 for r in sub if r.family == fam)
+        assert rates["one_user_ms_per_layer"]["rows"] == ones
     assert len(rep["sol_violations"]) == rep["overall"]["as_is"]["sol_violations"]
     for w in rep["worst"]:
         assert w["err_lofo_pct"] == pytest.approx(

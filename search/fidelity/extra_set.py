@@ -136,19 +136,23 @@ def evaluate_rows(rows) -> dict:
     """Per row (arrays ``[N]``): calibrated and SOL step times, prefill terms, assumed
     η_p, mode name and kind, and the KV waves — ``waves``/``wave_n``/``wave_step_s``
     ``[len(GRID_RESERVE_B), N]``: waves, wave batch and calibrated step at that batch for
-    each reserve of the grid; ``sol_waves``/``sol_step_s`` with the whole HBM (module doc).
-    Every row stacked per structure (:func:`search.stacking.evaluate`, one vmapped call per
-    structure and mode type); a wave batch other than ``c`` is a second, smaller call."""
+    each reserve of the grid; ``sol_waves``/``sol_step_s`` with the whole HBM (module doc);
+    ``flops_token`` (``prefill_flops(spec, 1)``), ``peak_flops`` and ``n_layers`` for
+    :mod:`search.fidelity.stack_rates`. Every row stacked per structure
+    (:func:`search.stacking.evaluate`, one vmapped call per structure and mode type); a
+    wave batch other than ``c`` is a second, smaller call."""
     import hardware_db as db
     from costmodel.decode import kv_bytes_per_chip, weight_bytes_per_chip
     from costmodel.specs import SOL, Parallelism, Workload
     from hardware_db.extra_models import load_model_any
+    from search.fidelity.e2e_fit import prefill_flops, prefill_peak_flops
     from search.fidelity.kv_waves import batch_waves
     from search.scenario import calibrated_mode
     from search.stacking import Config, evaluate
 
     models, precs, systems, modes = {}, {}, {}, {}
     cfgs, sols, names, kinds, comp, wts, eta = [], [], [], [], [], [], []
+    f_tok, peak, n_layers = [], [], []
     hbm, w_chip, kv_seq, base = [], [], [], []
     for r in rows:
         if r.model not in models:
@@ -183,6 +187,9 @@ def evaluate_rows(rows) -> dict:
         names.append(name)
         kinds.append(kind)
         eta.append(e)
+        f_tok.append(prefill_flops(spec, 1))
+        peak.append(prefill_peak_flops(prec, system.chip))
+        n_layers.append(float(spec.n_layers))
     step = np.asarray(evaluate(cfgs).step_time_s, np.float64)
     sol_step = np.asarray(evaluate(sols).step_time_s, np.float64)
     batch = np.asarray([r.batch for r in rows], np.float64)
@@ -225,6 +232,9 @@ def evaluate_rows(rows) -> dict:
         "eta": np.asarray(eta),
         "fits": np.asarray(waves[0]) == 1.0,
         "per_seq": np.asarray([r.software in PER_SEQ_SOFTWARE for r in rows]),
+        "flops_token": np.asarray(f_tok),
+        "peak_flops": np.asarray(peak),
+        "n_layers": np.asarray(n_layers),
         "mode": names,
         "kind": kinds,
     }
@@ -327,7 +337,9 @@ def extra_level_report(path=None) -> dict:
     ``by_source`` / ``by_family`` / ``by_mode_kind`` (``as_is`` and ``lofo`` scores: rows,
     MAPE, median signed error, SOL violations; per family also the mode, the median prefill
     share of the predicted TPOT, the scores of its rows whose batch fits in one wave
-    (``fits_hbm``: KV budget at R = 0) and the LOFO-fitted globals), ``overall``,
+    (``fits_hbm``: KV budget at R = 0), the LOFO-fitted globals and ``stack_rates``: the
+    marginal rate per sequence and the one-user time per layer its rows imply,
+    :func:`search.fidelity.stack_rates.family_rates`), ``overall``,
     ``overall_fits_hbm``, ``overall_le8_users`` (also per source and family: ``le8_users``)
     (rows with ≤ 8 concurrent requests), ``rows_not_fitting_hbm``,
     ``sol_violations`` (id, measured/SOL, reason), ``worst`` (ten largest LOFO errors).
@@ -335,6 +347,7 @@ def extra_level_report(path=None) -> dict:
     from collections import Counter
 
     from hardware_db.extra_e2e import load_extra
+    from search.fidelity.stack_rates import family_rates
 
     every = load_extra(path)
     rows = [r for r in every if r.usable]
@@ -371,6 +384,7 @@ def extra_level_report(path=None) -> dict:
             "mode": sorted({ev["mode"][i] for i in np.nonzero(sel)[0]}),
             "prefill_share_median": round(float(np.median(pre_share[sel])), 3),
             "lofo_fit": fitted[f],
+            "stack_rates": family_rates(rows, ev, sel),
         }
     worst = []
     for i in np.argsort(-np.abs(err_l))[:10]:
