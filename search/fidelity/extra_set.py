@@ -58,8 +58,12 @@ on the rows of every **other** family (hardware × framework), each family weigh
 equally (a family is one stack on one machine; its rows sweep batch and length and are
 strongly correlated — unweighted, the 599-row Argonne MI300X family alone would set the
 globals); the held-out family's rows never influence its prediction. ``o_seq`` is
-charged only to :data:`PER_SEQ_SOFTWARE`. Reported next to the out-of-sample figures *as is* (no
-fit: ``k = 1``, ``o = o_seq = 0``, ``R = 0``, ``η_p`` as assumed above).
+charged only to :data:`PER_SEQ_SOFTWARE`. A family whose software build another family
+also ran (``build`` of :mod:`hardware_db.extra_e2e`: vLLM v0.6.1 ``Dockerfile.rocm`` on
+MI250 and MI300X) is predicted at least at the one-user floor of that build measured on
+the *other* family's rows (:mod:`search.fidelity.build_floor`, :func:`build_floor_s`).
+Reported next to the out-of-sample figures *as is* (no fit: ``k = 1``, ``o = o_seq = 0``,
+``R = 0``, ``η_p`` as assumed above, no floor).
 """
 
 from __future__ import annotations
@@ -288,10 +292,25 @@ def fit_globals(ev: dict, sel) -> dict:
     return best[1]
 
 
-def lofo(ev: dict, families) -> tuple[np.ndarray, dict]:
+def build_floor_s(ev: dict, fit: dict, f_s: float, sel):
+    """The TPOT floor of the rows ``sel`` from their build's one-user time per layer
+    ``f_s`` (:mod:`search.fidelity.build_floor`), with the waves and ``η_p`` of ``fit``."""
+    from search.fidelity.build_floor import floor_tpot_s
+
+    j = int(np.argmin(np.abs(GRID_RESERVE_B - fit["reserve_b"])))
+    n_w = _waves_of(ev, j)[0][sel]
+    w = ev["weights_s"][sel]
+    pre = np.maximum(ev["compute_s"][sel] / fit["eta_p"], n_w * w) / ev["osl"][sel]
+    return floor_tpot_s(w, ev["n_layers"][sel], f_s, n_w, pre)
+
+
+def lofo(ev: dict, families, floors=None) -> tuple[np.ndarray, dict]:
     """Leave-one-family-out predictions ``[N]`` and each family's globals (``k``, ``o_ms``,
     ``o_seq_us``, ``eta_p``, ``reserve_gb``) fitted on the other families' rows, each
-    family weighted equally (rows ``1 / family size``, module doc)."""
+    family weighted equally (rows ``1 / family size``, module doc). ``floors``
+    (``{family: f or None}``, :func:`search.fidelity.build_floor.transferred_floors`, from
+    the other families of the family's build): the prediction is at least
+    :func:`build_floor_s` (``build_floor_ms_per_layer`` in the globals)."""
     fam = np.asarray(families)
     pred = np.empty(len(fam))
     fitted = {}
@@ -306,6 +325,10 @@ def lofo(ev: dict, families) -> tuple[np.ndarray, dict]:
             "reserve_gb": g["reserve_b"] / 1e9,
         }  # fmt: skip
         pred[held] = predict(ev, g, held)
+        f_s = (floors or {}).get(f)
+        if f_s is not None:
+            fitted[f]["build_floor_ms_per_layer"] = round(f_s * 1e3, 4)
+            pred[held] = np.maximum(pred[held], build_floor_s(ev, g, f_s, held))
     return pred, fitted
 
 
@@ -338,7 +361,8 @@ def extra_level_report(path=None) -> dict:
     MAPE, median signed error, SOL violations; per family also the mode, the median prefill
     share of the predicted TPOT, the scores of its rows whose batch fits in one wave
     (``fits_hbm``: KV budget at R = 0), the LOFO-fitted globals and ``stack_rates``: the
-    marginal rate per sequence and the one-user time per layer its rows imply,
+    marginal rate per sequence and the one-user time per layer its rows imply (the LOFO
+    globals carry ``build_floor_ms_per_layer`` where a build floor applies),
     :func:`search.fidelity.stack_rates.family_rates`), ``overall``,
     ``overall_fits_hbm``, ``overall_le8_users`` (also per source and family: ``le8_users``)
     (rows with ≤ 8 concurrent requests), ``rows_not_fitting_hbm``,
@@ -347,6 +371,7 @@ def extra_level_report(path=None) -> dict:
     from collections import Counter
 
     from hardware_db.extra_e2e import load_extra
+    from search.fidelity.build_floor import transferred_floors
     from search.fidelity.stack_rates import family_rates
 
     every = load_extra(path)
@@ -364,7 +389,7 @@ def extra_level_report(path=None) -> dict:
     sol = tpot_model_s(ev["sol_step_s"], ev["compute_s"], ev["weights_s"], ev["osl"], 1.0,
                        n_waves=ev["sol_waves"])  # fmt: skip
     fams = [r.family for r in rows]
-    pred_lofo, fitted = lofo(ev, fams)
+    pred_lofo, fitted = lofo(ev, fams, transferred_floors(every, sorted(set(fams))))
     err_a, err_l = as_is / meas - 1.0, pred_lofo / meas - 1.0
     viol = sol > meas
     pre_share = (as_is - n_w * w_step) / as_is
@@ -406,7 +431,8 @@ def extra_level_report(path=None) -> dict:
             "n_w·(k·t_step(c_w) + o + o_seq·c_w) + max(F_p/(tp·P·η_p), n_w·W/BW)/osl, n_w "
             "waves of c_w sequences when the KV cache cannot hold the batch; as_is = "
             "calibrated mode out of sample (k=1, o=o_seq=0, R=0), lofo = (k, o, o_seq, η_p, "
-            "R) fitted on the other families"
+            "R) fitted on the other families, at least the one-user floor of the family's "
+            "build measured on another family of that build"
         ),
         "rows_total": len(every),
         "rows_used": len(rows),
