@@ -66,8 +66,8 @@ def test_builds_name_two_families():
 
 
 def test_lofo_floor_binds_only_where_above():
-    """With a floor for family 'a' the LOFO prediction is max(fit, floor) on its rows and
-    the other families' predictions and fits do not change."""
+    """With a floor for family 'a' the LOFO prediction is max(fit, floor) on its one-user
+    rows; its batch rows and the other families' predictions and fits do not change."""
     from search.fidelity.extra_set import build_floor_s, lofo
 
     rng = np.random.default_rng(3)
@@ -78,16 +78,21 @@ def test_lofo_floor_binds_only_where_above():
         "weights_s": rng.uniform(1e-3, 5e-3, n),
         "osl": np.full(n, 256.0),
         "n_layers": np.full(n, 32.0),
+        "users": np.r_[np.ones(6), np.full(n - 6, 16.0)],
     }
+    ev["weights_one_token_s"] = 0.8 * ev["weights_s"]
     ev["meas_s"] = ev["step_s"] * rng.uniform(1.1, 1.6, n) + 2e-3
     fams = ["a"] * 10 + ["b"] * 10 + ["c"] * 10
     pred, fitted = lofo(ev, fams)
     f_s = 1e-3  # 32 ms per step: binds on some rows of 'a'
     pred_f, fitted_f = lofo(ev, fams, {"a": f_s, "b": None})
-    np.testing.assert_array_equal(pred_f[10:], pred[10:])
+    np.testing.assert_array_equal(pred_f[6:], pred[6:])
     assert fitted_f["b"] == fitted["b"] and fitted_f["a"]["build_floor_ms_per_layer"] == 1.0
-    sel = np.arange(n) < 10
+    one = np.arange(n) < 6
     g = {"reserve_b": 0.0, "eta_p": fitted["a"]["eta_p"]}
-    floor = build_floor_s(ev, g, f_s, sel)
-    np.testing.assert_allclose(pred_f[:10], np.maximum(pred[:10], floor))
-    assert np.any(floor > pred[:10]) and np.any(floor < pred[:10])
+    floor = build_floor_s(ev, g, f_s, one)
+    w1, w, osl = (ev[k][:6] for k in ("weights_one_token_s", "weights_s", "osl"))
+    pre = np.maximum(ev["compute_s"][:6] / g["eta_p"], w) / osl
+    np.testing.assert_allclose(floor, w1 + 32 * f_s + pre)  # closed form
+    np.testing.assert_allclose(pred_f[:6], np.maximum(pred[:6], floor))
+    assert np.any(floor > pred[:6]) and np.any(floor < pred[:6])

@@ -61,7 +61,8 @@ globals); the held-out family's rows never influence its prediction. ``o_seq`` i
 charged only to :data:`PER_SEQ_SOFTWARE`. A family whose software build another family
 also ran (``build`` of :mod:`hardware_db.extra_e2e`: vLLM v0.6.1 ``Dockerfile.rocm`` on
 MI250 and MI300X) is predicted at least at the one-user floor of that build measured on
-the *other* family's rows (:mod:`search.fidelity.build_floor`, :func:`build_floor_s`).
+the *other* family's one-user rows, on its own one-user rows
+(:mod:`search.fidelity.build_floor`, :func:`build_floor_s`).
 Reported next to the out-of-sample figures *as is* (no fit: ``k = 1``, ``o = o_seq = 0``,
 ``R = 0``, ``η_p`` as assumed above, no floor).
 """
@@ -142,13 +143,15 @@ def evaluate_rows(rows) -> dict:
     ``[len(GRID_RESERVE_B), N]``: waves, wave batch and calibrated step at that batch for
     each reserve of the grid; ``sol_waves``/``sol_step_s`` with the whole HBM (module doc);
     ``flops_token`` (``prefill_flops(spec, 1)``), ``peak_flops`` and ``n_layers`` for
-    :mod:`search.fidelity.stack_rates`. Every row stacked per structure
+    :mod:`search.fidelity.stack_rates`; ``users`` and ``weights_one_token_s`` for
+    :mod:`search.fidelity.build_floor`. Every row stacked per structure
     (:func:`search.stacking.evaluate`, one vmapped call per structure and mode type); a
     wave batch other than ``c`` is a second, smaller call."""
     import hardware_db as db
     from costmodel.decode import kv_bytes_per_chip, weight_bytes_per_chip
     from costmodel.specs import SOL, Parallelism, Workload
     from hardware_db.extra_models import load_model_any
+    from search.fidelity.build_floor import one_token_weights_s
     from search.fidelity.e2e_fit import prefill_flops, prefill_peak_flops
     from search.fidelity.kv_waves import batch_waves
     from search.scenario import calibrated_mode
@@ -156,7 +159,7 @@ def evaluate_rows(rows) -> dict:
 
     models, precs, systems, modes = {}, {}, {}, {}
     cfgs, sols, names, kinds, comp, wts, eta = [], [], [], [], [], [], []
-    f_tok, peak, n_layers = [], [], []
+    f_tok, peak, n_layers, w_one = [], [], [], []
     hbm, w_chip, kv_seq, base = [], [], [], []
     for r in rows:
         if r.model not in models:
@@ -187,6 +190,7 @@ def evaluate_rows(rows) -> dict:
         hbm.append(float(system.chip.hbm_capacity_bytes))
         # resident weights: every expert is in HBM whatever the batch routes to
         w_chip.append(float(weight_bytes_per_chip(models[r.model], prec, par, one)))
+        w_one.append(one_token_weights_s(models[r.model], prec, par, system.chip))
         kv_seq.append(float(kv_bytes_per_chip(spec, prec, par, one)))
         names.append(name)
         kinds.append(kind)
@@ -232,6 +236,8 @@ def evaluate_rows(rows) -> dict:
         "compute_s": np.asarray(comp),
         "weights_s": np.asarray(wts),
         "osl": np.asarray([r.osl for r in rows], np.float64),
+        "users": np.asarray([r.concurrency for r in rows], np.float64),
+        "weights_one_token_s": np.asarray(w_one),
         "meas_s": np.asarray([r.tpot_s for r in rows], np.float64),
         "eta": np.asarray(eta),
         "fits": np.asarray(waves[0]) == 1.0,
@@ -293,15 +299,14 @@ def fit_globals(ev: dict, sel) -> dict:
 
 
 def build_floor_s(ev: dict, fit: dict, f_s: float, sel):
-    """The TPOT floor of the rows ``sel`` from their build's one-user time per layer
-    ``f_s`` (:mod:`search.fidelity.build_floor`), with the waves and ``η_p`` of ``fit``."""
+    """The TPOT floor of the one-user rows ``sel`` from their build's one-user time per
+    layer ``f_s`` (:mod:`search.fidelity.build_floor`: the weights one token reads, ``L·f``,
+    the prefill at the ``η_p`` of ``fit``)."""
     from search.fidelity.build_floor import floor_tpot_s
 
-    j = int(np.argmin(np.abs(GRID_RESERVE_B - fit["reserve_b"])))
-    n_w = _waves_of(ev, j)[0][sel]
-    w = ev["weights_s"][sel]
-    pre = np.maximum(ev["compute_s"][sel] / fit["eta_p"], n_w * w) / ev["osl"][sel]
-    return floor_tpot_s(w, ev["n_layers"][sel], f_s, n_w, pre)
+    w_all = ev["weights_s"][sel]
+    pre = np.maximum(ev["compute_s"][sel] / fit["eta_p"], w_all) / ev["osl"][sel]
+    return floor_tpot_s(ev["weights_one_token_s"][sel], ev["n_layers"][sel], f_s, 1.0, pre)
 
 
 def lofo(ev: dict, families, floors=None) -> tuple[np.ndarray, dict]:
@@ -328,7 +333,8 @@ def lofo(ev: dict, families, floors=None) -> tuple[np.ndarray, dict]:
         f_s = (floors or {}).get(f)
         if f_s is not None:
             fitted[f]["build_floor_ms_per_layer"] = round(f_s * 1e3, 4)
-            pred[held] = np.maximum(pred[held], build_floor_s(ev, g, f_s, held))
+            one = held & (ev["users"] == 1)
+            pred[one] = np.maximum(pred[one], build_floor_s(ev, g, f_s, one))
     return pred, fitted
 
 
