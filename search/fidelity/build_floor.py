@@ -15,9 +15,9 @@ prefill of one prompt is < 1 % of these rows). **Assumption** (named, not fitted
 that ran the same software build — ``build`` of :mod:`hardware_db.extra_e2e`, vLLM v0.6.1
 built from its ``Dockerfile.rocm`` for both the MI250 and the MI300X runs of
 LLM-Inference-Bench — share ``f``: the host path is the same code on the same kind of
-host, the per-kernel path the same HIP runtime and kernels. A family's floor is the **median** ``f`` of the one-user rows
-of the *other* families of its build (never its own rows), and the leave-one-family-out
-TPOT of its one-user rows is at least::
+host, the per-kernel path the same HIP runtime and kernels. A family's floor is the
+**median** ``f`` of the one-user rows of the *other* families of its build (never its own
+rows), and the leave-one-family-out TPOT of its one-user rows is at least::
 
     TPOT ≥ W_1/BW + L·f + max(F_p/(tp·P·η_p), W_chip/BW) / osl
 
