@@ -12,8 +12,9 @@ origin and licence: ``data/extra_measurements_SOURCES.md``. Evidence grade B.
   8B / 70B have the architecture of Llama-3.1 8B / 70B (same layers, widths, GQA heads,
   vocabulary; only the RoPE scaling and the context limit differ, which a decode step at
   ≤ 4k tokens does not see);
-* **system**: :data:`SYSTEMS` (the database has no MI250 or Intel GPU: those rows are
-  skipped); ``num_gpus`` above the system's chips → skipped. Argonne's A100 is the
+* **system**: :data:`SYSTEMS` (the database has no MI250 or Intel GPU system: those rows
+  are skipped; the MI250 rows keep a chip, :data:`CHIP_ONLY`, for the build floor of
+  :data:`BUILDS`); ``num_gpus`` above the system's chips → skipped. Argonne's A100 is the
   **40 GB** SXM4 part of an ALCF Polaris node (``polaris-a100-4``: 1,555 GB/s, 40 GiB), not
   the 80 GB HGX part: the A100 scripts of the benchmark's repository are PBS jobs on
   Polaris (queue ``preemptable``, file systems ``home:eagle:grand``, paths under
@@ -73,7 +74,23 @@ SYSTEMS = {
     "mi300x": "mi300x-8",
     "gaudi2": "hls-gaudi2-8",
 }
-"""Source hardware → database system (MI250, PVC, Max 1550: no database entry)."""
+"""Source hardware → database system (MI250, PVC, Max 1550: no system entry)."""
+
+CHIP_ONLY = {"mi250": "mi250-gcd"}
+"""Source hardware with a database chip but no system: its rows are not evaluated by the
+cost model (``usable`` False), but their one-user time per layer can be measured against
+the chip's bandwidth — the floor of their software build (:data:`BUILDS`). A "GPU" of the
+MI250 rows is one GCD (the runtime exposes each die as a device)."""
+
+BUILDS = {
+    ("argonne_llm_inference_bench", "mi250", "vllm"): "vllm-0.6.1-rocm",
+    ("argonne_llm_inference_bench", "mi300x", "vllm"): "vllm-0.6.1-rocm",
+}
+"""(source, hardware, framework) → the software build the rows ran, where two families
+share one: LLM-Inference-Bench's ``vLLM/MI300X/README.md`` and ``vLLM/MI250/README.md``
+both check out vLLM ``v0.6.1`` and build its ``Dockerfile.rocm`` (ROCm PyTorch base
+image, Triton and ROCm flash-attention); the runs call the same ``benchmark_throughput.py``
+(MI250: an earlier copy of it). Rows of other families have no shared build ("")."""
 
 SOFTWARE = {
     "vllm": "vllm",
@@ -139,6 +156,7 @@ class ExtraRow(NamedTuple):
     includes_prefill: bool
     full_length: bool
     same_tokens: bool
+    build: str
     usable: bool
     reason: str
     notes: str
@@ -250,6 +268,7 @@ def _row(r: dict, line: int, path) -> ExtraRow:
         includes_prefill=TPOT_KINDS[kind],
         full_length=FULL_LENGTH.get((src, fw), False),
         same_tokens=SAME_TOKENS.get((src, fw), False),
+        build=BUILDS.get((src, hw, fw), ""),
         usable=not reason,
         reason=reason,
         notes=notes,

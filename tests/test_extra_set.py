@@ -179,9 +179,14 @@ def test_cli_extra_subset(tmp_path):
     assert rep["overall_le8_users"]["as_is"]["rows"] == sum(r.concurrency <= 8 for r in sub)
     assert sum(s["as_is"]["rows"] for s in rep["by_source"].values()) == n_used
     assert sum(s["lofo"]["rows"] for s in rep["by_family"].values()) == n_used
-    assert {k for s in rep["by_family"].values() for k in s["lofo_fit"]} == {
-        "k", "o_ms", "o_seq_us", "eta_p", "reserve_gb"
-    }  # fmt: skip
+    keys = {k for s in rep["by_family"].values() for k in s["lofo_fit"]}
+    base = {"k", "o_ms", "o_seq_us", "eta_p", "reserve_gb"}
+    assert base <= keys <= base | {"build_floor_ms_per_layer"}
+    for fam, s in rep["by_family"].items():  # one row per family: no line, one-user rows
+        rates = s["stack_rates"]
+        assert rates["marginal_tflops_per_gpu"] == {"groups": 0}
+        ones = sum(r.concurrency == 1 for r in sub if r.family == fam)
+        assert rates["one_user_ms_per_layer"]["rows"] == ones
     assert len(rep["sol_violations"]) == rep["overall"]["as_is"]["sol_violations"]
     for w in rep["worst"]:
         assert w["err_lofo_pct"] == pytest.approx(

@@ -58,8 +58,13 @@ on the rows of every **other** family (hardware × framework), each family weigh
 equally (a family is one stack on one machine; its rows sweep batch and length and are
 strongly correlated — unweighted, the 599-row Argonne MI300X family alone would set the
 globals); the held-out family's rows never influence its prediction. ``o_seq`` is
-charged only to :data:`PER_SEQ_SOFTWARE`. Reported next to the out-of-sample figures *as is* (no
-fit: ``k = 1``, ``o = o_seq = 0``, ``R = 0``, ``η_p`` as assumed above).
+charged only to :data:`PER_SEQ_SOFTWARE`. A family whose software build another family
+also ran (``build`` of :mod:`hardware_db.extra_e2e`: vLLM v0.6.1 ``Dockerfile.rocm`` on
+MI250 and MI300X) is predicted at least at the one-user floor of that build measured on
+the *other* family's one-user rows, on its own one-user rows
+(:mod:`search.fidelity.build_floor`, :func:`build_floor_s`).
+Reported next to the out-of-sample figures *as is* (no fit: ``k = 1``, ``o = o_seq = 0``,
+``R = 0``, ``η_p`` as assumed above, no floor).
 """
 
 from __future__ import annotations
@@ -136,19 +141,25 @@ def evaluate_rows(rows) -> dict:
     """Per row (arrays ``[N]``): calibrated and SOL step times, prefill terms, assumed
     η_p, mode name and kind, and the KV waves — ``waves``/``wave_n``/``wave_step_s``
     ``[len(GRID_RESERVE_B), N]``: waves, wave batch and calibrated step at that batch for
-    each reserve of the grid; ``sol_waves``/``sol_step_s`` with the whole HBM (module doc).
-    Every row stacked per structure (:func:`search.stacking.evaluate`, one vmapped call per
-    structure and mode type); a wave batch other than ``c`` is a second, smaller call."""
+    each reserve of the grid; ``sol_waves``/``sol_step_s`` with the whole HBM (module doc);
+    ``flops_token`` (``prefill_flops(spec, 1)``), ``peak_flops`` and ``n_layers`` for
+    :mod:`search.fidelity.stack_rates`; ``users`` and ``weights_one_token_s`` for
+    :mod:`search.fidelity.build_floor`. Every row stacked per structure
+    (:func:`search.stacking.evaluate`, one vmapped call per structure and mode type); a
+    wave batch other than ``c`` is a second, smaller call."""
     import hardware_db as db
     from costmodel.decode import kv_bytes_per_chip, weight_bytes_per_chip
     from costmodel.specs import SOL, Parallelism, Workload
     from hardware_db.extra_models import load_model_any
+    from search.fidelity.build_floor import one_token_weights_s
+    from search.fidelity.e2e_fit import prefill_flops, prefill_peak_flops
     from search.fidelity.kv_waves import batch_waves
     from search.scenario import calibrated_mode
     from search.stacking import Config, evaluate
 
     models, precs, systems, modes = {}, {}, {}, {}
     cfgs, sols, names, kinds, comp, wts, eta = [], [], [], [], [], [], []
+    f_tok, peak, n_layers, w_one = [], [], [], []
     hbm, w_chip, kv_seq, base = [], [], [], []
     for r in rows:
         if r.model not in models:
@@ -179,10 +190,14 @@ def evaluate_rows(rows) -> dict:
         hbm.append(float(system.chip.hbm_capacity_bytes))
         # resident weights: every expert is in HBM whatever the batch routes to
         w_chip.append(float(weight_bytes_per_chip(models[r.model], prec, par, one)))
+        w_one.append(one_token_weights_s(models[r.model], prec, par, system.chip))
         kv_seq.append(float(kv_bytes_per_chip(spec, prec, par, one)))
         names.append(name)
         kinds.append(kind)
         eta.append(e)
+        f_tok.append(prefill_flops(spec, 1))
+        peak.append(prefill_peak_flops(prec, system.chip))
+        n_layers.append(float(spec.n_layers))
     step = np.asarray(evaluate(cfgs).step_time_s, np.float64)
     sol_step = np.asarray(evaluate(sols).step_time_s, np.float64)
     batch = np.asarray([r.batch for r in rows], np.float64)
@@ -221,10 +236,15 @@ def evaluate_rows(rows) -> dict:
         "compute_s": np.asarray(comp),
         "weights_s": np.asarray(wts),
         "osl": np.asarray([r.osl for r in rows], np.float64),
+        "users": np.asarray([r.concurrency for r in rows], np.float64),
+        "weights_one_token_s": np.asarray(w_one),
         "meas_s": np.asarray([r.tpot_s for r in rows], np.float64),
         "eta": np.asarray(eta),
         "fits": np.asarray(waves[0]) == 1.0,
         "per_seq": np.asarray([r.software in PER_SEQ_SOFTWARE for r in rows]),
+        "flops_token": np.asarray(f_tok),
+        "peak_flops": np.asarray(peak),
+        "n_layers": np.asarray(n_layers),
         "mode": names,
         "kind": kinds,
     }
@@ -278,10 +298,24 @@ def fit_globals(ev: dict, sel) -> dict:
     return best[1]
 
 
-def lofo(ev: dict, families) -> tuple[np.ndarray, dict]:
+def build_floor_s(ev: dict, fit: dict, f_s: float, sel):
+    """The TPOT floor of the one-user rows ``sel`` from their build's one-user time per
+    layer ``f_s`` (:mod:`search.fidelity.build_floor`: the weights one token reads, ``L·f``,
+    the prefill at the ``η_p`` of ``fit``)."""
+    from search.fidelity.build_floor import floor_tpot_s
+
+    w_all = ev["weights_s"][sel]
+    pre = np.maximum(ev["compute_s"][sel] / fit["eta_p"], w_all) / ev["osl"][sel]
+    return floor_tpot_s(ev["weights_one_token_s"][sel], ev["n_layers"][sel], f_s, 1.0, pre)
+
+
+def lofo(ev: dict, families, floors=None) -> tuple[np.ndarray, dict]:
     """Leave-one-family-out predictions ``[N]`` and each family's globals (``k``, ``o_ms``,
     ``o_seq_us``, ``eta_p``, ``reserve_gb``) fitted on the other families' rows, each
-    family weighted equally (rows ``1 / family size``, module doc)."""
+    family weighted equally (rows ``1 / family size``, module doc). ``floors``
+    (``{family: f or None}``, :func:`search.fidelity.build_floor.transferred_floors`, from
+    the other families of the family's build): the prediction is at least
+    :func:`build_floor_s` (``build_floor_ms_per_layer`` in the globals)."""
     fam = np.asarray(families)
     pred = np.empty(len(fam))
     fitted = {}
@@ -296,6 +330,11 @@ def lofo(ev: dict, families) -> tuple[np.ndarray, dict]:
             "reserve_gb": g["reserve_b"] / 1e9,
         }  # fmt: skip
         pred[held] = predict(ev, g, held)
+        f_s = (floors or {}).get(f)
+        if f_s is not None:
+            fitted[f]["build_floor_ms_per_layer"] = round(f_s * 1e3, 4)
+            one = held & (ev["users"] == 1)
+            pred[one] = np.maximum(pred[one], build_floor_s(ev, g, f_s, one))
     return pred, fitted
 
 
@@ -327,7 +366,10 @@ def extra_level_report(path=None) -> dict:
     ``by_source`` / ``by_family`` / ``by_mode_kind`` (``as_is`` and ``lofo`` scores: rows,
     MAPE, median signed error, SOL violations; per family also the mode, the median prefill
     share of the predicted TPOT, the scores of its rows whose batch fits in one wave
-    (``fits_hbm``: KV budget at R = 0) and the LOFO-fitted globals), ``overall``,
+    (``fits_hbm``: KV budget at R = 0), the LOFO-fitted globals and ``stack_rates``: the
+    marginal rate per sequence and the one-user time per layer its rows imply (the LOFO
+    globals carry ``build_floor_ms_per_layer`` where a build floor applies),
+    :func:`search.fidelity.stack_rates.family_rates`), ``overall``,
     ``overall_fits_hbm``, ``overall_le8_users`` (also per source and family: ``le8_users``)
     (rows with ≤ 8 concurrent requests), ``rows_not_fitting_hbm``,
     ``sol_violations`` (id, measured/SOL, reason), ``worst`` (ten largest LOFO errors).
@@ -335,6 +377,8 @@ def extra_level_report(path=None) -> dict:
     from collections import Counter
 
     from hardware_db.extra_e2e import load_extra
+    from search.fidelity.build_floor import transferred_floors
+    from search.fidelity.stack_rates import family_rates
 
     every = load_extra(path)
     rows = [r for r in every if r.usable]
@@ -351,7 +395,7 @@ def extra_level_report(path=None) -> dict:
     sol = tpot_model_s(ev["sol_step_s"], ev["compute_s"], ev["weights_s"], ev["osl"], 1.0,
                        n_waves=ev["sol_waves"])  # fmt: skip
     fams = [r.family for r in rows]
-    pred_lofo, fitted = lofo(ev, fams)
+    pred_lofo, fitted = lofo(ev, fams, transferred_floors(every, sorted(set(fams))))
     err_a, err_l = as_is / meas - 1.0, pred_lofo / meas - 1.0
     viol = sol > meas
     pre_share = (as_is - n_w * w_step) / as_is
@@ -371,6 +415,7 @@ def extra_level_report(path=None) -> dict:
             "mode": sorted({ev["mode"][i] for i in np.nonzero(sel)[0]}),
             "prefill_share_median": round(float(np.median(pre_share[sel])), 3),
             "lofo_fit": fitted[f],
+            "stack_rates": family_rates(rows, ev, sel),
         }
     worst = []
     for i in np.argsort(-np.abs(err_l))[:10]:
@@ -392,7 +437,8 @@ def extra_level_report(path=None) -> dict:
             "n_w·(k·t_step(c_w) + o + o_seq·c_w) + max(F_p/(tp·P·η_p), n_w·W/BW)/osl, n_w "
             "waves of c_w sequences when the KV cache cannot hold the batch; as_is = "
             "calibrated mode out of sample (k=1, o=o_seq=0, R=0), lofo = (k, o, o_seq, η_p, "
-            "R) fitted on the other families"
+            "R) fitted on the other families, at least the one-user floor of the family's "
+            "build measured on another family of that build"
         ),
         "rows_total": len(every),
         "rows_used": len(rows),
