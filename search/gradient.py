@@ -24,16 +24,30 @@ wrong basin about half the time. The recipe here:
    nearest level. Every candidate is re-scored with the exact model (``beta = inf``,
    hard feasibility and budget) (:func:`round_starts`).
 5. **Scan the split table** at the ``n_scans`` best knob combinations found so far (with
-   knobs only: the table has at most a few thousand rows, cheap next to a grid over
-   knob levels × splits, and it repairs splits that round badly from the relaxation)
-   (:func:`scan_requests`).
-6. **Hill-climb exactly** from each of the ``n_climbs`` best distinct candidates: its
-   neighbourhood of valid splits (knobs fixed) and ±1 level of every knob (split
-   fixed), re-scored exactly, until no neighbour improves (at most ``max_climb``
-   rounds). This repairs relaxed optima that round two steps away
-   from the discrete one (e.g. EP 4 vs EP 1 when the busiest-expert term is flat)
-   (:func:`hill_climb`, moves from :func:`climb_moves`).
+   knobs only; off by default: a whole table per scan costs 1/(knob combinations) of
+   the grid, ~0.07 % on ``bench_gradient``) (:func:`scan_requests`).
+6. **Hill-climb exactly** from each of the ``n_climbs`` best distinct candidates (one on
+   tables of at most ``small_table`` rows, :func:`_n_climbs`): its neighbourhood of
+   valid splits (knobs fixed) and ±1 level of every knob (split fixed), at most
+   ``max_moved`` degrees or knobs moved at once, re-scored exactly, until no neighbour
+   improves (at most ``max_climb`` rounds). This repairs relaxed optima that round two
+   steps away from the discrete one (e.g. EP 4 vs EP 1 when the busiest-expert term is
+   flat) (:func:`hill_climb`, moves from :func:`climb_moves`).
+7. **Coupled scan** (``coupled_scan``) at the best point's knob values: every split of
+   the table with the same chip count (the degrees' product), and every split with at
+   most two degrees changed to any value (:func:`coupled_moves`). The misses of steps
+   1–6 on ``bench_gradient``'s large tables (GB200 NVL72, reticle dies) were all the
+   right chip count factored the wrong way, or a two-degree trade (``tp`` against
+   ``pp``) several table values away.
+8. **Re-relax the knobs** at the best split (and the coupled scan's ``n_refine − 1``
+   next best splits): ``knob_steps`` projected Adam steps with the degrees pinned, then
+   the ``2^K`` level corners around the result (:func:`refine_knobs`). Under a binding
+   budget the best knob levels of a discrete split can be several levels from those of
+   the relaxed split.
+9. **Polish**: one more climb from the best point, knob moves reaching
+   ±``polish_reach`` levels (:func:`polish`).
 
+Only candidates not scored before cost an evaluation (steps 6–9 share a seen set).
 Arguments are checked first (:func:`check_args`; errors name the API argument).
 
 Every step runs for many scenarios at once (:func:`optimize_many`; :func:`optimize` is
@@ -44,12 +58,20 @@ structure run as lanes of one vmapped call; exact re-scoring batches the candida
 all scenarios into fixed-size calls.
 
 Deterministic for a seed. ``evaluations`` counts model evaluations: one per start per
-step (value and gradient together) plus one per exact candidate; ``forward_equivalents``
-counts each step as ``1 + inputs`` forward passes (one JVP per relaxed variable).
+step (value and gradient together, steps 3 and 8) plus one per exact candidate;
+``forward_equivalents`` counts each step as ``1 + inputs`` forward passes (one JVP per
+relaxed variable).
+
+Defaults (:class:`SearchSettings`) were tuned on ``benchmarks/bench_gradient.py``'s
+scenarios, seeds 11 and 12 only (80 scenarios, 4 knobs × 16 levels under a budget):
+every answer within 1 % of the grid optimum, with 0.088 % and 0.073 % of the grid's
+evaluations in total (per scenario, median 0.32 % and 0.23 %: small spaces cost a
+larger share); the fresh seeds' figures are in ``docs/design.md`` §9.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -105,7 +127,7 @@ class GradientResult:
     result: object  # DecodeResult of the winner (exact model)
     evaluations: int
     forward_equivalents: int
-    evaluations_by_step: dict  # relax (one per start per step), round, scan, climb
+    evaluations_by_step: dict  # per step of STEPS (relax: one per start per step)
     relaxed_score: float  # exact score at the best start's continuous optimum (if feasible)
     starts: int
     steps: int
@@ -141,22 +163,31 @@ def neighbourhood(table: np.ndarray, center: np.ndarray, max_moved: int = 5) -> 
     return table[keep & (moved <= max_moved)]
 
 
+STEPS = ("relax", "round", "scan", "climb", "coupled_scan", "knob_relax", "knob_round", "polish")
+"""Keys of :attr:`GradientResult.evaluations_by_step`, in the order the steps run."""
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     """The optimiser's settings (the keyword arguments of :func:`optimize`)."""
 
     objective: str = "utps"
-    n_starts: int = 16
-    steps: int = 200
-    lr: float = 0.1
+    n_starts: int = 6
+    steps: int = 40
+    lr: float = 0.15
     beta: float = 20.0
     mu: float = 10.0
     kappa: float = 20.0
     n_near: int = 4
     max_climb: int = 20
-    n_climbs: int = 4
-    n_scans: int = 2
-    max_moved: int = 5
+    n_climbs: int = 3
+    n_scans: int = 0
+    max_moved: int = 2
+    coupled_scan: bool = True
+    knob_steps: int = 30
+    n_refine: int = 1
+    polish_reach: int = 2
+    small_table: int = 256
     seed: int = 0
 
 
@@ -169,9 +200,12 @@ def check_args(splits, knobs, budget, s: SearchSettings) -> np.ndarray:
         v = getattr(s, name)
         if not (isinstance(v, (int, np.integer)) and v >= 1):
             raise UserError(f"{name} {v!r}: must be an integer ≥ 1")
-    if not (isinstance(s.max_moved, (int, np.integer)) and s.max_moved >= 1):
-        raise UserError(f"max_moved {s.max_moved!r}: must be an integer ≥ 1")
-    for name in ("n_near", "max_climb", "n_climbs", "n_scans"):
+    for name in ("max_moved", "n_refine"):
+        v = getattr(s, name)
+        if not (isinstance(v, (int, np.integer)) and v >= 1):
+            raise UserError(f"{name} {v!r}: must be an integer ≥ 1")
+    counts = ("n_near", "max_climb", "n_climbs", "n_scans", "knob_steps", "polish_reach")
+    for name in (*counts, "small_table"):
         v = getattr(s, name)
         if not (isinstance(v, (int, np.integer)) and v >= 0):
             raise UserError(f"{name} {v!r}: must be an integer ≥ 0")
@@ -309,18 +343,25 @@ def scan_requests(st: _State, n_scans: int) -> list[tuple[np.ndarray, np.ndarray
     return [(st.table, np.tile(np.asarray(k, np.float64), (n, 1))) for k in top]
 
 
-def climb_moves(st: _State, par, kv, max_moved: int = 5) -> tuple[np.ndarray, np.ndarray] | None:
+def climb_moves(
+    st: _State, par, kv, max_moved: int = 5, knob_reach: int = 1
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Unseen neighbours of ``(par, kv)``: its neighbourhood of valid splits at the
-    current knob values, and ±1 level of every knob jointly at the current split, with
-    at most ``max_moved`` degrees or knobs moved at once (:func:`neighbourhood`) (marked
-    seen). ``None`` when every neighbour has been scored."""
+    current knob values, and up to ±``knob_reach`` levels of every knob jointly at the
+    current split, with at most ``max_moved`` degrees or knobs moved at once
+    (:func:`neighbourhood`) (marked seen). ``None`` when every neighbour has been scored.
+
+    ``knob_reach = 2`` (the polish climb, :func:`_search_group`) lets a move trade two
+    levels of one knob against one of another under a binding budget: with log-spaced
+    levels of unequal steps (e.g. ×1.166 for a latency, ×1.097 for a bandwidth) the
+    better budget split can lie two levels away while every ±1 pair is worse."""
     kopts = []
     for i, lv in enumerate(st.levels):
         if lv is None:
             kopts.append(np.array([kv[i]]))
         else:
             j = int(np.argmin(np.abs(lv - kv[i])))
-            kopts.append(lv[max(j - 1, 0) : j + 2])
+            kopts.append(lv[max(j - knob_reach, 0) : j + knob_reach + 1])
     combos = list(itertools.product(*kopts)) if st.knobs else [()]
     combos = [c for c in combos if sum(a != b for a, b in zip(c, kv, strict=True)) <= max_moved]
     cands = [(r, kv) for r in neighbourhood(st.table, par, max_moved)]
@@ -333,25 +374,36 @@ def climb_moves(st: _State, par, kv, max_moved: int = 5) -> tuple[np.ndarray, np
     return npar, np.array([c for _, c in new]).reshape(len(new), len(st.knobs))
 
 
-def climb_seeds(st: _State, n_climbs: int) -> list[int]:
-    """Indices of the ``n_climbs`` best feasible candidates with distinct splits."""
+def climb_seeds(st: _State, n_climbs: int) -> list[tuple]:
+    """The ``n_climbs`` best feasible candidates with distinct splits, as ``(split, knob
+    values, score)``."""
     seeds, used = [], set()
     for i in np.argsort(-st.scores, kind="stable"):
         if not np.isfinite(st.scores[i]) or len(seeds) == n_climbs:
             break
         if tuple(st.par[i]) not in used:
             used.add(tuple(st.par[i]))
-            seeds.append(int(i))
+            seeds.append((st.par[i], st.kv[i], st.scores[i]))
     return seeds
 
 
 class _Climb:
-    """One scenario's climbs, run one after another (as a state machine, so the
-    climbs of many scenarios advance in lockstep and share exact-scoring calls)."""
+    """One scenario's climbs from ``seeds`` (``(split, knob values, score)``), run one
+    after another (as a state machine, so the climbs of many scenarios advance in
+    lockstep and share exact-scoring calls); evaluations are counted under ``step``."""
 
-    def __init__(self, st: _State, n_climbs: int, max_climb: int, max_moved: int = 5):
+    def __init__(
+        self,
+        st: _State,
+        seeds: list,
+        max_climb: int,
+        max_moved: int = 5,
+        knob_reach: int = 1,
+        step: str = "climb",
+    ):
         self.st, self.max_climb, self.max_moved = st, max_climb, max_moved
-        self.queue = climb_seeds(st, n_climbs)
+        self.knob_reach, self.step = knob_reach, step
+        self.queue = list(seeds)
         self.best = (None, None, -np.inf)
         self.cur = None
         self.pending = None
@@ -362,11 +414,12 @@ class _Climb:
             if self.cur is None:
                 if not self.queue:
                     return None
-                i = self.queue.pop(0)
-                self.cur = [self.st.par[i], self.st.kv[i], self.st.scores[i], 0]
+                self.cur = [*self.queue.pop(0), 0]
             moves = None
             if self.cur[3] < self.max_climb:
-                moves = climb_moves(self.st, self.cur[0], self.cur[1], self.max_moved)
+                moves = climb_moves(
+                    self.st, self.cur[0], self.cur[1], self.max_moved, self.knob_reach
+                )
             if moves is not None:
                 self.pending = moves
                 return moves
@@ -375,7 +428,7 @@ class _Climb:
     def accept(self, scores):
         """Move to the best proposed neighbour if it improves; else end this climb."""
         npar, nkv = self.pending
-        self.st.count("climb", len(npar))
+        self.st.count(self.step, len(npar))
         j = int(np.argmax(scores))
         if scores[j] > self.cur[2]:
             self.cur = [npar[j], nkv[j], scores[j], self.cur[3] + 1]
@@ -388,12 +441,32 @@ class _Climb:
         self.cur = None
 
 
-def hill_climb(states, s: SearchSettings) -> list[tuple]:
+def _n_climbs(st: _State, s: SearchSettings) -> int:
+    """Climbs of step 6 for this scenario: ``n_climbs``, or one where the split table
+    has at most ``small_table`` rows.
+
+    The search's evaluations scale with the space: the further climbs start from other
+    basins, which a small table does not need — there the coupled scan (step 7: every
+    row with the same chip count or at most two degrees changed) reaches most rows, and
+    each climb round (up to ~50 splits and ~30 knob moves) costs a sizeable share of
+    the whole space. Measured on ``bench_gradient`` (seeds 11 and 12, 80 scenarios):
+    one climb on tables of ≤ 256 rows kept every answer within 1 % and saved ~15 % of
+    the evaluations; ≤ 600 rows missed one (3 %)."""
+    return min(s.n_climbs, 1) if len(st.table) <= s.small_table else s.n_climbs
+
+
+def hill_climb(states, s: SearchSettings, seeds=None, knob_reach: int = 1, step="climb"):
     """Step 6: exact hill-climbs from each scenario's ``n_climbs`` best distinct
-    candidates until no neighbour improves (≤ ``max_climb`` moves each); the climbs of
+    candidates (or from ``seeds[i]``, a list of ``(split, knob values, score)`` per
+    scenario) until no neighbour improves (≤ ``max_climb`` moves each); the climbs of
     all scenarios share each round's exact-scoring call. Returns ``(split, knob values,
     score)`` per scenario."""
-    climbs = [_Climb(st, s.n_climbs, s.max_climb, s.max_moved) for st in states]
+    if seeds is None:
+        seeds = [climb_seeds(st, _n_climbs(st, s)) for st in states]
+    climbs = [
+        _Climb(st, sd, s.max_climb, s.max_moved, knob_reach, step)
+        for st, sd in zip(states, seeds, strict=True)
+    ]
     active = list(range(len(climbs)))
     while active:
         reqs, owners = [], []
@@ -411,8 +484,153 @@ def hill_climb(states, s: SearchSettings) -> list[tuple]:
     return [c.best for c in climbs]
 
 
+def chip_count(par) -> float:
+    """Chips of a split row: ``attn_tp · attn_dp · kvp · pp``."""
+    return float(par[0] * par[1] * par[2] * par[5])
+
+
+def coupled_moves(st: _State, par, kv) -> tuple[np.ndarray, np.ndarray] | None:
+    """Step 7 (candidates): the unseen rows of the split table that use as many chips as
+    ``par`` (``attn_tp·attn_dp·kvp·pp`` equal), at the knob values ``kv`` (marked seen).
+
+    The degrees are coupled by their product: the relaxation and the memory and chip
+    constraints fix the chip count well, but not how it factors. A relaxed optimum that
+    rounds to the right chip count in the wrong factorisation is typically several
+    degrees away from the discrete optimum at once (e.g. ``pp 8 → 1`` with ``kvp 8 → 32``,
+    ``tp 8 → 16``, ``ep 1 → 2``, or ``ep 1 ↔ moe_tp 64``), beyond the climbs' neighbourhood;
+    this iso-chip slice of the table is ~5–30 % of it (measured on ``bench_gradient``'s
+    tables), far fewer rows than a scan of the whole table."""
+    same = np.isclose(st.table[:, [0, 1, 2, 5]].prod(1), chip_count(par))
+    same |= (st.table[:, list(FREE)] != np.asarray(par)[list(FREE)]).sum(1) <= 2
+    same = st.table[same]
+    new = [r for r in same if (tuple(r), tuple(kv)) not in st.seen]
+    if not new:
+        return None
+    st.seen.update((tuple(r), tuple(kv)) for r in new)
+    return np.array(new), np.tile(np.asarray(kv, np.float64), (len(new), 1))
+
+
+def refine_knobs(states, seeds: list, s: SearchSettings) -> list:
+    """Step 8 (candidates): the knobs re-relaxed at the discrete split of each seed
+    ``(state index, (split, knob values, score))``, rounded to the corners of their
+    level cell. Returns ``(state index, split rows, knob values)`` per seed of a state
+    with knobs.
+
+    The relaxed knob values are optimal for the relaxed, fractional split; once the
+    split is discrete, the best use of a binding budget can move several knobs by a
+    level or more at once (e.g. latency ×0.736 → ×0.631 on two knobs while the
+    bandwidth goes ×2.1 → ×1.6), which single-level climbs may not reach through
+    improving steps. So the projected Adam of step 3 runs again, ``knob_steps`` steps
+    from the seed, with the split's degrees pinned (box bounds ``lo = hi`` at its
+    ``log2`` degrees, so the projection holds them), and every knob with levels then
+    takes the level below or above its continuous value: the ``2^K`` corners
+    (continuous knobs keep their value)."""
+    seeds = [(i, b) for i, b in seeds if states[i].knobs and b[0] is not None]
+    if not seeds or s.knob_steps <= 0:
+        return []
+    probs, x0s = [], []
+    for i, (par, kv, _) in seeds:
+        st = states[i]
+        deg = np.log2(np.asarray(par, np.float64)[list(FREE)])
+        lo, hi = st.problem.lo.copy(), st.problem.hi.copy()
+        lo[: len(FREE)] = hi[: len(FREE)] = deg
+        probs.append(dataclasses.replace(st.problem, lo=lo, hi=hi))
+        x0s.append(np.concatenate([deg, np.log(np.asarray(kv, np.float64))])[None])
+    runs = gp.run_relax(probs, x0s, s.objective, s.knob_steps, s.lr, s.beta, s.mu, s.kappa)
+    out = []
+    for (i, b), (x, _) in zip(seeds, runs, strict=True):
+        st = states[i]
+        st.count("knob_relax", s.knob_steps)
+        opts = []
+        for k, lv in enumerate(st.levels):
+            v = float(np.exp(x[0, len(FREE) + k]))
+            if lv is None:
+                opts.append([v])
+            else:
+                j = int(np.searchsorted(lv, v))
+                opts.append(sorted({float(lv[max(j - 1, 0)]), float(lv[min(j, len(lv) - 1)])}))
+        kv = np.array(list(itertools.product(*opts)), np.float64)
+        out.append((i, np.tile(np.asarray(b[0], np.float64), (len(kv), 1)), kv))
+    return out
+
+
+def _unseen(st: _State, par, kv):
+    """The rows of ``(par, kv)`` not scored before (marked seen), or ``None``."""
+    new = [(r, k) for r, k in zip(par, kv, strict=True) if (tuple(r), tuple(k)) not in st.seen]
+    if not new:
+        return None
+    st.seen.update((tuple(r), tuple(k)) for r, k in new)
+    return np.array([r for r, _ in new]), np.array([k for _, k in new])
+
+
+def _top_splits(par, kv, scores, n: int, skip) -> list[tuple]:
+    """The ``n`` best feasible rows with distinct splits, none equal to ``skip``."""
+    out, used = [], {tuple(skip)}
+    for j in np.argsort(-scores, kind="stable"):
+        if len(out) == n or not np.isfinite(scores[j]):
+            break
+        if tuple(par[j]) not in used:
+            used.add(tuple(par[j]))
+            out.append((par[j], kv[j], float(scores[j])))
+    return out
+
+
+def _better(a: tuple, b: tuple) -> tuple:
+    """The better of two ``(split, knob values, score)`` (``a`` on ties)."""
+    return b if b[0] is not None and b[2] > a[2] else a
+
+
+def polish(states, best: list, s: SearchSettings) -> list[tuple]:
+    """Steps 7–9 from each scenario's best climb end ``best[i]``: the coupled scan at
+    its knob values (:func:`coupled_moves`, if ``coupled_scan``); the knobs re-relaxed
+    and rounded (:func:`refine_knobs`) at the best point and at the ``n_refine − 1``
+    next best distinct splits of the scan (the split and the knobs are chosen jointly:
+    a split that loses at the climb's knob values can win at its own); then one more
+    exact climb from the best point so far, whose knob moves reach ±``polish_reach``
+    levels (:func:`climb_moves`). Only candidates not scored before cost an evaluation.
+    Returns the best ``(split, knob values, score)`` per scenario."""
+    best = list(best)
+    seeds = [(i, b) for i, b in enumerate(best)]
+    if s.coupled_scan:
+        reqs = []
+        for i, (st, b) in enumerate(zip(states, best, strict=True)):
+            m = coupled_moves(st, b[0], b[1]) if b[0] is not None else None
+            if m is not None:
+                reqs.append((i, *m))
+        if reqs:
+            scores, _ = _score_all(states, reqs, s.objective)
+            for (i, par, kv), sc in zip(reqs, scores, strict=True):
+                states[i].count("coupled_scan", len(par))
+                top = _top_splits(par, kv, sc, s.n_refine, best[i][0])
+                if top:
+                    best[i] = _better(best[i], top[0])
+                seeds += [(i, t) for t in top]
+    # the best point first, then the scan's next best splits, n_refine per scenario
+    order = {i: [best[i]] for i in range(len(states))}
+    for i, t in seeds[len(states) :]:
+        if len(order[i]) < s.n_refine and not np.array_equal(t[0], best[i][0]):
+            order[i].append(t)
+    seeds = [(i, t) for i in range(len(states)) for t in order[i]]
+    reqs = []
+    for i, par, kv in refine_knobs(states, seeds, s):
+        m = _unseen(states[i], par, kv)
+        if m is not None:
+            reqs.append((i, *m))
+    if reqs:
+        scores, _ = _score_all(states, reqs, s.objective)
+        for (i, par, kv), sc in zip(reqs, scores, strict=True):
+            states[i].count("knob_round", len(par))
+            j = int(np.argmax(sc))
+            best[i] = _better(best[i], (par[j], kv[j], float(sc[j])))
+    if s.polish_reach > 0:
+        seeds = [[b] if b[0] is not None else [] for b in best]
+        ends = hill_climb(states, s, seeds, knob_reach=s.polish_reach, step="polish")
+        best = [_better(b, e) for b, e in zip(best, ends, strict=True)]
+    return best
+
+
 def _search_group(states, s: SearchSettings) -> list[GradientResult]:
-    """Steps 1–6 for scenarios that share a structure (one set of compiled programs)."""
+    """Steps 1–8 for scenarios that share a structure (one set of compiled programs)."""
     relax(states, s)
     cands = [round_starts(st, s.n_near, s.max_moved) for st in states]
     scores, _ = _score_all(states, [(i, *c) for i, c in enumerate(cands)], s.objective)
@@ -425,7 +643,7 @@ def _search_group(states, s: SearchSettings) -> list[GradientResult]:
             states[i].add(par, kv, sc, "scan")
     for st in states:
         st.seen = {(tuple(r), tuple(v)) for r, v in zip(st.par, st.kv, strict=True)}
-    best = hill_climb(states, s)
+    best = polish(states, hill_climb(states, s), s)
     # the winners and the relaxed optima, exactly (for the result record and the gap)
     final = []
     for i, (st, b) in enumerate(zip(states, best, strict=True)):
@@ -443,6 +661,7 @@ def _search_group(states, s: SearchSettings) -> list[GradientResult]:
 def _result(st: _State, best, res, s: SearchSettings) -> GradientResult:
     par, kv, score = best
     n_relaxed = s.n_starts * s.steps
+    n_steps = n_relaxed + st.by_step.get("knob_relax", 0)  # value-and-gradient steps
     return GradientResult(
         parallelism={c: int(round(float(par[i]))) for i, c in enumerate(DEGREES)},
         knobs={k.path: float(kv[i]) for i, k in enumerate(st.knobs)},
@@ -450,9 +669,11 @@ def _result(st: _State, best, res, s: SearchSettings) -> GradientResult:
         objective=s.objective,
         result=jax.tree.map(lambda a: a[0], res),
         evaluations=int(n_relaxed + st.n_exact),
-        forward_equivalents=int(n_relaxed * (len(st.problem.lo) + 1) + st.n_exact),
+        forward_equivalents=int(
+            n_steps * (len(st.problem.lo) + 1) + n_relaxed + st.n_exact - n_steps
+        ),
         evaluations_by_step={"relax": int(n_relaxed)}
-        | {k: int(st.by_step.get(k, 0)) for k in ("round", "scan", "climb")},
+        | {k: int(st.by_step.get(k, 0)) for k in STEPS[1:]},
         relaxed_score=float(np.asarray(getattr(res, s.objective))[1]),
         starts=s.n_starts,
         steps=s.steps,
@@ -499,17 +720,22 @@ def optimize(
     budget=None,
     budget_args=None,
     objective: str = "utps",
-    n_starts: int = 16,
-    steps: int = 200,
-    lr: float = 0.1,
+    n_starts: int = SearchSettings.n_starts,
+    steps: int = SearchSettings.steps,
+    lr: float = SearchSettings.lr,
     beta: float = 20.0,
     mu: float = 10.0,
     kappa: float = 20.0,
-    n_near: int = 4,
-    max_climb: int = 20,
-    n_climbs: int = 4,
-    n_scans: int = 2,
-    max_moved: int = 5,
+    n_near: int = SearchSettings.n_near,
+    max_climb: int = SearchSettings.max_climb,
+    n_climbs: int = SearchSettings.n_climbs,
+    n_scans: int = SearchSettings.n_scans,
+    max_moved: int = SearchSettings.max_moved,
+    coupled_scan: bool = SearchSettings.coupled_scan,
+    knob_steps: int = SearchSettings.knob_steps,
+    n_refine: int = SearchSettings.n_refine,
+    polish_reach: int = SearchSettings.polish_reach,
+    small_table: int = SearchSettings.small_table,
     seed: int = 0,
 ) -> GradientResult:
     """Multi-start relaxed search, then exact rounding (see the module docstring).
@@ -530,11 +756,15 @@ def optimize(
       n_near, n_scans, n_climbs, max_climb: rounding and repair (module docstring).
       max_moved: most degrees (and, in a climb, knobs) a neighbour moves at once
         (5: the whole 3^5 neighbourhood; 2: moves and pairs, far fewer evaluations).
+      coupled_scan, knob_steps, n_refine, polish_reach: steps 7–9 (module docstring;
+        ``knob_steps = 0`` / ``polish_reach = 0`` skip steps 8 / 9).
+      small_table: split tables of at most this many rows get one climb (step 6).
       seed: seed of the random starts (the answer is deterministic for a seed).
     """
     settings = dict(n_starts=n_starts, steps=steps, lr=lr, beta=beta, mu=mu, kappa=kappa)
     settings.update(n_near=n_near, max_climb=max_climb, n_climbs=n_climbs, n_scans=n_scans)
-    settings.update(max_moved=max_moved)
+    settings.update(max_moved=max_moved, coupled_scan=coupled_scan, knob_steps=knob_steps)
+    settings.update(n_refine=n_refine, polish_reach=polish_reach, small_table=small_table)
     (res,) = optimize_many(
         [(sc, splits, knobs, budget_args)], budget, objective, seed=seed, **settings
     )

@@ -53,3 +53,15 @@ def test_json_run_respects_budget_and_reports_binding(capsys):
     assert d["parallelism"]["attn_tp"] * d["parallelism"]["pp"] <= 8
     assert d["binding"] and all(isinstance(b, str) for b in d["binding"])
     assert d["evaluations"] > 0
+
+
+def test_help_states_the_library_search_defaults(capsys):
+    """``--starts``/``--steps`` default to :class:`search.gradient.SearchSettings`; the
+    help (which must not import JAX) names those numbers."""
+    from search.gradient import SearchSettings
+
+    with pytest.raises(SystemExit):
+        main(["codesign", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"library's, {SearchSettings.n_starts})" in text
+    assert f"library's, {SearchSettings.steps})" in text

@@ -193,3 +193,64 @@ def test_neighbourhood_max_moved_keeps_rows_that_move_few_degrees():
         assert moved.max() <= k
         in_cube = (cube[:, free] != center[free]).sum(1) <= k
         assert len(sub) == in_cube.sum() < len(cube)
+
+
+def test_coupled_moves_are_same_chip_count_or_two_degree_planes():
+    """The coupled scan scores every unseen row with the centre's chip count or at most
+    two free degrees changed (any values), once."""
+    from search.gradient import FREE, _new_state, coupled_moves
+
+    st = _new_state(SC, TABLE, (), None, None)
+    st.seen = set()
+    center = TABLE[len(TABLE) // 2]
+    rows, kv = coupled_moves(st, center, np.zeros(0))
+    chips = TABLE[:, [0, 1, 2, 5]].prod(1)
+    free = list(FREE)
+    want = (chips == np.prod(center[[0, 1, 2, 5]])) | ((TABLE[:, free] != center[free]).sum(1) <= 2)
+    assert len(rows) == want.sum() < len(TABLE) and kv.shape == (len(rows), 0)
+    assert {tuple(r) for r in rows} == {tuple(r) for r in TABLE[want]}
+    assert coupled_moves(st, center, np.zeros(0)) is None  # all seen now
+
+
+def test_refine_knobs_pins_the_split_and_rounds_to_level_corners():
+    """Step 8: the knobs move, the split stays; candidates are the ≤ 2^K level corners
+    around the re-relaxed knob values."""
+    from search.gradient import SearchSettings, _new_state, refine_knobs
+
+    st = _new_state(SC, TABLE, KNOBS, log_improvement_budget, BUDGET)
+    row = TABLE[len(TABLE) // 3]
+    kv = np.array([KNOBS[0].levels[-1], KNOBS[1].levels[0]])  # no improvement used
+    ((i, rows, cands),) = refine_knobs([st], [(0, (row, kv, 1.0))], SearchSettings())
+    assert i == 0 and (rows == row).all() and 1 <= len(cands) <= 4
+    for k, knob in enumerate(KNOBS):
+        assert set(cands[:, k]) <= set(knob.levels)
+    assert st.by_step["knob_relax"] == SearchSettings.knob_steps
+    assert not (cands == kv).all(1).all()  # the budget was unused: the knobs moved
+
+
+def test_later_steps_only_improve_and_are_counted():
+    """Steps 7–9 (coupled scan, knob re-relaxation, polish climb) start from the climbs'
+    best, so the answer is never worse than without them; every evaluation is counted
+    under one step, value-and-gradient steps × (1 + inputs) as forward equivalents."""
+    from search.gradient import STEPS
+
+    kw = dict(n_starts=4, steps=30, seed=2)
+    off = optimize(SC, TABLE, KNOBS, log_improvement_budget, BUDGET, coupled_scan=False,
+                   knob_steps=0, polish_reach=0, **kw)  # fmt: skip
+    on = optimize(SC, TABLE, KNOBS, log_improvement_budget, BUDGET, **kw)
+    assert on.score >= off.score
+    for g in (on, off):
+        assert set(g.evaluations_by_step) == set(STEPS)
+        assert sum(g.evaluations_by_step.values()) == g.evaluations
+        steps = g.evaluations_by_step["relax"] + g.evaluations_by_step["knob_relax"]
+        assert g.forward_equivalents == g.evaluations + steps * (5 + len(KNOBS))
+    assert off.evaluations_by_step["coupled_scan"] == off.evaluations_by_step["polish"] == 0
+    assert on.evaluations_by_step["knob_relax"] == 30
+
+
+def test_small_tables_get_one_climb():
+    from search.gradient import SearchSettings, _n_climbs, _new_state
+
+    st = _new_state(SC, TABLE, (), None, None)
+    assert _n_climbs(st, SearchSettings(small_table=len(TABLE))) == 1
+    assert _n_climbs(st, SearchSettings(small_table=len(TABLE) - 1)) == SearchSettings.n_climbs

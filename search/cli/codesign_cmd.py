@@ -44,8 +44,10 @@ def register(sub) -> None:
     )
     p.add_argument("--chips-max", default=None, help="chip budget (default: the system's chips)")
     p.add_argument("--objective", default="utps", choices=("utps", "system_tps", "tps_per_chip"))
-    p.add_argument("--starts", default="16", help="relaxed starts (default 16)")
-    p.add_argument("--steps", default="100", help="Adam steps per start (default 100)")
+    p.add_argument("--starts", default=None, help="relaxed starts (default: the library's, 6)")
+    p.add_argument(
+        "--steps", default=None, help="Adam steps per start (default: the library's, 40)"
+    )
     p.add_argument("--seed", default="0", help="seed of the starts (default 0)")
     add_json_arg(p)
     p.set_defaults(func=run)
@@ -105,8 +107,12 @@ def run(a) -> int:
     from search.optimize import split_table
 
     enable_cache()
-    starts = int(check_number("--starts", a.starts, 1, 4096, integer=True))
-    steps = int(check_number("--steps", a.steps, 1, 100000, integer=True))
+    from search.gradient import SearchSettings
+
+    starts = SearchSettings.n_starts if a.starts is None else a.starts
+    steps = SearchSettings.steps if a.steps is None else a.steps
+    starts = int(check_number("--starts", starts, 1, 4096, integer=True))
+    steps = int(check_number("--steps", steps, 1, 100000, integer=True))
     seed = int(check_number("--seed", a.seed, 0, 2**31 - 1, integer=True))
     budget = None if a.budget is None else check_number("--budget", a.budget, 1, 1e9)
     if not a.knob:
