@@ -191,6 +191,24 @@ def test_bus_bytes():
     assert kt.bus_bytes("all_gather", 8.0, 4.0) == pytest.approx(6.0)
 
 
+def test_all_reduce_sol_bytes_with_and_without_in_switch_reduction():
+    """NVLS systems: M per direction; A100 (no in-switch compute): the ring's 2(n−1)/n·M;
+    equal at 2 ranks; the SOL of a collective group uses them, the fit's bus bytes do not."""
+    m, n = np.array([8.0, 8.0, 8.0]), np.array([2.0, 4.0, 8.0])
+    assert np.allclose(kf.all_reduce_sol_bytes("h200_sxm", m, n), [8.0, 8.0, 8.0])
+    assert np.allclose(kf.all_reduce_sol_bytes("a100_sxm", m, n), [8.0, 12.0, 14.0])
+    assert np.all(kf.all_reduce_sol_bytes("gb200", m, n) <= kt.bus_bytes("all_reduce", m, n))
+    tabs = load_all()
+    comm = tabs["comm"].select(np.isin(tabs["comm"]["system"], ["h200_sxm", "a100_sxm"]))
+    for g in kf.collective_groups({"comm": comm}):
+        link = kf.hardware(g["system"])["link"]
+        if g["cls"] == "comm:all_reduce" and g["system"] == "h200_sxm":
+            msg = g["bus"] * g["ranks"] / (2.0 * (g["ranks"] - 1.0))
+            assert np.allclose(g["sol"], msg / link, rtol=1e-12)
+        else:
+            assert np.allclose(g["sol"], g["bus"] / link, rtol=1e-12)
+
+
 def _write(tmp_path, text):
     p = tmp_path / "gemm.csv"
     p.write_text(text, encoding="utf-8")

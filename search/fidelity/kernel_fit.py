@@ -196,6 +196,33 @@ L2_BW_BYTES_PER_S = {
 :data:`L2_BYTES` (evidence: the A100 figure from NVIDIA's whitepaper; the GH100 one an
 upper bound derived from SM count, port width and clock)."""
 
+IN_SWITCH_REDUCTION = ("h100_sxm", "h200_sxm", "b200_sxm", "b300_sxm", "gb200", "gb300")
+"""Systems whose NVLink switches reduce in the network (NVLink SHARP, "NVLS"): the
+third-generation NVSwitch of HGX H100 / H200 and the NVLink 5 switch of HGX B200 / B300 and
+GB200 / GB300 NVL72 execute ``multimem.ld_reduce`` / ``multimem.st`` (NVIDIA, "Upgrading
+Multi-GPU Interconnectivity with the Third-Generation NVIDIA NVSwitch", 2022: SHARP
+all-reduce in the switch; NCCL 2.17 release notes: the NVLS algorithm on NVSwitch gen3;
+PTX ISA §9.7.9.14 ``multimem``). A100's second-generation NVSwitch has no in-switch
+compute, so its all-reduce moves the ring's bytes at the least."""
+
+
+def all_reduce_sol_bytes(system: str, message_bytes, n):
+    """Least bytes each rank must move in one direction of its link for an all-reduce of
+    ``message_bytes`` per rank over ``n`` ranks — the SOL count, not the fit's ``bus``.
+
+    Every rank's output depends on every other rank's input at every element, so with
+    in-switch reduction (:data:`IN_SWITCH_REDUCTION`) a rank must send its whole
+    contribution (``M``) and receive the reduced value of every element (``M``): ``M`` bytes
+    per direction (NVLS: ``M`` of ``ld_reduce`` requests out and ``M/n`` back for the
+    rank's shard, ``M/n`` out and ``M`` back through the multicast store; ``M·(1 + 1/n)``
+    in all). With reductions only at the endpoints the lower bound is the ring's
+    ``2(n−1)/n·M`` (Patarasuk & Yuan, "Bandwidth optimal all-reduce algorithms for
+    clusters of workstations", JPDC 69(2), 2009). ``M ≤ 2(n−1)/n·M`` for ``n ≥ 2``:
+    equal at 2 ranks."""
+    ring = kt.bus_bytes("all_reduce", message_bytes, n)
+    return np.minimum(message_bytes, ring) if system in IN_SWITCH_REDUCTION else ring
+
+
 DTYPES = {
     # name: (weight/operand bytes, activation bytes, compute bits)
     "bfloat16": (2.0, 2.0, 16),
@@ -910,14 +937,16 @@ def collective_groups(tables) -> list[dict]:
         system, fw, ver, impl, op, dt = key.split("|")
         hw = hardware(system)
         n = c["ranks"][sel].astype(float)
-        bus = np.array(kt.bus_bytes(op, c["message_bytes"][sel].astype(float), n))
+        msg = c["message_bytes"][sel].astype(float)
+        bus = np.array(kt.bus_bytes(op, msg, n))
+        sol_bytes = all_reduce_sol_bytes(system, msg, n) if op == "all_reduce" else bus
         shape = np.stack([c["ranks"][sel], c["message_elems"][sel]], 1)
         hold = holdout_mask(shape)
         groups.append(dict(
             kind="collective", cls=f"comm:{op}", system=system, framework=fw,
             framework_version=ver, precision=dt, implementation=impl, t=c["latency_s"][sel],
             decode=np.ones(sel.sum(), bool),
-            bus=bus, ranks=n, hold=hold, w=(~hold).astype(float), sol=bus / hw["link"],
+            bus=bus, ranks=n, hold=hold, w=(~hold).astype(float), sol=sol_bytes / hw["link"],
         ))  # fmt: skip
     return groups
 
