@@ -562,6 +562,71 @@ def test_pnorm_fit_reproduces_a_serial_loop():
     assert g["sol_violations"] == 0
 
 
+def _row_group(cls, system, fw, n_fit, rows=1.0):
+    n = n_fit + 1
+    hold = np.zeros(n, bool)
+    hold[-1] = True
+    return dict(cls=cls, system=system, framework=fw, hold=hold, rows=np.full(n, rows))
+
+
+def test_row_tie_reference_closed_form():
+    """Under-determined MoE groups (fitting points ≤ 11 constants) get the median t_row of
+    the same hardware × framework's other MoE groups, else of the hardware's; other classes,
+    groups without rows and well-determined groups are not tied."""
+    nk = len(kf.KERNEL_FIELDS)
+    gs = [
+        _row_group("moe", "b200_sxm", "vllm", 40),  # 0: reference 1e-7
+        _row_group("moe", "b200_sxm", "vllm", 12),  # 1: reference 3e-7
+        _row_group("moe", "b200_sxm", "vllm", 30),  # 2: reference 2e-7
+        _row_group("moe", "b200_sxm", "vllm", nk),  # 3: tied → median(1, 3, 2)e-7
+        _row_group("moe", "b200_sxm", "sglang", 5),  # 4: no sglang reference → hardware's
+        _row_group("moe", "gb200", "vllm", 5),  # 5: no reference on gb200 → untied
+        _row_group("attention", "b200_sxm", "vllm", 5),  # 6: not a tied class
+        _row_group("moe", "b200_sxm", "vllm", 5, rows=0.0),  # 7: no row term
+        _row_group("moe", "b200_sxm", "vllm", 50),  # 8: reference 1e-3
+    ]
+    theta = np.zeros((len(gs), nk))
+    for i, v in ((0, 1e-7), (1, 3e-7), (2, 2e-7), (8, 1e-3)):
+        theta[i, kf.KERNEL_FIELDS.index("t_row_s")] = math.log(v)
+    ties = kf.row_tie_reference(gs, theta)
+    assert sorted(ties) == [3, 4]
+    assert ties[3] == pytest.approx(np.median([1e-7, 3e-7, 2e-7, 1e-3]), rel=1e-12)
+    assert ties[4] == ties[3]
+
+
+def test_fit_holds_a_tied_row_constant():
+    """A MoE-like group of 10 fitting points keeps t_row at its siblings' median exactly;
+    the siblings' fit is the one they get alone (the tie is a second pass)."""
+    rng = np.random.default_rng(0)
+    true = kt.KernelParams(t_floor_s=5e-6, eta_c_max=0.6, m_half_rows=16.0, eta_m_max=0.7,
+                           b_half_bytes=1e6, t_row_s=2e-7)  # fmt: skip
+
+    def group(n, seed_rows):
+        rows = rng.permutation(np.geomspace(1.0, 128.0, n)) * seed_rows
+        q = rows * 3e7
+        flops, m = 2.0 * rows * 8 * 3e7, np.full(n, 8.0)
+        with jax.enable_x64(True):
+            t = np.asarray(jax.vmap(
+                lambda f, b, r: kt.kernel_time_s(f, b, 8.0, PEAK, BW, true, rows=r)
+            )(flops, q, rows))  # fmt: skip
+        hold = kf.holdout_mask(np.stack([rows, rows], 1))
+        return dict(
+            kind="kernel", cls="moe", system="b200_sxm", framework="vllm",
+            framework_version="0", precision="nvfp4", variant="v", decode=np.ones(n, bool),
+            t=t, flops=flops, bytes=q, m=m, units=np.full(n, 1e9), items=np.zeros(n),
+            rows=rows, depth=np.zeros(n), peak=np.full(n, PEAK), hbm=np.full(n, BW),
+            hold=hold, sol=np.maximum(flops / PEAK, q / BW), w=(~hold).astype(float),
+        )  # fmt: skip
+
+    big, small = group(30, 1.0), group(12, 1.0)
+    assert int((~small["hold"]).sum()) <= len(kf.KERNEL_FIELDS) < int((~big["hold"]).sum())
+    (alone,) = kf.fit_groups([dict(big)], iterations=300)
+    big_fit, small_fit = kf.fit_groups([big, small], iterations=300)
+    assert big_fit["params"] == alone["params"]
+    assert small_fit["params"]["t_row_s"] == pytest.approx(alone["params"]["t_row_s"], rel=1e-9)
+    assert small_fit["mape_in"] < 5.0
+
+
 # ------------------------------------------------------------------ max form (e2e prior)
 
 MAX_TRUE = {"t_floor_s": 4e-6, "eta_c_max": 0.6, "m_half_rows": 24.0, "eta_m_max": 0.75,

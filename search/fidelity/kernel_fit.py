@@ -763,10 +763,26 @@ LOSS_DELTA = 0.02
 above — the fit minimises a smooth MAPE."""
 
 
+_ROW_THETA = KERNEL_FIELDS.index("t_row_s")
+
+
+def _tied(theta, x):
+    """θ with the per-row constant replaced by ``x["row_tie_log"]`` (log seconds) where
+    ``x["row_tie"]`` is set (:func:`row_tie_reference`); θ unchanged for data without these
+    fields (every group of the first pass, the max form)."""
+    if "row_tie" not in x:
+        return theta
+    return theta.at[_ROW_THETA].set(
+        jnp.where(x["row_tie"][0] > 0, x["row_tie_log"][0], theta[_ROW_THETA])
+    )
+
+
 def _loss(theta, x, pred):
     """Mean pseudo-Huber loss of the relative error ``e = t̂/t − 1``:
     ``δ²(√(1 + (e/δ)²) − 1)``, ``δ`` = :data:`LOSS_DELTA` (smooth; → δ·|e| for |e| ≫ δ,
-    so the fit minimises the reported MAPE and one outlier pulls no harder than linearly)."""
+    so the fit minimises the reported MAPE and one outlier pulls no harder than linearly).
+    A tied per-row constant (:func:`_tied`) gets no gradient."""
+    theta = _tied(theta, x)
     e = pred(theta, x) / x["t"] - 1.0
     h = LOSS_DELTA**2 * (jnp.sqrt(1.0 + (e / LOSS_DELTA) ** 2) - 1.0)
     return jnp.sum(x["w"] * h) / jnp.maximum(jnp.sum(x["w"]), 1.0)
@@ -806,6 +822,7 @@ def _fit_batch(starts, x, kind: str, iterations: int = ITERATIONS, form: str = "
     thetas, fs = jax.vmap(per_start)(starts, x)
     best = jnp.argmin(jnp.where(jnp.isfinite(fs), fs, jnp.inf), axis=1)
     theta = jnp.take_along_axis(thetas, best[:, None, None], axis=1)[:, 0]
+    theta = jax.vmap(_tied)(theta, x)
     preds = jax.vmap(pred)(theta, x)
     return theta, preds
 
@@ -975,6 +992,8 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS, form: str = "pn
             starts = jnp.asarray(np.stack([st(g)[:, :n_theta] for g in gs]), jnp.float64)
             theta, preds = _fit_batch(starts, x, kind, iterations, form)
             theta, preds = np.asarray(theta), np.asarray(preds)
+            if kind == "kernel" and form == "pnorm":
+                theta, preds = _refit_row_tied(gs, fields, theta, preds, iterations)
             to_p = _kernel_params if kind == "kernel" else _coll_params
             fields = None
             if form == "max":
@@ -1004,6 +1023,65 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS, form: str = "pn
         g["sol_violations_l2"] = int((below_hbm & ~viol).sum())  # explained by L2 residency
         g["sol_worst_ratio"] = float(np.min(g["t"] / g["sol"]))
     return groups
+
+
+ROW_TIE_CLASSES = ("moe",)
+"""Classes whose per-row constant is tied to the hardware in under-determined groups
+(:func:`row_tie_reference`)."""
+
+
+def row_tie_reference(groups, theta) -> dict[int, float]:
+    """Per-row constant (seconds) of each under-determined group of
+    :data:`ROW_TIE_CLASSES`, index → value: a group with no more fitting points than the
+    p-norm form has constants (:data:`KERNEL_FIELDS`, 11) cannot separate them; for MoE the
+    per-active-expert term ``R·t_row`` (``R = e``) and the memory term both grow with the
+    experts read, so the 9–11 points of vLLM's FlashInfer-CUTLASS groups put the weight
+    stream into ``t_row`` (B200 / GB200 NVFP4: 8.3 µs per expert, 10–100× the other groups',
+    with ``η_m`` 0.79; a tensor-parallel point with a quarter of each expert's bytes then
+    takes 3× its time). Such a group's ``t_row`` is the median of the fitted ``t_row`` of the
+    same hardware × framework × class groups with more points (all frameworks of the
+    hardware where the framework has none): the per-expert set-up — scales, descriptors,
+    one expert's tile scheduling in a grouped GEMM — is a property of the chip's launch and
+    memory latency more than of one kernel's shapes. ``theta`` ``[G, P]`` the first fit."""
+    need = len(KERNEL_FIELDS)
+    fit_pts = [int(np.sum(~g["hold"])) for g in groups]
+    rows = [bool(np.any(g["rows"] > 0)) for g in groups]
+    ok = [i for i, g in enumerate(groups) if fit_pts[i] > need and rows[i]]
+    out = {}
+    for i, g in enumerate(groups):
+        if g["cls"] not in ROW_TIE_CLASSES or fit_pts[i] > need or not rows[i]:
+            continue
+        same = [
+            j for j in ok if groups[j]["cls"] == g["cls"] and groups[j]["system"] == g["system"]
+        ]
+        mine = [j for j in same if groups[j]["framework"] == g["framework"]]
+        ref = mine or same
+        if ref:
+            out[i] = float(np.median([np.exp(theta[j][_ROW_THETA]) for j in ref]))
+    return out
+
+
+def _refit_row_tied(gs, fields, theta, preds, iterations):
+    """Second pass of the p-norm kernel fit: the groups of :func:`row_tie_reference` refitted
+    with their per-row constant held at the reference; other groups keep the first fit."""
+    ties = row_tie_reference(gs, theta)
+    if not ties:
+        return theta, preds
+    idx = sorted(ties)
+    sub = []
+    for i in idx:
+        h = dict(gs[i])
+        h["row_tie"] = np.ones(len(h["t"]))
+        h["row_tie_log"] = np.full(len(h["t"]), math.log(ties[i]))
+        sub.append(h)
+    x = _pad(sub, fields + ["row_tie", "row_tie_log"])
+    starts = np.stack([_kernel_starts(g) for g in sub])
+    t2, p2 = _fit_batch(jnp.asarray(starts, jnp.float64), x, "kernel", iterations, "pnorm")
+    theta, preds = theta.copy(), preds.copy()
+    for k, i in enumerate(idx):
+        theta[i] = np.asarray(t2[k])
+        preds[i, : len(gs[i]["t"])] = np.asarray(p2[k])[: len(gs[i]["t"])]
+    return theta, preds
 
 
 PRIOR_CLASSES = ("gemm", "attention", "mla", "moe")
