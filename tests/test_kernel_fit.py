@@ -425,6 +425,32 @@ def test_kernel_groups_dispatch_only_for_the_pnorm_form():
     assert sorted(g["variant"] for g in split) == ["torch_flow", "torch_flow:mmha"]
 
 
+def test_trtllm_plugin_cuda_core_path_for_four_rows_or_fewer():
+    """TensorRT-LLM's weight-only and SmoothQuant plugins: m ≤ 4 is the CUDA-core variant,
+    m ≥ 5 the CUTLASS one; other kernels (and the max form) keep the table's variant."""
+    wo = "trt_flow_/weight_only_quant_matmul_L257/PLUGIN_V2_WeightOnlyQuantMatmul_0"
+    sq = "trt_flow_/smooth_quant_gemm_L96/PLUGIN_V2_SmoothQuantGemm_0"
+    rows = [(wo, "int4_wo", 1), (wo, "int8_wo", 4), (wo, "int4_wo", 5), (sq, "sq", 4),
+            (sq, "sq", 8), ("torch_flow", "bfloat16", 1)]  # fmt: skip
+    c = {
+        "system": np.array(["a100_sxm"] * len(rows)), "framework": np.array(["trtllm"] * len(rows)),
+        "framework_version": np.array(["1.0.0"] * len(rows)),
+        "kernel_source": np.array([r[0] for r in rows]), "dtype": np.array([r[1] for r in rows]),
+        "m": np.array([r[2] for r in rows]), "n": np.full(len(rows), 4096),
+        "k": np.full(len(rows), 4096), "latency_s": np.full(len(rows), 1e-5),
+    }  # fmt: skip
+    tab = KernelTable("gemm", None, c)
+    w = kf.work(tab)
+    before = {k: np.array(v, copy=True) for k, v in w.items()}
+    var = kf.pnorm_dispatch("gemm", tab.columns, w)
+    cc = kf.PLUGIN_CUDA_CORE_SUFFIX
+    assert list(var) == [wo + cc, wo + cc, wo, sq + cc, sq, "torch_flow"]
+    for k in before:
+        assert np.array_equal(w[k], before[k])
+    assert len({g["variant"] for g in kf.kernel_groups({"gemm": tab})}) == 3
+    assert len({g["variant"] for g in kf.kernel_groups({"gemm": tab}, dispatch=True)}) == 5
+
+
 def test_triton_moe_block_m_switch():
     """SGLang Triton fused MoE: 16-row tiles while the kernel's tokens M ≤ E/ep (not for
     block-quantised FP8), 64 otherwise; the reuse m scales by 16/BLOCK_M."""

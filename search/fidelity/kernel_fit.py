@@ -570,6 +570,38 @@ TRITON_MOE_BLOCK_M_SMALL = 16.0
 TRITON_MOE_BLOCK_M_LARGE = 64.0
 
 
+PLUGIN_CUDA_CORE_MAX_M = 4
+"""TensorRT-LLM's weight-only and SmoothQuant GEMM plugins run a CUDA-core kernel for at
+most this many rows (:func:`trtllm_plugin_cuda_core`)."""
+PLUGIN_CUDA_CORE_SUFFIX = ":cudacore"
+_PLUGINS_WITH_CUDA_CORE_PATH = ("WeightOnlyQuantMatmul", "SmoothQuantGemm")
+
+
+def trtllm_plugin_cuda_core(c) -> np.ndarray:
+    """Rows of a GEMM table's columns ``c`` that TensorRT-LLM's quantized GEMM plugins serve
+    with a CUDA-core kernel instead of their profiled CUTLASS tensor-core GEMM (``m ≤ 4``).
+
+    * Weight-only INT4 / INT8 (``weightOnlyQuantMatmulPlugin.cpp``, ``enqueue``):
+      ``use_cuda_kernel = m < SMALL_M_FAST_PATH && mCudaKernelEnabled``,
+      ``SMALL_M_FAST_PATH = 5`` (``weightOnlyQuantMatmulPlugin.h``), the CUDA kernel
+      enabled from SM75 on — ``weight_only_batched_gemv_launcher`` (``kernels/
+      weightOnlyBatchedGemv``), a batched GEMV over the interleaved weights; CUTLASS
+      ``fpA_intB`` beyond.
+    * SmoothQuant W8A8 (``smoothQuantGemmPlugin.cpp``, ``enqueue``): ``if (m <= 4)``
+      ``smooth_quant::int8_sq_launcher`` (``kernels/int8SQ``, CTA tiles of 1–4 rows on CUDA
+      cores), ``CutlassInt8GemmRunner`` beyond.
+
+    Both kernels are chosen by ``m`` alone (every system with these rows, A100, is SM80):
+    variant ``<source>:cudacore`` (:data:`PLUGIN_CUDA_CORE_SUFFIX`) with its own
+    constants, counts unchanged."""
+    src = np.asarray(c["kernel_source"]).astype(str)
+    plugin = np.zeros(len(src), bool)
+    for name in _PLUGINS_WITH_CUDA_CORE_PATH:
+        plugin |= np.char.find(src, name) >= 0
+    plugin &= np.asarray(c["framework"]) == "trtllm"
+    return plugin & (np.asarray(c["m"]).astype(float) <= PLUGIN_CUDA_CORE_MAX_M)
+
+
 def triton_moe_block_m(c, slots) -> np.ndarray:
     """``BLOCK_SIZE_M`` (token rows per tile) of SGLang's Triton fused MoE per row of a MoE
     table's columns ``c``, ``slots`` the routed slots :func:`moe_routed_slots`.
@@ -608,9 +640,18 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
       faster than HBM allows (none 2×). SOL keeps the rule (floors 0, efficiencies 1 on
       these bytes), still a lower bound on what the benchmark reads from HBM.
 
+    TensorRT-LLM's quantized GEMM plugins (weight-only, SmoothQuant): rows of
+    :func:`trtllm_plugin_cuda_core` (``m ≤ 4``) become variant ``<source>:cudacore``.
+
+    SGLang's Triton MoE: the reuse ``m`` scaled by ``16/BLOCK_M`` (:func:`triton_moe_block_m`).
+
     Other classes and frameworks: the table's variant, counts unchanged."""
     src = np.asarray(c["kernel_source"]).astype(str)
     variant = src.astype(object)  # object: room for the longer names below
+    if name == "gemm":
+        cc = trtllm_plugin_cuda_core(c)
+        variant[cc] = variant[cc] + PLUGIN_CUDA_CORE_SUFFIX
+        return variant
     if name == "moe":
         tri = np.char.find(src, TRITON_MOE_MARK) >= 0
         if tri.any():
