@@ -339,15 +339,51 @@ def test_balanced_rank0_tokens_and_routed_slots():
     assert kf.balanced_rank0_tokens(40, 8, 256, 256) == 2  # tokens 0 and 32 hit expert 0
     h, inter = 2048, 768
     rows = [
-        ("h200_sxm", "sglang", "0", "sglang_fused_moe_triton", "fp8_block", 64, h, inter, 8, 256,
+        ("h200_sxm", "sglang", "0.5.14", "sglang_fused_moe_triton", "fp8_block", 64, h, inter, 8, 256,
          1, 64),
-        ("h200_sxm", "sglang", "0", "sglang_marlin_moe", "int4_wo", 64, h, inter, 8, 256, 1, 64),
+        ("h200_sxm", "sglang", "0.5.14", "sglang_marlin_moe", "int4_wo", 64, h, inter, 8, 256, 1, 64),
         ("h200_sxm", "vllm", "0", "triton", "bfloat16", 64, h, inter, 8, 256, 1, 64),
-        ("h200_sxm", "sglang", "0", "sglang_fused_moe_triton", "bfloat16", 64, h, inter, 8, 256,
+        ("h200_sxm", "sglang", "0.5.14", "sglang_fused_moe_triton", "bfloat16", 64, h, inter, 8, 256,
          1, 1),
     ]  # fmt: skip
     slots = kf.moe_routed_slots(_moe_table(rows).columns)
     assert list(slots) == [8 * 8, 64 * 8, 64 * 8, 64 * 8]
+
+
+def test_sglang_collector_before_0_5_14_rank0_every_lane_and_gated():
+    """SGLang collector of the 0.5.10 tables: rank-0 workload for every lane with ep > 1
+    (Marlin too), Nemotron-3 shapes benchmarked gated; the p-norm dispatch counts every
+    routed slot's FLOPs (remote slots computed on expert 0) and the third matrix."""
+    assert list(kf.sglang_collector_rank0_every_lane(["0.5.10", "0.5.14", "0.5.6.post1", "0.6"])) == [
+        True, False, True, False]  # fmt: skip
+    h, inter = 2048, 768
+    rows = [
+        ("a100_sxm", "sglang", "0.5.10", "sglang_marlin_moe", "int4_wo", 64, h, inter, 8, 256,
+         1, 64),
+        ("h200_sxm", "sglang", "0.5.14", "sglang_marlin_moe", "int4_wo", 64, h, inter, 8, 256,
+         1, 64),
+        ("a100_sxm", "sglang", "0.5.10", "sglang_fused_moe_triton", "bfloat16", 64, 4096, 2688,
+         22, 512, 1, 1),  # Nemotron-3 Super: non-gated model, gated benchmark
+        ("h200_sxm", "sglang", "0.5.14", "sglang_fused_moe_triton", "bfloat16", 64, 4096, 2688,
+         22, 512, 1, 1),
+    ]  # fmt: skip
+    tab = _moe_table(rows)
+    c = tab.columns
+    assert list(kf.sglang_rank0_lane(c)) == [True, False, False, False]
+    assert list(kf.moe_routed_slots(c)) == [8 * 8, 64 * 8, 64 * 22, 64 * 22]
+    assert list(kf.sglang_collector_gated_only(c)) == [False, False, True, False]
+    w = kf.work(tab)
+    before = {k: np.array(v, copy=True) for k, v in w.items()}
+    kf.pnorm_dispatch("moe", c, w)
+    # rank-0 Marlin row: 8 tokens × 8 slots computed against 64·8/64 = 8 local pairs
+    assert w["flops"][0] == pytest.approx(before["flops"][0] * 64 / 8)
+    assert w["m"][0] == pytest.approx(before["m"][0] * 64 / 8)
+    assert w["flops"][1] == before["flops"][1] and w["bytes"][1] == before["bytes"][1]
+    # gated benchmark of a non-gated shape: 3/2 of the FLOPs, one more matrix per expert read
+    e = before["rows"][2]
+    assert w["flops"][2] == pytest.approx(before["flops"][2] * 1.5)
+    assert w["bytes"][2] == pytest.approx(before["bytes"][2] + e * 4096 * 2688 * 2.0)
+    assert w["bytes"][3] == before["bytes"][3]
 
 
 def test_moe_rank_tokens():
@@ -472,7 +508,8 @@ def test_triton_moe_block_m_switch():
     assert list(bm) == [16.0, 64.0, 16.0, 64.0, 64.0]
     m0 = np.array(w["m"], copy=True)
     kf.pnorm_dispatch("moe", tab.columns, w)
-    assert list(w["m"]) == pytest.approx([m0[0], m0[1] / 4, m0[2], m0[3] / 4, m0[4]])
+    # row 2 (rank-0 lane): all 512 slots computed, against 256 local pairs — m × 2
+    assert list(w["m"]) == pytest.approx([m0[0], m0[1] / 4, m0[2] * 2, m0[3] / 4, m0[4]])
 
 
 def test_pseudo_huber_loss_closed_form():

@@ -487,6 +487,22 @@ def balanced_rank0_tokens(tokens: int, topk: int, experts: int, ep: int) -> int:
     return int(np.any(hot < experts // ep, axis=1).sum())
 
 
+def sglang_rank0_lane(c) -> np.ndarray:
+    """Rows of a MoE table's columns ``c`` measured on the SGLang collector's rank-0 workload
+    (:func:`moe_routed_slots`): its own Triton lane (``bfloat16`` / ``fp8_block`` through
+    ``sglang_fused_moe_triton``), every lane before 0.5.14
+    (:func:`sglang_collector_rank0_every_lane`); ``moe_ep > 1`` only."""
+    src = np.asarray(c["kernel_source"]).astype(str)
+    lane = (src == "sglang_fused_moe_triton") & np.isin(
+        np.asarray(c["dtype"]), ["bfloat16", "fp8_block"]
+    )
+    return (
+        (np.asarray(c["framework"]) == "sglang")
+        & (lane | sglang_collector_rank0_every_lane(c["framework_version"]))
+        & (np.asarray(c["moe_ep"]).astype(int) > 1)
+    )
+
+
 def moe_routed_slots(c) -> np.ndarray:
     """Token slots ``T_k·k`` the measured MoE kernel routes, sorts and reduces (the item
     count ``N``), per row of a MoE table's columns ``c``.
@@ -498,16 +514,11 @@ def moe_routed_slots(c) -> np.ndarray:
     non-Triton lanes go through the framework's MoE layer, which, like the TensorRT-LLM and
     vLLM collectors, takes all ``T`` tokens and masks the remote experts' slots. Source:
     aiconfigurator ``collector/sglang/collect_moe.py`` (``run_moe_torch``:
-    ``use_framework_layer``). The byte count keeps :func:`moe_rank_tokens` (shared with the
-    end-to-end prior)."""
+    ``use_framework_layer``). The collector of the 0.5.10 tables built the rank-0 workload for
+    every lane (:func:`sglang_collector_rank0_every_lane`). The byte count keeps
+    :func:`moe_rank_tokens` (shared with the end-to-end prior)."""
     t, k, e, ep = (np.asarray(c[x]).astype(int) for x in ("tokens", "topk", "experts", "moe_ep"))
-    src = np.asarray(c["kernel_source"]).astype(str)
-    rank0 = (
-        (np.asarray(c["framework"]) == "sglang")
-        & (src == "sglang_fused_moe_triton")
-        & np.isin(np.asarray(c["dtype"]), ["bfloat16", "fp8_block"])
-        & (ep > 1)
-    )
+    rank0 = sglang_rank0_lane(c)
     cache: dict = {}
     out = t.astype(float)
     for i in np.where(rank0)[0]:
@@ -516,6 +527,44 @@ def moe_routed_slots(c) -> np.ndarray:
             cache[key] = max(balanced_rank0_tokens(*key), 1)
         out[i] = cache[key]
     return out * k
+
+
+SGLANG_FRAMEWORK_LAYER_FROM = (0, 5, 14)
+"""First SGLang version whose aiconfigurator collector sends the quantized and non-Triton
+MoE lanes through the framework's layer (:func:`sglang_collector_rank0_every_lane`)."""
+
+
+def sglang_collector_rank0_every_lane(versions) -> np.ndarray:
+    """Rows whose SGLang collector built the rank-0 workload for **every** MoE lane.
+
+    Before the 0.5.14 upgrade (aiconfigurator ``collector/sglang/collect_moe.py`` at the
+    commit that published the 0.5.10 tables, cb4d907c7, "sglang 0.5.10 perf data"),
+    ``run_moe_torch`` called ``build_rank0_workloads`` whenever ``moe_ep_size > 1`` with
+    balanced or power-law routing, for the Triton and the Marlin INT4 lanes alike: the
+    rank-0 tokens only, remote experts' ids clamped to 0 with weight 0, so the kernel routes
+    all ``k`` slots of each rank-0 token. The 0.5.14 collector (``use_framework_layer``)
+    keeps that workload for its own Triton lane only. ``versions``: the table's
+    ``framework_version`` strings."""
+    out = []
+    for v in np.asarray(versions).astype(str):
+        parts = tuple(int(x) for x in v.split(".")[:3] if x.isdigit())
+        out.append(parts < SGLANG_FRAMEWORK_LAYER_FROM)
+    return np.array(out, bool)
+
+
+def sglang_collector_gated_only(c) -> np.ndarray:
+    """Rows of a MoE table's columns ``c`` that :func:`gated_matrices` counts with 2 matrices
+    (non-gated Nemotron-3 shapes) but whose benchmark ran 3: the SGLang collector before
+    0.5.14 (:func:`sglang_collector_rank0_every_lane`) has no gating flag — its
+    ``run_moe_torch`` passes ``2·inter/tp`` as the first weight's rows (gate and up) for
+    every model (aiconfigurator cb4d907c7, ``collector/sglang/collect_moe.py``); the
+    ``is_gated`` case field arrived later. The p-norm dispatch counts them gated
+    (:func:`pnorm_dispatch`); the max form of the end-to-end prior keeps the shape's count."""
+    old = (np.asarray(c["framework"]) == "sglang") & sglang_collector_rank0_every_lane(
+        c["framework_version"]
+    )
+    named = np.char.find(np.asarray(c["kernel_source"]).astype(str), "nongated") >= 0
+    return old & (gated_matrices(c) == 2.0) & ~named
 
 
 def gated_matrices(c) -> np.ndarray:
@@ -643,7 +692,13 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
     TensorRT-LLM's quantized GEMM plugins (weight-only, SmoothQuant): rows of
     :func:`trtllm_plugin_cuda_core` (``m ≤ 4``) become variant ``<source>:cudacore``.
 
-    SGLang's Triton MoE: the reuse ``m`` scaled by ``16/BLOCK_M`` (:func:`triton_moe_block_m`).
+    SGLang MoE: rows of :func:`sglang_collector_gated_only` count the benchmark's third
+    matrix (FLOPs × 3/2, one more weight matrix per active expert in the bytes); rows of
+    :func:`sglang_rank0_lane` compute every routed slot of the rank-0 tokens — the
+    collector's ``build_rank0_local_workload`` sets remote experts' ids to −1 and
+    ``collect_moe.py`` clamps them to 0 (weight 0) before the kernel, so expert 0 takes the
+    remote slots — FLOPs and reuse ``m`` × slots/local pairs; the Triton lane's reuse ``m``
+    then scaled by ``16/BLOCK_M`` (:func:`triton_moe_block_m`).
 
     Other classes and frameworks: the table's variant, counts unchanged."""
     src = np.asarray(c["kernel_source"]).astype(str)
@@ -653,6 +708,18 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
         variant[cc] = variant[cc] + PLUGIN_CUDA_CORE_SUFFIX
         return variant
     if name == "moe":
+        gated = sglang_collector_gated_only(c)
+        if gated.any():  # the benchmark's third matrix: FLOPs × 3/2, one more weight matrix
+            h, inter, tp = (np.asarray(c[x]).astype(float) for x in ("hidden", "inter", "moe_tp"))
+            wb = np.array([_dtype(p, "moe.csv")[0] for p in c["dtype"]])
+            w["flops"] = np.where(gated, w["flops"] * 1.5, w["flops"])
+            w["bytes"] = np.where(gated, w["bytes"] + w["rows"] * h * inter / tp * wb, w["bytes"])
+        r0 = sglang_rank0_lane(c)
+        if r0.any():  # remote slots computed on expert 0 with weight 0: FLOPs of every slot
+            t, k, ep = (np.asarray(c[x]).astype(float) for x in ("tokens", "topk", "moe_ep"))
+            scale = w["items"] / np.maximum(t * k / ep, 1.0)
+            w["flops"] = np.where(r0, w["flops"] * scale, w["flops"])
+            w["m"] = np.where(r0, w["m"] * scale, w["m"])
         tri = np.char.find(src, TRITON_MOE_MARK) >= 0
         if tri.any():
             bm = triton_moe_block_m(c, w["items"])
