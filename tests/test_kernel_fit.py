@@ -191,6 +191,24 @@ def test_bus_bytes():
     assert kt.bus_bytes("all_gather", 8.0, 4.0) == pytest.approx(6.0)
 
 
+def test_all_reduce_sol_bytes_with_and_without_in_switch_reduction():
+    """NVLS systems: M per direction; A100 (no in-switch compute): the ring's 2(n−1)/n·M;
+    equal at 2 ranks; the SOL of a collective group uses them, the fit's bus bytes do not."""
+    m, n = np.array([8.0, 8.0, 8.0]), np.array([2.0, 4.0, 8.0])
+    assert np.allclose(kf.all_reduce_sol_bytes("h200_sxm", m, n), [8.0, 8.0, 8.0])
+    assert np.allclose(kf.all_reduce_sol_bytes("a100_sxm", m, n), [8.0, 12.0, 14.0])
+    assert np.all(kf.all_reduce_sol_bytes("gb200", m, n) <= kt.bus_bytes("all_reduce", m, n))
+    tabs = load_all()
+    comm = tabs["comm"].select(np.isin(tabs["comm"]["system"], ["h200_sxm", "a100_sxm"]))
+    for g in kf.collective_groups({"comm": comm}):
+        link = kf.hardware(g["system"])["link"]
+        if g["cls"] == "comm:all_reduce" and g["system"] == "h200_sxm":
+            msg = g["bus"] * g["ranks"] / (2.0 * (g["ranks"] - 1.0))
+            assert np.allclose(g["sol"], msg / link, rtol=1e-12)
+        else:
+            assert np.allclose(g["sol"], g["bus"] / link, rtol=1e-12)
+
+
 def _write(tmp_path, text):
     p = tmp_path / "gemm.csv"
     p.write_text(text, encoding="utf-8")
@@ -321,15 +339,51 @@ def test_balanced_rank0_tokens_and_routed_slots():
     assert kf.balanced_rank0_tokens(40, 8, 256, 256) == 2  # tokens 0 and 32 hit expert 0
     h, inter = 2048, 768
     rows = [
-        ("h200_sxm", "sglang", "0", "sglang_fused_moe_triton", "fp8_block", 64, h, inter, 8, 256,
+        ("h200_sxm", "sglang", "0.5.14", "sglang_fused_moe_triton", "fp8_block", 64, h, inter, 8, 256,
          1, 64),
-        ("h200_sxm", "sglang", "0", "sglang_marlin_moe", "int4_wo", 64, h, inter, 8, 256, 1, 64),
+        ("h200_sxm", "sglang", "0.5.14", "sglang_marlin_moe", "int4_wo", 64, h, inter, 8, 256, 1, 64),
         ("h200_sxm", "vllm", "0", "triton", "bfloat16", 64, h, inter, 8, 256, 1, 64),
-        ("h200_sxm", "sglang", "0", "sglang_fused_moe_triton", "bfloat16", 64, h, inter, 8, 256,
+        ("h200_sxm", "sglang", "0.5.14", "sglang_fused_moe_triton", "bfloat16", 64, h, inter, 8, 256,
          1, 1),
     ]  # fmt: skip
     slots = kf.moe_routed_slots(_moe_table(rows).columns)
     assert list(slots) == [8 * 8, 64 * 8, 64 * 8, 64 * 8]
+
+
+def test_sglang_collector_before_0_5_14_rank0_every_lane_and_gated():
+    """SGLang collector of the 0.5.10 tables: rank-0 workload for every lane with ep > 1
+    (Marlin too), Nemotron-3 shapes benchmarked gated; the p-norm dispatch counts every
+    routed slot's FLOPs (remote slots computed on expert 0) and the third matrix."""
+    assert list(kf.sglang_collector_rank0_every_lane(["0.5.10", "0.5.14", "0.5.6.post1", "0.6"])) == [
+        True, False, True, False]  # fmt: skip
+    h, inter = 2048, 768
+    rows = [
+        ("a100_sxm", "sglang", "0.5.10", "sglang_marlin_moe", "int4_wo", 64, h, inter, 8, 256,
+         1, 64),
+        ("h200_sxm", "sglang", "0.5.14", "sglang_marlin_moe", "int4_wo", 64, h, inter, 8, 256,
+         1, 64),
+        ("a100_sxm", "sglang", "0.5.10", "sglang_fused_moe_triton", "bfloat16", 64, 4096, 2688,
+         22, 512, 1, 1),  # Nemotron-3 Super: non-gated model, gated benchmark
+        ("h200_sxm", "sglang", "0.5.14", "sglang_fused_moe_triton", "bfloat16", 64, 4096, 2688,
+         22, 512, 1, 1),
+    ]  # fmt: skip
+    tab = _moe_table(rows)
+    c = tab.columns
+    assert list(kf.sglang_rank0_lane(c)) == [True, False, False, False]
+    assert list(kf.moe_routed_slots(c)) == [8 * 8, 64 * 8, 64 * 22, 64 * 22]
+    assert list(kf.sglang_collector_gated_only(c)) == [False, False, True, False]
+    w = kf.work(tab)
+    before = {k: np.array(v, copy=True) for k, v in w.items()}
+    kf.pnorm_dispatch("moe", c, w)
+    # rank-0 Marlin row: 8 tokens × 8 slots computed against 64·8/64 = 8 local pairs
+    assert w["flops"][0] == pytest.approx(before["flops"][0] * 64 / 8)
+    assert w["m"][0] == pytest.approx(before["m"][0] * 64 / 8)
+    assert w["flops"][1] == before["flops"][1] and w["bytes"][1] == before["bytes"][1]
+    # gated benchmark of a non-gated shape: 3/2 of the FLOPs, one more matrix per expert read
+    e = before["rows"][2]
+    assert w["flops"][2] == pytest.approx(before["flops"][2] * 1.5)
+    assert w["bytes"][2] == pytest.approx(before["bytes"][2] + e * 4096 * 2688 * 2.0)
+    assert w["bytes"][3] == before["bytes"][3]
 
 
 def test_moe_rank_tokens():
@@ -407,6 +461,32 @@ def test_kernel_groups_dispatch_only_for_the_pnorm_form():
     assert sorted(g["variant"] for g in split) == ["torch_flow", "torch_flow:mmha"]
 
 
+def test_trtllm_plugin_cuda_core_path_for_four_rows_or_fewer():
+    """TensorRT-LLM's weight-only and SmoothQuant plugins: m ≤ 4 is the CUDA-core variant,
+    m ≥ 5 the CUTLASS one; other kernels (and the max form) keep the table's variant."""
+    wo = "trt_flow_/weight_only_quant_matmul_L257/PLUGIN_V2_WeightOnlyQuantMatmul_0"
+    sq = "trt_flow_/smooth_quant_gemm_L96/PLUGIN_V2_SmoothQuantGemm_0"
+    rows = [(wo, "int4_wo", 1), (wo, "int8_wo", 4), (wo, "int4_wo", 5), (sq, "sq", 4),
+            (sq, "sq", 8), ("torch_flow", "bfloat16", 1)]  # fmt: skip
+    c = {
+        "system": np.array(["a100_sxm"] * len(rows)), "framework": np.array(["trtllm"] * len(rows)),
+        "framework_version": np.array(["1.0.0"] * len(rows)),
+        "kernel_source": np.array([r[0] for r in rows]), "dtype": np.array([r[1] for r in rows]),
+        "m": np.array([r[2] for r in rows]), "n": np.full(len(rows), 4096),
+        "k": np.full(len(rows), 4096), "latency_s": np.full(len(rows), 1e-5),
+    }  # fmt: skip
+    tab = KernelTable("gemm", None, c)
+    w = kf.work(tab)
+    before = {k: np.array(v, copy=True) for k, v in w.items()}
+    var = kf.pnorm_dispatch("gemm", tab.columns, w)
+    cc = kf.PLUGIN_CUDA_CORE_SUFFIX
+    assert list(var) == [wo + cc, wo + cc, wo, sq + cc, sq, "torch_flow"]
+    for k in before:
+        assert np.array_equal(w[k], before[k])
+    assert len({g["variant"] for g in kf.kernel_groups({"gemm": tab})}) == 3
+    assert len({g["variant"] for g in kf.kernel_groups({"gemm": tab}, dispatch=True)}) == 5
+
+
 def test_triton_moe_block_m_switch():
     """SGLang Triton fused MoE: 16-row tiles while the kernel's tokens M ≤ E/ep (not for
     block-quantised FP8), 64 otherwise; the reuse m scales by 16/BLOCK_M."""
@@ -428,7 +508,8 @@ def test_triton_moe_block_m_switch():
     assert list(bm) == [16.0, 64.0, 16.0, 64.0, 64.0]
     m0 = np.array(w["m"], copy=True)
     kf.pnorm_dispatch("moe", tab.columns, w)
-    assert list(w["m"]) == pytest.approx([m0[0], m0[1] / 4, m0[2], m0[3] / 4, m0[4]])
+    # row 2 (rank-0 lane): all 512 slots computed, against 256 local pairs — m × 2
+    assert list(w["m"]) == pytest.approx([m0[0], m0[1] / 4, m0[2] * 2, m0[3] / 4, m0[4]])
 
 
 def test_pseudo_huber_loss_closed_form():
@@ -542,6 +623,71 @@ def test_pnorm_fit_reproduces_a_serial_loop():
     assert g["params"]["t_depth_s"] == pytest.approx(1.5e-9, rel=0.3)
     assert g["params"]["d_split"] == pytest.approx(3000.0, rel=0.5)
     assert g["sol_violations"] == 0
+
+
+def _row_group(cls, system, fw, n_fit, rows=1.0):
+    n = n_fit + 1
+    hold = np.zeros(n, bool)
+    hold[-1] = True
+    return dict(cls=cls, system=system, framework=fw, hold=hold, rows=np.full(n, rows))
+
+
+def test_row_tie_reference_closed_form():
+    """Under-determined MoE groups (fitting points ≤ 11 constants) get the median t_row of
+    the same hardware × framework's other MoE groups, else of the hardware's; other classes,
+    groups without rows and well-determined groups are not tied."""
+    nk = len(kf.KERNEL_FIELDS)
+    gs = [
+        _row_group("moe", "b200_sxm", "vllm", 40),  # 0: reference 1e-7
+        _row_group("moe", "b200_sxm", "vllm", 12),  # 1: reference 3e-7
+        _row_group("moe", "b200_sxm", "vllm", 30),  # 2: reference 2e-7
+        _row_group("moe", "b200_sxm", "vllm", nk),  # 3: tied → median(1, 3, 2)e-7
+        _row_group("moe", "b200_sxm", "sglang", 5),  # 4: no sglang reference → hardware's
+        _row_group("moe", "gb200", "vllm", 5),  # 5: no reference on gb200 → untied
+        _row_group("attention", "b200_sxm", "vllm", 5),  # 6: not a tied class
+        _row_group("moe", "b200_sxm", "vllm", 5, rows=0.0),  # 7: no row term
+        _row_group("moe", "b200_sxm", "vllm", 50),  # 8: reference 1e-3
+    ]
+    theta = np.zeros((len(gs), nk))
+    for i, v in ((0, 1e-7), (1, 3e-7), (2, 2e-7), (8, 1e-3)):
+        theta[i, kf.KERNEL_FIELDS.index("t_row_s")] = math.log(v)
+    ties = kf.row_tie_reference(gs, theta)
+    assert sorted(ties) == [3, 4]
+    assert ties[3] == pytest.approx(np.median([1e-7, 3e-7, 2e-7, 1e-3]), rel=1e-12)
+    assert ties[4] == ties[3]
+
+
+def test_fit_holds_a_tied_row_constant():
+    """A MoE-like group of 10 fitting points keeps t_row at its siblings' median exactly;
+    the siblings' fit is the one they get alone (the tie is a second pass)."""
+    rng = np.random.default_rng(0)
+    true = kt.KernelParams(t_floor_s=5e-6, eta_c_max=0.6, m_half_rows=16.0, eta_m_max=0.7,
+                           b_half_bytes=1e6, t_row_s=2e-7)  # fmt: skip
+
+    def group(n, seed_rows):
+        rows = rng.permutation(np.geomspace(1.0, 128.0, n)) * seed_rows
+        q = rows * 3e7
+        flops, m = 2.0 * rows * 8 * 3e7, np.full(n, 8.0)
+        with jax.enable_x64(True):
+            t = np.asarray(jax.vmap(
+                lambda f, b, r: kt.kernel_time_s(f, b, 8.0, PEAK, BW, true, rows=r)
+            )(flops, q, rows))  # fmt: skip
+        hold = kf.holdout_mask(np.stack([rows, rows], 1))
+        return dict(
+            kind="kernel", cls="moe", system="b200_sxm", framework="vllm",
+            framework_version="0", precision="nvfp4", variant="v", decode=np.ones(n, bool),
+            t=t, flops=flops, bytes=q, m=m, units=np.full(n, 1e9), items=np.zeros(n),
+            rows=rows, depth=np.zeros(n), peak=np.full(n, PEAK), hbm=np.full(n, BW),
+            hold=hold, sol=np.maximum(flops / PEAK, q / BW), w=(~hold).astype(float),
+        )  # fmt: skip
+
+    big, small = group(30, 1.0), group(12, 1.0)
+    assert int((~small["hold"]).sum()) <= len(kf.KERNEL_FIELDS) < int((~big["hold"]).sum())
+    (alone,) = kf.fit_groups([dict(big)], iterations=300)
+    big_fit, small_fit = kf.fit_groups([big, small], iterations=300)
+    assert big_fit["params"] == alone["params"]
+    assert small_fit["params"]["t_row_s"] == pytest.approx(alone["params"]["t_row_s"], rel=1e-9)
+    assert small_fit["mape_in"] < 5.0
 
 
 # ------------------------------------------------------------------ max form (e2e prior)

@@ -196,6 +196,33 @@ L2_BW_BYTES_PER_S = {
 :data:`L2_BYTES` (evidence: the A100 figure from NVIDIA's whitepaper; the GH100 one an
 upper bound derived from SM count, port width and clock)."""
 
+IN_SWITCH_REDUCTION = ("h100_sxm", "h200_sxm", "b200_sxm", "b300_sxm", "gb200", "gb300")
+"""Systems whose NVLink switches reduce in the network (NVLink SHARP, "NVLS"): the
+third-generation NVSwitch of HGX H100 / H200 and the NVLink 5 switch of HGX B200 / B300 and
+GB200 / GB300 NVL72 execute ``multimem.ld_reduce`` / ``multimem.st`` (NVIDIA, "Upgrading
+Multi-GPU Interconnectivity with the Third-Generation NVIDIA NVSwitch", 2022: SHARP
+all-reduce in the switch; NCCL 2.17 release notes: the NVLS algorithm on NVSwitch gen3;
+PTX ISA §9.7.9.14 ``multimem``). A100's second-generation NVSwitch has no in-switch
+compute, so its all-reduce moves the ring's bytes at the least."""
+
+
+def all_reduce_sol_bytes(system: str, message_bytes, n):
+    """Least bytes each rank must move in one direction of its link for an all-reduce of
+    ``message_bytes`` per rank over ``n`` ranks — the SOL count, not the fit's ``bus``.
+
+    Every rank's output depends on every other rank's input at every element, so with
+    in-switch reduction (:data:`IN_SWITCH_REDUCTION`) a rank must send its whole
+    contribution (``M``) and receive the reduced value of every element (``M``): ``M`` bytes
+    per direction (NVLS: ``M`` of ``ld_reduce`` requests out and ``M/n`` back for the
+    rank's shard, ``M/n`` out and ``M`` back through the multicast store; ``M·(1 + 1/n)``
+    in all). With reductions only at the endpoints the lower bound is the ring's
+    ``2(n−1)/n·M`` (Patarasuk & Yuan, "Bandwidth optimal all-reduce algorithms for
+    clusters of workstations", JPDC 69(2), 2009). ``M ≤ 2(n−1)/n·M`` for ``n ≥ 2``:
+    equal at 2 ranks."""
+    ring = kt.bus_bytes("all_reduce", message_bytes, n)
+    return np.minimum(message_bytes, ring) if system in IN_SWITCH_REDUCTION else ring
+
+
 DTYPES = {
     # name: (weight/operand bytes, activation bytes, compute bits)
     "bfloat16": (2.0, 2.0, 16),
@@ -460,6 +487,22 @@ def balanced_rank0_tokens(tokens: int, topk: int, experts: int, ep: int) -> int:
     return int(np.any(hot < experts // ep, axis=1).sum())
 
 
+def sglang_rank0_lane(c) -> np.ndarray:
+    """Rows of a MoE table's columns ``c`` measured on the SGLang collector's rank-0 workload
+    (:func:`moe_routed_slots`): its own Triton lane (``bfloat16`` / ``fp8_block`` through
+    ``sglang_fused_moe_triton``), every lane before 0.5.14
+    (:func:`sglang_collector_rank0_every_lane`); ``moe_ep > 1`` only."""
+    src = np.asarray(c["kernel_source"]).astype(str)
+    lane = (src == "sglang_fused_moe_triton") & np.isin(
+        np.asarray(c["dtype"]), ["bfloat16", "fp8_block"]
+    )
+    return (
+        (np.asarray(c["framework"]) == "sglang")
+        & (lane | sglang_collector_rank0_every_lane(c["framework_version"]))
+        & (np.asarray(c["moe_ep"]).astype(int) > 1)
+    )
+
+
 def moe_routed_slots(c) -> np.ndarray:
     """Token slots ``T_k·k`` the measured MoE kernel routes, sorts and reduces (the item
     count ``N``), per row of a MoE table's columns ``c``.
@@ -471,16 +514,11 @@ def moe_routed_slots(c) -> np.ndarray:
     non-Triton lanes go through the framework's MoE layer, which, like the TensorRT-LLM and
     vLLM collectors, takes all ``T`` tokens and masks the remote experts' slots. Source:
     aiconfigurator ``collector/sglang/collect_moe.py`` (``run_moe_torch``:
-    ``use_framework_layer``). The byte count keeps :func:`moe_rank_tokens` (shared with the
-    end-to-end prior)."""
+    ``use_framework_layer``). The collector of the 0.5.10 tables built the rank-0 workload for
+    every lane (:func:`sglang_collector_rank0_every_lane`). The byte count keeps
+    :func:`moe_rank_tokens` (shared with the end-to-end prior)."""
     t, k, e, ep = (np.asarray(c[x]).astype(int) for x in ("tokens", "topk", "experts", "moe_ep"))
-    src = np.asarray(c["kernel_source"]).astype(str)
-    rank0 = (
-        (np.asarray(c["framework"]) == "sglang")
-        & (src == "sglang_fused_moe_triton")
-        & np.isin(np.asarray(c["dtype"]), ["bfloat16", "fp8_block"])
-        & (ep > 1)
-    )
+    rank0 = sglang_rank0_lane(c)
     cache: dict = {}
     out = t.astype(float)
     for i in np.where(rank0)[0]:
@@ -489,6 +527,44 @@ def moe_routed_slots(c) -> np.ndarray:
             cache[key] = max(balanced_rank0_tokens(*key), 1)
         out[i] = cache[key]
     return out * k
+
+
+SGLANG_FRAMEWORK_LAYER_FROM = (0, 5, 14)
+"""First SGLang version whose aiconfigurator collector sends the quantized and non-Triton
+MoE lanes through the framework's layer (:func:`sglang_collector_rank0_every_lane`)."""
+
+
+def sglang_collector_rank0_every_lane(versions) -> np.ndarray:
+    """Rows whose SGLang collector built the rank-0 workload for **every** MoE lane.
+
+    Before the 0.5.14 upgrade (aiconfigurator ``collector/sglang/collect_moe.py`` at the
+    commit that published the 0.5.10 tables, cb4d907c7, "sglang 0.5.10 perf data"),
+    ``run_moe_torch`` called ``build_rank0_workloads`` whenever ``moe_ep_size > 1`` with
+    balanced or power-law routing, for the Triton and the Marlin INT4 lanes alike: the
+    rank-0 tokens only, remote experts' ids clamped to 0 with weight 0, so the kernel routes
+    all ``k`` slots of each rank-0 token. The 0.5.14 collector (``use_framework_layer``)
+    keeps that workload for its own Triton lane only. ``versions``: the table's
+    ``framework_version`` strings."""
+    out = []
+    for v in np.asarray(versions).astype(str):
+        parts = tuple(int(x) for x in v.split(".")[:3] if x.isdigit())
+        out.append(parts < SGLANG_FRAMEWORK_LAYER_FROM)
+    return np.array(out, bool)
+
+
+def sglang_collector_gated_only(c) -> np.ndarray:
+    """Rows of a MoE table's columns ``c`` that :func:`gated_matrices` counts with 2 matrices
+    (non-gated Nemotron-3 shapes) but whose benchmark ran 3: the SGLang collector before
+    0.5.14 (:func:`sglang_collector_rank0_every_lane`) has no gating flag — its
+    ``run_moe_torch`` passes ``2·inter/tp`` as the first weight's rows (gate and up) for
+    every model (aiconfigurator cb4d907c7, ``collector/sglang/collect_moe.py``); the
+    ``is_gated`` case field arrived later. The p-norm dispatch counts them gated
+    (:func:`pnorm_dispatch`); the max form of the end-to-end prior keeps the shape's count."""
+    old = (np.asarray(c["framework"]) == "sglang") & sglang_collector_rank0_every_lane(
+        c["framework_version"]
+    )
+    named = np.char.find(np.asarray(c["kernel_source"]).astype(str), "nongated") >= 0
+    return old & (gated_matrices(c) == 2.0) & ~named
 
 
 def gated_matrices(c) -> np.ndarray:
@@ -543,6 +619,38 @@ TRITON_MOE_BLOCK_M_SMALL = 16.0
 TRITON_MOE_BLOCK_M_LARGE = 64.0
 
 
+PLUGIN_CUDA_CORE_MAX_M = 4
+"""TensorRT-LLM's weight-only and SmoothQuant GEMM plugins run a CUDA-core kernel for at
+most this many rows (:func:`trtllm_plugin_cuda_core`)."""
+PLUGIN_CUDA_CORE_SUFFIX = ":cudacore"
+_PLUGINS_WITH_CUDA_CORE_PATH = ("WeightOnlyQuantMatmul", "SmoothQuantGemm")
+
+
+def trtllm_plugin_cuda_core(c) -> np.ndarray:
+    """Rows of a GEMM table's columns ``c`` that TensorRT-LLM's quantized GEMM plugins serve
+    with a CUDA-core kernel instead of their profiled CUTLASS tensor-core GEMM (``m ≤ 4``).
+
+    * Weight-only INT4 / INT8 (``weightOnlyQuantMatmulPlugin.cpp``, ``enqueue``):
+      ``use_cuda_kernel = m < SMALL_M_FAST_PATH && mCudaKernelEnabled``,
+      ``SMALL_M_FAST_PATH = 5`` (``weightOnlyQuantMatmulPlugin.h``), the CUDA kernel
+      enabled from SM75 on — ``weight_only_batched_gemv_launcher`` (``kernels/
+      weightOnlyBatchedGemv``), a batched GEMV over the interleaved weights; CUTLASS
+      ``fpA_intB`` beyond.
+    * SmoothQuant W8A8 (``smoothQuantGemmPlugin.cpp``, ``enqueue``): ``if (m <= 4)``
+      ``smooth_quant::int8_sq_launcher`` (``kernels/int8SQ``, CTA tiles of 1–4 rows on CUDA
+      cores), ``CutlassInt8GemmRunner`` beyond.
+
+    Both kernels are chosen by ``m`` alone (every system with these rows, A100, is SM80):
+    variant ``<source>:cudacore`` (:data:`PLUGIN_CUDA_CORE_SUFFIX`) with its own
+    constants, counts unchanged."""
+    src = np.asarray(c["kernel_source"]).astype(str)
+    plugin = np.zeros(len(src), bool)
+    for name in _PLUGINS_WITH_CUDA_CORE_PATH:
+        plugin |= np.char.find(src, name) >= 0
+    plugin &= np.asarray(c["framework"]) == "trtllm"
+    return plugin & (np.asarray(c["m"]).astype(float) <= PLUGIN_CUDA_CORE_MAX_M)
+
+
 def triton_moe_block_m(c, slots) -> np.ndarray:
     """``BLOCK_SIZE_M`` (token rows per tile) of SGLang's Triton fused MoE per row of a MoE
     table's columns ``c``, ``slots`` the routed slots :func:`moe_routed_slots`.
@@ -581,10 +689,37 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
       faster than HBM allows (none 2×). SOL keeps the rule (floors 0, efficiencies 1 on
       these bytes), still a lower bound on what the benchmark reads from HBM.
 
+    TensorRT-LLM's quantized GEMM plugins (weight-only, SmoothQuant): rows of
+    :func:`trtllm_plugin_cuda_core` (``m ≤ 4``) become variant ``<source>:cudacore``.
+
+    SGLang MoE: rows of :func:`sglang_collector_gated_only` count the benchmark's third
+    matrix (FLOPs × 3/2, one more weight matrix per active expert in the bytes); rows of
+    :func:`sglang_rank0_lane` compute every routed slot of the rank-0 tokens — the
+    collector's ``build_rank0_local_workload`` sets remote experts' ids to −1 and
+    ``collect_moe.py`` clamps them to 0 (weight 0) before the kernel, so expert 0 takes the
+    remote slots — FLOPs and reuse ``m`` × slots/local pairs; the Triton lane's reuse ``m``
+    then scaled by ``16/BLOCK_M`` (:func:`triton_moe_block_m`).
+
     Other classes and frameworks: the table's variant, counts unchanged."""
     src = np.asarray(c["kernel_source"]).astype(str)
     variant = src.astype(object)  # object: room for the longer names below
+    if name == "gemm":
+        cc = trtllm_plugin_cuda_core(c)
+        variant[cc] = variant[cc] + PLUGIN_CUDA_CORE_SUFFIX
+        return variant
     if name == "moe":
+        gated = sglang_collector_gated_only(c)
+        if gated.any():  # the benchmark's third matrix: FLOPs × 3/2, one more weight matrix
+            h, inter, tp = (np.asarray(c[x]).astype(float) for x in ("hidden", "inter", "moe_tp"))
+            wb = np.array([_dtype(p, "moe.csv")[0] for p in c["dtype"]])
+            w["flops"] = np.where(gated, w["flops"] * 1.5, w["flops"])
+            w["bytes"] = np.where(gated, w["bytes"] + w["rows"] * h * inter / tp * wb, w["bytes"])
+        r0 = sglang_rank0_lane(c)
+        if r0.any():  # remote slots computed on expert 0 with weight 0: FLOPs of every slot
+            t, k, ep = (np.asarray(c[x]).astype(float) for x in ("tokens", "topk", "moe_ep"))
+            scale = w["items"] / np.maximum(t * k / ep, 1.0)
+            w["flops"] = np.where(r0, w["flops"] * scale, w["flops"])
+            w["m"] = np.where(r0, w["m"] * scale, w["m"])
         tri = np.char.find(src, TRITON_MOE_MARK) >= 0
         if tri.any():
             bm = triton_moe_block_m(c, w["items"])
@@ -736,10 +871,26 @@ LOSS_DELTA = 0.02
 above — the fit minimises a smooth MAPE."""
 
 
+_ROW_THETA = KERNEL_FIELDS.index("t_row_s")
+
+
+def _tied(theta, x):
+    """θ with the per-row constant replaced by ``x["row_tie_log"]`` (log seconds) where
+    ``x["row_tie"]`` is set (:func:`row_tie_reference`); θ unchanged for data without these
+    fields (every group of the first pass, the max form)."""
+    if "row_tie" not in x:
+        return theta
+    return theta.at[_ROW_THETA].set(
+        jnp.where(x["row_tie"][0] > 0, x["row_tie_log"][0], theta[_ROW_THETA])
+    )
+
+
 def _loss(theta, x, pred):
     """Mean pseudo-Huber loss of the relative error ``e = t̂/t − 1``:
     ``δ²(√(1 + (e/δ)²) − 1)``, ``δ`` = :data:`LOSS_DELTA` (smooth; → δ·|e| for |e| ≫ δ,
-    so the fit minimises the reported MAPE and one outlier pulls no harder than linearly)."""
+    so the fit minimises the reported MAPE and one outlier pulls no harder than linearly).
+    A tied per-row constant (:func:`_tied`) gets no gradient."""
+    theta = _tied(theta, x)
     e = pred(theta, x) / x["t"] - 1.0
     h = LOSS_DELTA**2 * (jnp.sqrt(1.0 + (e / LOSS_DELTA) ** 2) - 1.0)
     return jnp.sum(x["w"] * h) / jnp.maximum(jnp.sum(x["w"]), 1.0)
@@ -779,6 +930,7 @@ def _fit_batch(starts, x, kind: str, iterations: int = ITERATIONS, form: str = "
     thetas, fs = jax.vmap(per_start)(starts, x)
     best = jnp.argmin(jnp.where(jnp.isfinite(fs), fs, jnp.inf), axis=1)
     theta = jnp.take_along_axis(thetas, best[:, None, None], axis=1)[:, 0]
+    theta = jax.vmap(_tied)(theta, x)
     preds = jax.vmap(pred)(theta, x)
     return theta, preds
 
@@ -910,14 +1062,16 @@ def collective_groups(tables) -> list[dict]:
         system, fw, ver, impl, op, dt = key.split("|")
         hw = hardware(system)
         n = c["ranks"][sel].astype(float)
-        bus = np.array(kt.bus_bytes(op, c["message_bytes"][sel].astype(float), n))
+        msg = c["message_bytes"][sel].astype(float)
+        bus = np.array(kt.bus_bytes(op, msg, n))
+        sol_bytes = all_reduce_sol_bytes(system, msg, n) if op == "all_reduce" else bus
         shape = np.stack([c["ranks"][sel], c["message_elems"][sel]], 1)
         hold = holdout_mask(shape)
         groups.append(dict(
             kind="collective", cls=f"comm:{op}", system=system, framework=fw,
             framework_version=ver, precision=dt, implementation=impl, t=c["latency_s"][sel],
             decode=np.ones(sel.sum(), bool),
-            bus=bus, ranks=n, hold=hold, w=(~hold).astype(float), sol=bus / hw["link"],
+            bus=bus, ranks=n, hold=hold, w=(~hold).astype(float), sol=sol_bytes / hw["link"],
         ))  # fmt: skip
     return groups
 
@@ -946,6 +1100,8 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS, form: str = "pn
             starts = jnp.asarray(np.stack([st(g)[:, :n_theta] for g in gs]), jnp.float64)
             theta, preds = _fit_batch(starts, x, kind, iterations, form)
             theta, preds = np.asarray(theta), np.asarray(preds)
+            if kind == "kernel" and form == "pnorm":
+                theta, preds = _refit_row_tied(gs, fields, theta, preds, iterations)
             to_p = _kernel_params if kind == "kernel" else _coll_params
             fields = None
             if form == "max":
@@ -975,6 +1131,65 @@ def fit_groups(groups: list[dict], iterations: int = ITERATIONS, form: str = "pn
         g["sol_violations_l2"] = int((below_hbm & ~viol).sum())  # explained by L2 residency
         g["sol_worst_ratio"] = float(np.min(g["t"] / g["sol"]))
     return groups
+
+
+ROW_TIE_CLASSES = ("moe",)
+"""Classes whose per-row constant is tied to the hardware in under-determined groups
+(:func:`row_tie_reference`)."""
+
+
+def row_tie_reference(groups, theta) -> dict[int, float]:
+    """Per-row constant (seconds) of each under-determined group of
+    :data:`ROW_TIE_CLASSES`, index → value: a group with no more fitting points than the
+    p-norm form has constants (:data:`KERNEL_FIELDS`, 11) cannot separate them; for MoE the
+    per-active-expert term ``R·t_row`` (``R = e``) and the memory term both grow with the
+    experts read, so the 9–11 points of vLLM's FlashInfer-CUTLASS groups put the weight
+    stream into ``t_row`` (B200 / GB200 NVFP4: 8.3 µs per expert, 10–100× the other groups',
+    with ``η_m`` 0.79; a tensor-parallel point with a quarter of each expert's bytes then
+    takes 3× its time). Such a group's ``t_row`` is the median of the fitted ``t_row`` of the
+    same hardware × framework × class groups with more points (all frameworks of the
+    hardware where the framework has none): the per-expert set-up — scales, descriptors,
+    one expert's tile scheduling in a grouped GEMM — is a property of the chip's launch and
+    memory latency more than of one kernel's shapes. ``theta`` ``[G, P]`` the first fit."""
+    need = len(KERNEL_FIELDS)
+    fit_pts = [int(np.sum(~g["hold"])) for g in groups]
+    rows = [bool(np.any(g["rows"] > 0)) for g in groups]
+    ok = [i for i, g in enumerate(groups) if fit_pts[i] > need and rows[i]]
+    out = {}
+    for i, g in enumerate(groups):
+        if g["cls"] not in ROW_TIE_CLASSES or fit_pts[i] > need or not rows[i]:
+            continue
+        same = [
+            j for j in ok if groups[j]["cls"] == g["cls"] and groups[j]["system"] == g["system"]
+        ]
+        mine = [j for j in same if groups[j]["framework"] == g["framework"]]
+        ref = mine or same
+        if ref:
+            out[i] = float(np.median([np.exp(theta[j][_ROW_THETA]) for j in ref]))
+    return out
+
+
+def _refit_row_tied(gs, fields, theta, preds, iterations):
+    """Second pass of the p-norm kernel fit: the groups of :func:`row_tie_reference` refitted
+    with their per-row constant held at the reference; other groups keep the first fit."""
+    ties = row_tie_reference(gs, theta)
+    if not ties:
+        return theta, preds
+    idx = sorted(ties)
+    sub = []
+    for i in idx:
+        h = dict(gs[i])
+        h["row_tie"] = np.ones(len(h["t"]))
+        h["row_tie_log"] = np.full(len(h["t"]), math.log(ties[i]))
+        sub.append(h)
+    x = _pad(sub, fields + ["row_tie", "row_tie_log"])
+    starts = np.stack([_kernel_starts(g) for g in sub])
+    t2, p2 = _fit_batch(jnp.asarray(starts, jnp.float64), x, "kernel", iterations, "pnorm")
+    theta, preds = theta.copy(), preds.copy()
+    for k, i in enumerate(idx):
+        theta[i] = np.asarray(t2[k])
+        preds[i, : len(gs[i]["t"])] = np.asarray(p2[k])[: len(gs[i]["t"])]
+    return theta, preds
 
 
 PRIOR_CLASSES = ("gemm", "attention", "mla", "moe")
