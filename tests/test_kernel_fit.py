@@ -804,3 +804,55 @@ def test_committed_prior_reproduces():
         assert g["params"][k] == pytest.approx(s[k], rel=1e-3), k
     assert round(g["mape_holdout"], 3) == pytest.approx(s["mape_holdout_pct"], abs=0.02)
     assert g["sol_violations"] == s["sol_violations"]
+
+
+def test_sglang_fa3_head_dim_192_variant():
+    """SGLang's FlashAttention-3 rows at d = 192 are variant fa3:hd192 (FA3 compiles one
+    kernel per head-dimension bucket); d = 128 / 256, vLLM's FA3 fork and other kernels keep
+    the table's variant; counts unchanged; the max form keeps one group."""
+    rows = [
+        ("h200_sxm", "sglang", "fa3", "bfloat16", 4, 16, 1, 192, 1000),
+        ("h200_sxm", "sglang", "fa3", "fp8", 4, 16, 1, 192, 1000),
+        ("h200_sxm", "sglang", "fa3", "bfloat16", 4, 16, 1, 128, 1000),
+        ("h200_sxm", "sglang", "fa3", "bfloat16", 4, 16, 1, 256, 1000),
+        ("h200_sxm", "vllm", "vllm_flash_attn_fa3", "bfloat16", 4, 16, 1, 192, 1000),
+        ("h200_sxm", "sglang", "triton", "bfloat16", 4, 16, 1, 192, 1000),
+    ]  # fmt: skip
+    tab = _attn_table(rows)
+    w = kf.work(tab)
+    before = {k: np.array(v, copy=True) for k, v in w.items()}
+    var = kf.pnorm_dispatch("attention", tab.columns, w)
+    hd = kf.FA3_HEAD_DIM_SUFFIX
+    assert list(var) == ["fa3" + hd, "fa3" + hd, "fa3", "fa3", "vllm_flash_attn_fa3", "triton"]
+    for k in before:
+        assert np.array_equal(w[k], before[k])
+    bf16 = [r for r in rows if r[3] == "bfloat16" and r[1] == "sglang" and r[2] == "fa3"]
+    assert len(kf.kernel_groups({"attention": _attn_table(bf16)})) == 1
+    split = kf.kernel_groups({"attention": _attn_table(bf16)}, dispatch=True)
+    assert sorted((g["variant"], len(g["t"])) for g in split) == [("fa3", 2), ("fa3" + hd, 1)]
+
+
+def test_vllm_fa2_gqa_copy_variant():
+    """vLLM's FlashAttention-2: the swapped-group reshapes of q and out copy exactly when
+    B ≥ 2, K ≥ 2 and H > K (variant vllm_flash_attn:gqacopy); B = 1, K = 1, MHA, FA3 and
+    other frameworks keep the table's variant; counts unchanged."""
+    rows = [
+        ("a100_sxm", "vllm", "vllm_flash_attn", "bfloat16", 2, 24, 2, 128, 64),  # copy
+        ("a100_sxm", "vllm", "vllm_flash_attn", "bfloat16", 8, 64, 8, 128, 64),  # copy
+        ("a100_sxm", "vllm", "vllm_flash_attn", "bfloat16", 1, 64, 8, 128, 64),  # B = 1: view
+        ("a100_sxm", "vllm", "vllm_flash_attn", "bfloat16", 8, 64, 1, 128, 64),  # K = 1: view
+        ("a100_sxm", "vllm", "vllm_flash_attn", "bfloat16", 8, 8, 8, 128, 64),  # MHA: no swap
+        ("h200_sxm", "vllm", "vllm_flash_attn_fa3", "bfloat16", 8, 64, 8, 128, 64),  # pack_gqa
+        ("a100_sxm", "sglang", "flash_attention", "bfloat16", 8, 64, 8, 128, 64),
+    ]  # fmt: skip
+    tab = _attn_table(rows)
+    w = kf.work(tab)
+    before = {k: np.array(v, copy=True) for k, v in w.items()}
+    var = kf.pnorm_dispatch("attention", tab.columns, w)
+    cp = "vllm_flash_attn" + kf.FA2_GQA_COPY_SUFFIX
+    assert list(var) == [cp, cp, "vllm_flash_attn", "vllm_flash_attn", "vllm_flash_attn",
+                         "vllm_flash_attn_fa3", "flash_attention"]  # fmt: skip
+    for k in before:
+        assert np.array_equal(w[k], before[k])
+    assert len(kf.kernel_groups({"attention": _attn_table(rows[:5])})) == 1
+    assert len(kf.kernel_groups({"attention": _attn_table(rows[:5])}, dispatch=True)) == 2

@@ -670,6 +670,68 @@ def triton_moe_block_m(c, slots) -> np.ndarray:
     return np.where(small, TRITON_MOE_BLOCK_M_SMALL, TRITON_MOE_BLOCK_M_LARGE)
 
 
+FA3_OWN_HEAD_DIM = 192
+"""Head dimension whose SGLang FlashAttention-3 rows are a kernel variant of their own
+(:func:`sglang_fa3_own_head_dim`)."""
+FA3_HEAD_DIM_SUFFIX = ":hd192"
+_SGLANG_FA3_SOURCE = "fa3"
+
+
+def sglang_fa3_own_head_dim(c) -> np.ndarray:
+    """Rows of an attention table's columns ``c`` that SGLang's FlashAttention-3 runs on its
+    head-dimension-192 kernel instance.
+
+    FlashAttention-3 compiles one forward kernel per head-dimension bucket (``hopper/
+    instantiations/flash_fwd_hdim{64,96,128,192,256}_*_sm90.cu``, dispatched by
+    ``hopper/flash_api.cpp`` on the rounded head dim), each with its own tile shape from
+    ``hopper/tile_size.h`` (``tile_size_fwd_sm90``, 16-bit: ``d ≤ 64`` 192 × 192/128,
+    ``d ≤ 128`` 128 × 176/128, ``d ≤ 192`` 128 × 128/112/96 with ``MmaPV_is_RS``, ``d ≤ 256``
+    128 × 80/64), and the split-KV count (``num_splits_heuristic``) is computed from that
+    bucket's ``kBlockN``. The instance is chosen by ``d`` alone. The fit's shared counts carry
+    the head dimension through the serial loop and rows (:data:`ATTENTION_DEPTH_HEAD_DIM`);
+    SGLang's ``d = 192`` instance (sgl-kernel's build of FA3) sits on a launch floor of
+    16–20 µs against 9–12 µs for ``d`` = 64 / 128 / 256 at the same short shapes (H100 / H200,
+    BF16 and FP8 caches), which no shared constant can take, so its rows get their own
+    constants: variant ``fa3:hd192`` (:data:`FA3_HEAD_DIM_SUFFIX`), counts unchanged. vLLM's
+    FA3 fork (``vllm_flash_attn_fa3``) runs ``d = 192`` at 12.7–14.2 µs at such shapes, in
+    line with its other head dims, and keeps one variant."""
+    src = np.asarray(c["kernel_source"]).astype(str)
+    fw = np.asarray(c["framework"]).astype(str)
+    d = np.asarray(c["head_dim"]).astype(float)
+    return (fw == "sglang") & (src == _SGLANG_FA3_SOURCE) & (d == FA3_OWN_HEAD_DIM)
+
+
+FA2_GQA_COPY_SUFFIX = ":gqacopy"
+_VLLM_FA2_SOURCE = "vllm_flash_attn"
+
+
+def vllm_fa2_gqa_copy(c) -> np.ndarray:
+    """Rows of an attention table's columns ``c`` where vLLM's FlashAttention-2
+    (``vllm_flash_attn``, A100) copies the query and output around the kernel.
+
+    FlashAttention-2's ``mha_varlen_fwd`` (``csrc/flash_attn/flash_api.cpp``; vLLM's fork
+    ``vllm-project/flash-attention`` keeps it) swaps a decode step's query-head groups into
+    the query length ("faster to transpose q from (b, 1, (nheads_kv ngroups), d) to
+    (b, ngroups, nheads_kv, d)"): ``seqlenq_ngroups_swapped`` when ``max_seqlen_q == 1`` and
+    ``H > K``, then ``q.reshape({B, K, G, d}).transpose(1, 2).reshape({B·G, K, d})`` and the
+    inverse ``out.reshape({B, G, K, d}).transpose(1, 2).reshape({B, K·G, d})``. A PyTorch
+    ``reshape`` is a view only where the strides allow; merging ``B`` (stride ``K·G·d``)
+    with the transposed ``G`` (stride ``d``) needs ``K·G·d = G·d·K``-contiguity of the
+    transposed pair, which holds only for ``B = 1`` (a size-1 dimension merges freely) or
+    ``K = 1`` (the transpose moves a size-1 dimension). Otherwise each reshape is a copy
+    kernel: two extra launches per call, before and after the attention kernel. So the
+    rows with ``B ≥ 2``, ``K ≥ 2`` and ``H > K`` run three kernels, the others one: variant
+    ``vllm_flash_attn:gqacopy`` (:data:`FA2_GQA_COPY_SUFFIX`) with its own constants, counts
+    unchanged (the copies move ``B·H·d`` elements twice, far under the KV bytes). Measured
+    on A100 at ≤ 64 cached tokens: 18–20 µs for these shapes, 11–13 µs for ``B = 1``,
+    ``K = 1`` or MHA at the same batch. FlashAttention-3 (Hopper, ``vllm_flash_attn_fa3``)
+    packs the query groups inside the kernel (``pack_gqa``) and has no such copy."""
+    src = np.asarray(c["kernel_source"]).astype(str)
+    fw = np.asarray(c["framework"]).astype(str)
+    b, h, k = (np.asarray(c[x]).astype(float) for x in ("batch", "heads", "kv_heads"))
+    return (fw == "vllm") & (src == _VLLM_FA2_SOURCE) & (b >= 2) & (k >= 2) & (h > k)
+
+
 def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
     """Kernel variant per row for the p-norm fit (the table's ``kernel_source``, refined by
     a shape rule where the framework's dispatcher switches kernels), and the counts of
@@ -700,6 +762,11 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
     remote slots — FLOPs and reuse ``m`` × slots/local pairs; the Triton lane's reuse ``m``
     then scaled by ``16/BLOCK_M`` (:func:`triton_moe_block_m`).
 
+    SGLang FlashAttention-3 at ``d = 192`` (:func:`sglang_fa3_own_head_dim`): variant
+    ``fa3:hd192``, counts unchanged. vLLM FlashAttention-2 rows whose swapped-group
+    reshapes copy q and out (:func:`vllm_fa2_gqa_copy`): variant
+    ``vllm_flash_attn:gqacopy``, counts unchanged.
+
     Other classes and frameworks: the table's variant, counts unchanged."""
     src = np.asarray(c["kernel_source"]).astype(str)
     variant = src.astype(object)  # object: room for the longer names below
@@ -727,6 +794,10 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
         return variant
     if name != "attention":
         return variant
+    own = sglang_fa3_own_head_dim(c)
+    variant[own] = variant[own] + FA3_HEAD_DIM_SUFFIX
+    cp = vllm_fa2_gqa_copy(c)
+    variant[cp] = variant[cp] + FA2_GQA_COPY_SUFFIX
     trt = (np.asarray(c["framework"]) == "trtllm") & (src == "torch_flow")
     if not trt.any():
         return variant
