@@ -3,6 +3,7 @@ form, the held-out family never sets its own floor, and the floor in the LOFO fi
 
 import numpy as np
 import pytest
+from test_extra_set import synthetic_families
 
 from hardware_db.extra_e2e import BUILDS, load_extra
 from search.fidelity.build_floor import floor_tpot_s, one_user_floors, transferred_floors
@@ -70,19 +71,12 @@ def test_lofo_floor_binds_only_where_above():
     rows; its batch rows and the other families' predictions and fits do not change."""
     from search.fidelity.extra_set import build_floor_s, lofo
 
-    rng = np.random.default_rng(3)
-    n = 30
-    ev = {
-        "step_s": rng.uniform(5e-3, 50e-3, n),
-        "compute_s": rng.uniform(0.01, 2.0, n),
-        "weights_s": rng.uniform(1e-3, 5e-3, n),
-        "osl": np.full(n, 256.0),
-        "n_layers": np.full(n, 32.0),
-        "users": np.r_[np.ones(6), np.full(n - 6, 16.0)],
-    }
+    rng, ev, fams = synthetic_families(3)
+    n = len(fams)
+    ev["n_layers"] = np.full(n, 32.0)
+    ev["users"] = np.r_[np.ones(6), np.full(n - 6, 16.0)]
     ev["weights_one_token_s"] = 0.8 * ev["weights_s"]
     ev["meas_s"] = ev["step_s"] * rng.uniform(1.1, 1.6, n) + 2e-3
-    fams = ["a"] * 10 + ["b"] * 10 + ["c"] * 10
     pred, fitted = lofo(ev, fams)
     f_s = 1e-3  # 32 ms per step: binds on some rows of 'a'
     pred_f, fitted_f = lofo(ev, fams, {"a": f_s, "b": None})

@@ -214,12 +214,11 @@ def test_cli_extra_bad_value(tmp_path, capsys):
     assert out == "" and err.count("\n") == 1 and "--refit" in err
 
 
-def test_lofo_ignores_the_held_out_family():
-    """Scaling one family's measurements changes no prediction of that family (its rows
-    never enter its own fit) but does change the fit of the others."""
-    from search.fidelity.extra_set import lofo
-
-    rng = np.random.default_rng(1)
+def synthetic_families(seed: int):
+    """``(rng, ev, families)``: three families "a", "b", "c" of ten synthetic rows each,
+    the columns :func:`search.fidelity.extra_set.lofo` reads except ``meas_s`` (the
+    caller draws it from ``rng``, which has drawn the columns)."""
+    rng = np.random.default_rng(seed)
     n = 30
     ev = {
         "step_s": rng.uniform(5e-3, 50e-3, n),
@@ -227,8 +226,16 @@ def test_lofo_ignores_the_held_out_family():
         "weights_s": rng.uniform(1e-3, 5e-3, n),
         "osl": np.full(n, 256.0),
     }
-    ev["meas_s"] = ev["step_s"] * rng.uniform(1.1, 1.6, n) + 2e-3
-    fams = ["a"] * 10 + ["b"] * 10 + ["c"] * 10
+    return rng, ev, ["a"] * 10 + ["b"] * 10 + ["c"] * 10
+
+
+def test_lofo_ignores_the_held_out_family():
+    """Scaling one family's measurements changes no prediction of that family (its rows
+    never enter its own fit) but does change the fit of the others."""
+    from search.fidelity.extra_set import lofo
+
+    rng, ev, fams = synthetic_families(1)
+    ev["meas_s"] = ev["step_s"] * rng.uniform(1.1, 1.6, 30) + 2e-3
     pred, fitted = lofo(ev, fams)
     ev2 = dict(ev, meas_s=ev["meas_s"] * np.r_[np.full(10, 3.0), np.ones(20)])
     pred2, fitted2 = lofo(ev2, fams)
@@ -303,16 +310,8 @@ def test_lofo_weights_families_equally():
     rows three times changes no other family's fit."""
     from search.fidelity.extra_set import lofo
 
-    rng = np.random.default_rng(2)
-    n = 30
-    ev = {
-        "step_s": rng.uniform(5e-3, 50e-3, n),
-        "compute_s": rng.uniform(0.01, 2.0, n),
-        "weights_s": rng.uniform(1e-3, 5e-3, n),
-        "osl": np.full(n, 256.0),
-    }
+    rng, ev, fams = synthetic_families(2)
     ev["meas_s"] = ev["step_s"] * np.r_[np.full(10, 1.2), np.full(10, 2.0), np.full(10, 1.5)]
-    fams = ["a"] * 10 + ["b"] * 10 + ["c"] * 10
     _, fitted = lofo(ev, fams)
     rep = np.r_[np.arange(20), np.tile(np.arange(20, 30), 3)]
     ev3 = {k: v[rep] for k, v in ev.items()}

@@ -173,11 +173,17 @@ def _rules_probe(x):
             dot, outer, *inner)  # fmt: skip
 
 
+def probe_inputs(n: int, dtype) -> np.ndarray:
+    """``[n, 3]`` inputs of :func:`_rules_probe`; the first row gives the rounding methods
+    exact halves."""
+    xs = (np.random.default_rng(5).normal(size=(n, 3)) * 3).astype(dtype)
+    xs[0] = (0.5 / 2.5, -1.5 / 2.5, 2.5 / 2.5)
+    return xs
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_rules_match_lax_unbatched_and_batched(dtype):
-    rng = np.random.default_rng(5)
-    xs = (rng.normal(size=(7, 3)) * 3).astype(dtype)
-    xs[0] = (0.5 / 2.5, -1.5 / 2.5, 2.5 / 2.5)  # exact halves for the rounding methods
+    xs = probe_inputs(7, dtype)
     with jax.enable_x64(dtype == np.float64):
         closed = jax.make_jaxpr(_rules_probe)(xs[0])
         ref = jax.tree.map(np.asarray, jax.vmap(_rules_probe)(xs))

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_interpret import CASES, RTOL, _close, _flat, _rules_probe, _x
+from test_interpret import CASES, RTOL, _close, _flat, _rules_probe, _x, probe_inputs
 
 from search import evaluate as E
 from search import interpret as I
@@ -47,9 +47,7 @@ def _run(closed, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_rules_match_lax(dtype):
-    rng = np.random.default_rng(5)
-    xs = (rng.normal(size=(4, 3)) * 3).astype(dtype)
-    xs[0] = (0.5 / 2.5, -1.5 / 2.5, 2.5 / 2.5)  # exact halves for the rounding methods
+    xs = probe_inputs(4, dtype)
     with jax.enable_x64(dtype == np.float64):
         closed = jax.make_jaxpr(_probe_flat)(xs[0])
         refs = [np.asarray(jax.jit(_probe_flat)(x)) for x in xs]
