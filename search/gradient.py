@@ -484,9 +484,9 @@ def hill_climb(states, s: SearchSettings, seeds=None, knob_reach: int = 1, step=
     return [c.best for c in climbs]
 
 
-def chip_count(par) -> float:
-    """Chips of a split row: ``attn_tp · attn_dp · kvp · pp``."""
-    return float(par[0] * par[1] * par[2] * par[5])
+def chip_count(par) -> np.ndarray:
+    """Chips of split rows ``[..., 6]``: ``attn_tp · attn_dp · kvp · pp`` (shape ``[...]``)."""
+    return np.asarray(par, np.float64)[..., [0, 1, 2, 5]].prod(-1)
 
 
 def coupled_moves(st: _State, par, kv) -> tuple[np.ndarray, np.ndarray] | None:
@@ -500,7 +500,7 @@ def coupled_moves(st: _State, par, kv) -> tuple[np.ndarray, np.ndarray] | None:
     ``tp 8 → 16``, ``ep 1 → 2``, or ``ep 1 ↔ moe_tp 64``), beyond the climbs' neighbourhood;
     this iso-chip slice of the table is ~5–30 % of it (measured on ``bench_gradient``'s
     tables), far fewer rows than a scan of the whole table."""
-    same = np.isclose(st.table[:, [0, 1, 2, 5]].prod(1), chip_count(par))
+    same = np.isclose(chip_count(st.table), chip_count(par))
     same |= (st.table[:, list(FREE)] != np.asarray(par)[list(FREE)]).sum(1) <= 2
     same = st.table[same]
     new = [r for r in same if (tuple(r), tuple(kv)) not in st.seen]
