@@ -26,6 +26,13 @@ fitted ``η_p``; ``W_chip``: resident weights). It is measured at one user and a
 one user only: at batch the step's per-sequence work is a property of the build's kernels
 on each GPU, which this floor does not carry. A family with no other family of its build
 gets no floor.
+
+The published set (``tpsopt validate --level e2e --set published``) holds seven copies of
+the MI300X family's one-user runs (D37–D40, D51, D57, D58 of ``measurements.csv``, keyed in
+``BUILDS`` by primary source, system and software): :func:`published_step_floors` bounds
+them by the same floor, with ``f`` from the build's extra-set families on other hardware
+(:func:`other_hardware_floor`: the MI250 rows) and without the prefill term — their step
+time has the prefill taken out already.
 """
 
 from __future__ import annotations
