@@ -85,12 +85,25 @@ MI250 rows is one GCD (the runtime exposes each die as a device)."""
 BUILDS = {
     ("argonne_llm_inference_bench", "mi250", "vllm"): "vllm-0.6.1-rocm",
     ("argonne_llm_inference_bench", "mi300x", "vllm"): "vllm-0.6.1-rocm",
+    # the published set (measurements.csv): (primary source, system, software)
+    ("argonne-lcf/LLM-Inference-Bench", "mi300x-8", "vllm"): "vllm-0.6.1-rocm",
 }
 """(source, hardware, framework) → the software build the rows ran, where two families
 share one: LLM-Inference-Bench's ``vLLM/MI300X/README.md`` and ``vLLM/MI250/README.md``
 both check out vLLM ``v0.6.1`` and build its ``Dockerfile.rocm`` (ROCm PyTorch base
 image, Triton and ROCm flash-attention); the runs call the same ``benchmark_throughput.py``
-(MI250: an earlier copy of it). Rows of other families have no shared build ("")."""
+(MI250: an earlier copy of it). Rows of other families have no shared build ("").
+
+The published set's rows are keyed by their primary source as
+:func:`search.fidelity.levels.source_label` names it, database system and software slug:
+D37–D40, D51, D57 and D58 of ``measurements.csv`` are the "AMD MI300X" vLLM rows of the
+same benchmark's ``Plots/All_results.csv``
+(https://github.com/argonne-lcf/LLM-Inference-Bench/blob/main/Plots/All_results.csv),
+the build of the ``argonne_llm_inference_bench`` MI300X rows above (their step floor:
+:func:`search.fidelity.build_floor.published_step_floors`). No other published row gets a
+build: dstack's MI300X vLLM rows ran vLLM 0.6.3.dev116 built from upstream source on ROCm
+6.1 (D62, D63) and 0.6.3.dev109 on ROCm 6.2 (D67, D68), Oracle's (D61) do not state a
+version — none is this build, and no family of the extra set ran theirs."""
 
 SOFTWARE = {
     "vllm": "vllm",

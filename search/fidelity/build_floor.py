@@ -26,6 +26,13 @@ fitted ``η_p``; ``W_chip``: resident weights). It is measured at one user and a
 one user only: at batch the step's per-sequence work is a property of the build's kernels
 on each GPU, which this floor does not carry. A family with no other family of its build
 gets no floor.
+
+The published set (``tpsopt validate --level e2e --set published``) holds seven copies of
+the MI300X family's one-user runs (D37–D40, D51, D57, D58 of ``measurements.csv``, keyed in
+``BUILDS`` by primary source, system and software): :func:`published_step_floors` bounds
+them by the same floor, with ``f`` from the build's extra-set families on other hardware
+(:func:`other_hardware_floor`: the MI250 rows) and without the prefill term — their step
+time has the prefill taken out already.
 """
 
 from __future__ import annotations
@@ -85,14 +92,65 @@ def one_user_floors(rows) -> list[tuple[str, str, float]]:
     return out
 
 
+def median_floor(floors, build: str, exclude) -> float | None:
+    """The median ``f`` of the ``(build, family, f)`` of :func:`one_user_floors` whose build is
+    ``build`` and whose family is not in ``exclude`` (``None`` without one, or without a
+    build)."""
+    vals = [f for b, fam, f in floors if build and b == build and fam not in exclude]
+    return float(np.median(vals)) if vals else None
+
+
 def transferred_floors(rows, families) -> dict:
     """``{family: f or None}`` for the families named: the median ``f`` of the one-user rows
     of the other families of the same build (module doc), ``None`` without one."""
     floors = one_user_floors(rows)
     build_of = {r.family: r.build for r in rows if r.build}
-    out = {}
-    for fam in families:
-        b = build_of.get(fam, "")
-        vals = [f for bb, ff, f in floors if b and bb == b and ff != fam]
-        out[fam] = float(np.median(vals)) if vals else None
+    return {fam: median_floor(floors, build_of.get(fam, ""), {fam}) for fam in families}
+
+
+def other_hardware_floor(extra_rows, build: str, system: str) -> float | None:
+    """The floor ``f`` of a build for rows *outside* the extra set that ran it on ``system``
+    (the published set's copies of the same benchmark, :func:`published_step_floors`): the
+    median ``f`` of the one-user extra rows of the build's families on other hardware —
+    every extra family of the build on ``system`` is left out, as those rows are the same
+    measurements (the same rule as the leave-one-family-out fit)."""
+    same = {r.family for r in extra_rows if r.build == build and r.system == system}
+    mine = [r for r in extra_rows if r.build == build and r.family not in same]
+    return median_floor(one_user_floors(mine), build, same)
+
+
+def published_step_floors(rows, labels, extra_rows=None) -> list:
+    r"""Per published measurement row (:mod:`hardware_db.measurements`), ``(build, f, floor)``
+    where the build floor applies, else ``None``. It applies to a one-user row (``batch``
+    1) whose ``(labels[i], system, software)`` — ``labels``: the primary source as
+    :func:`search.fidelity.levels.source_label` names it — is a key of
+    :data:`hardware_db.extra_e2e.BUILDS`, with ``f`` from
+    :func:`other_hardware_floor` on the extra set (``extra_rows``, default
+    :func:`hardware_db.extra_e2e.load_extra`)::
+
+        floor = W_1/BW + L·f                          [s per decode step]
+
+    — the step part of the floor of the module doc: a published row's ``step_time_s`` is
+    the decode step with its prefill already taken out (the modelled TTFT of the row's
+    ``notes``), so no prefill term (``floor_tpot_s`` with one wave and ``prefill_s = 0``).
+    ``W_1``: :func:`one_token_weights_s` of the row's model, precision, split and chip."""
+    from hardware_db.extra_e2e import BUILDS, load_extra
+    from search.fidelity.problem import row_config
+
+    out, fs = [], {}
+    for m, label in zip(rows, labels, strict=True):
+        build = BUILDS.get((label, m.system, m.software), "")
+        if not build or m.batch != 1:
+            out.append(None)
+            continue
+        if (build, m.system) not in fs:
+            extra = load_extra() if extra_rows is None else extra_rows
+            fs[(build, m.system)] = other_hardware_floor(extra, build, m.system)
+        f_s = fs[(build, m.system)]
+        if f_s is None:
+            out.append(None)
+            continue
+        spec, prec, system, par, _ = row_config(m)
+        w_s = one_token_weights_s(spec, prec, par, system.chip)
+        out.append((build, f_s, float(floor_tpot_s(w_s, spec.n_layers, f_s, 1.0, 0.0))))
     return out

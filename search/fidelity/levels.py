@@ -288,13 +288,23 @@ def published_level_report(path=None) -> dict:
     calibrated_mode`: the kernel-level mode for trtllm / vllm / sglang or no software,
     *transferred* on hardware without kernel tables, the six-scalar mode for other
     software — whose constants *were* fitted on these rows, so those rows are marked
-    ``six_scalar_in_sample``). Keys: ``rows`` (id, family, grade, mode, measured, SOL,
-    calibrated, error), ``by_family``, ``by_source`` (the primary source of the rows,
+    ``six_scalar_in_sample``). A one-user row of a software build that families of the
+    extra set also ran (LLM-Inference-Bench's MI300X vLLM v0.6.1 ``Dockerfile.rocm`` rows,
+    :data:`hardware_db.extra_e2e.BUILDS`) is predicted at least at that build's step floor
+    ``W_1/BW + L·f``, ``f`` the median one-user time per layer of the build's extra-set
+    families on *other* hardware (:func:`search.fidelity.build_floor.published_step_floors`:
+    never these rows nor the extra set's copies of them) — the rule of the extra set's
+    leave-one-family-out fit; its mode reads ``…+build_floor:<build>`` and the row carries
+    ``build_floor_ms_per_layer``, ``build_floor_s`` and ``err_without_build_floor_pct``.
+    Keys: ``rows`` (id, family, grade, mode, measured, SOL, calibrated, error),
+    ``by_family``, ``by_source`` (the primary source of the rows,
     :func:`source_label`; kernel-level and transferred rows only, as the six-scalar rows are
     in sample) and ``by_mode_kind`` (rows, MAPE, median signed error, SOL violations),
-    ``overall`` (kernel-level rows only, and all rows), ``sol_violations``.
+    ``overall`` (kernel-level rows only, all rows, and the kernel-level rows without the
+    build floor), ``sol_violations``.
     """
     from hardware_db.measurements import load_measurements
+    from search.fidelity.build_floor import published_step_floors
     from search.fidelity.problem import row_config
     from search.scenario import calibrated_mode
     from search.stacking import Config, evaluate
@@ -312,6 +322,13 @@ def published_level_report(path=None) -> dict:
     pred = np.asarray(evaluate(configs).step_time_s, np.float64)
     sol = np.asarray(evaluate(sols).step_time_s, np.float64)
     meas = np.asarray([m.step_time_s for m in rows], np.float64)
+    err_no_floor = pred / meas - 1.0
+    labels = [source_label(m.source) for m in rows]
+    floors = published_step_floors(rows, labels)
+    for i, fl in enumerate(floors):
+        if fl is not None:
+            pred[i] = max(pred[i], fl[2])
+            names[i] = f"{names[i]}+build_floor:{fl[0]}"
     err = pred / meas - 1.0
     out_rows = [
         {
@@ -328,15 +345,16 @@ def published_level_report(path=None) -> dict:
             "calibrated_s": float(pred[i]),
             "err_pct": round(float(err[i] * 100), 2),
             "sol_lower_bound": bool(sol[i] <= meas[i]),
-            "source": source_label(m.source),
+            "source": labels[i],
         }  # fmt: skip
+        | _floor_fields(floors[i], err_no_floor[i])
         for i, m in enumerate(rows)
     ]
 
-    def score(sel) -> dict:
+    def score(sel, e=err) -> dict:
         from search.fidelity.extra_set import score_rows
 
-        return score_rows(err, sel, sol > meas)
+        return score_rows(e, sel, sol > meas)
 
     fams = sorted({m.family for m in rows})
     kind_arr = np.asarray(kinds)
@@ -362,8 +380,24 @@ def published_level_report(path=None) -> dict:
         },  # fmt: skip
         "by_source": by_source,
         "by_mode_kind": {k: score(kind_arr == k) for k in sorted(set(kinds))},
-        "overall": {"kernel_level": score(kernel), "all": score(kernel | ~kernel)},
+        "overall": {
+            "kernel_level": score(kernel),
+            "all": score(kernel | ~kernel),
+            "kernel_level_without_build_floor": score(kernel, err_no_floor),
+        },
         "sol_violations": [r["id"] for r in out_rows if not r["sol_lower_bound"]],
+    }
+
+
+def _floor_fields(floor, err_no_floor) -> dict:
+    """A published row's build-floor fields (none without a floor): ``f`` [ms per layer],
+    the floor [s] and the error without it [%]."""
+    if floor is None:
+        return {}
+    return {
+        "build_floor_ms_per_layer": round(floor[1] * 1e3, 4),
+        "build_floor_s": floor[2],
+        "err_without_build_floor_pct": round(float(err_no_floor * 100), 2),
     }
 
 
