@@ -580,7 +580,7 @@ def test_mla_depth_is_context_and_bmm_depth_the_contraction():
 
 def test_sol_uses_l2_bandwidth_for_resident_working_sets():
     """A working set that fits in L2 (H100: 50 MB) gets the roofline on the L2 bandwidth;
-    a larger one, or a chip without the rule (B200), the HBM roofline."""
+    a larger one, or a system without the rule, the HBM roofline."""
     q = np.array([3e7, 6e7])
     f = np.array([1.0, 1.0])
     sol, hbm = kf.kernel_sol("h100_sxm", f, q, np.ones(2) * 1e15)
@@ -588,8 +588,40 @@ def test_sol_uses_l2_bandwidth_for_resident_working_sets():
     assert list(hbm) == pytest.approx(list(q / w_hbm))
     assert sol[0] == pytest.approx(3e7 / (132 * 128 * 1.98e9)) and sol[0] < hbm[0]
     assert sol[1] == hbm[1]
-    sol, hbm = kf.kernel_sol("b200_sxm", f, q, np.ones(2) * 1e15)
-    assert np.array_equal(sol, hbm)
+    saved = dict(kf.L2_BYTES)
+    try:
+        del kf.L2_BYTES["h100_sxm"]
+        sol, hbm = kf.kernel_sol("h100_sxm", f, q, np.ones(2) * 1e15)
+        assert np.array_equal(sol, hbm)
+    finally:
+        kf.L2_BYTES.clear()
+        kf.L2_BYTES.update(saved)
+
+
+@pytest.mark.parametrize("system", ["b200_sxm", "b300_sxm", "gb200", "gb300"])
+def test_blackwell_l2_rule_closed_form(system):
+    """Blackwell: capacity 126 MB (a lower bound of the 126.5 MiB CUDA reports), bandwidth
+    the SM-side upper bound 160 SMs × 128 B/clk × 2.032 GHz = 41.6 TB/s. A 100 MB working
+    set gets the L2 roofline, a 130 MB one the HBM roofline; a compute-bound point keeps F/P."""
+    assert kf.L2_BYTES[system] == 126e6 < 132_644_864
+    w_l2 = 160 * 128 * 2.032e9
+    assert kf.L2_BW_BYTES_PER_S[system] == pytest.approx(w_l2) == pytest.approx(41.61e12, rel=1e-3)
+    q = np.array([1e8, 1.3e8, 1e8])
+    f = np.array([1.0, 1.0, 1e12])
+    sol, hbm = kf.kernel_sol(system, f, q, np.ones(3) * 1e15)
+    w_hbm = kf.hardware(system)["hbm"]
+    assert sol[0] == pytest.approx(1e8 / w_l2) and hbm[0] == pytest.approx(1e8 / w_hbm)
+    assert sol[1] == hbm[1] == pytest.approx(1.3e8 / w_hbm)
+    assert sol[2] == pytest.approx(1e-3)  # F/P above Q/W_L2
+
+
+def test_l2_bandwidth_exceeds_hbm_everywhere():
+    """The L2 rule only ever lowers SOL: every listed L2 bandwidth is above the system's HBM
+    bandwidth, every capacity under 1 GB, and every system of the kernel tables is listed."""
+    assert set(kf.L2_BYTES) == set(kf.L2_BW_BYTES_PER_S) == set(kf.SYSTEMS)
+    for system, w in kf.L2_BW_BYTES_PER_S.items():
+        assert w > kf.hardware(system)["hbm"], system
+        assert 1e6 < kf.L2_BYTES[system] < 1e9, system
 
 
 SERIAL_TRUE = kt.KernelParams(
