@@ -624,6 +624,35 @@ def test_l2_bandwidth_exceeds_hbm_everywhere():
         assert 1e6 < kf.L2_BYTES[system] < 1e9, system
 
 
+def test_sglang_qk192_rows_count_a_v_head_of_128():
+    """SGLang's d = 192 rows (MiMo-V2-Flash: QK 192, V 128, the only d = 192 cases of the
+    0.5.14 collector) count F = 2·B·H·S·(192 + 128) and Q = B·S·K·320·b_kv + B·H·320·2, on
+    FA3 and Triton alike; SGLang d = 128, vLLM and TensorRT-LLM d = 192 stay symmetric; the
+    serial loop and rows keep d; the max form (kernel_groups without dispatch) keeps 2·d."""
+    rows = [
+        ("h100_sxm", "sglang", "fa3", "bfloat16", 512, 1, 1, 192, 4096),
+        ("h100_sxm", "sglang", "fa3", "fp8", 4, 64, 4, 192, 4096),
+        ("b200_sxm", "sglang", "triton", "bfloat16", 8, 16, 1, 192, 512),
+        ("h100_sxm", "sglang", "fa3", "bfloat16", 512, 1, 1, 128, 4096),
+        ("h100_sxm", "vllm", "vllm_flash_attn_fa3", "bfloat16", 512, 1, 1, 192, 4096),
+    ]  # fmt: skip
+    tab = _attn_table(rows)
+    assert list(kf.sglang_v_head_dim(tab.columns)) == [128.0, 128.0, 128.0, 128.0, 192.0]
+    w = kf.work(tab)
+    depth, items = np.array(w["depth"], copy=True), np.array(w["items"], copy=True)
+    kf.pnorm_dispatch("attention", tab.columns, w)
+    for i, (_, _, _, kv, b, h, k, d, s) in enumerate(rows):
+        bkv = 1.0 if kv == "fp8" else 2.0
+        dv = 128.0 if i < 3 else float(d)
+        assert w["flops"][i] == pytest.approx(2.0 * b * h * s * (d + dv))
+        assert w["bytes"][i] == pytest.approx(b * s * k * (d + dv) * bkv + b * h * (d + dv) * 2)
+    assert np.array_equal(w["depth"], depth) and np.array_equal(w["items"], items)
+    # the H100 point that ran at 0.97x the K-and-V-of-192 roofline: 1.34 GB, not 1.61 GB
+    assert w["bytes"][0] == pytest.approx(512 * 4096 * 320 * 2 + 512 * 320 * 2)
+    (g,) = [g for g in kf.kernel_groups({"attention": _attn_table(rows[:1])})]
+    assert g["bytes"][0] == pytest.approx(512 * 4096 * 384 * 2 + 512 * 384 * 2)
+
+
 SERIAL_TRUE = kt.KernelParams(
     t_floor_s=2e-6, eta_c_max=0.7, m_half_rows=8.0, eta_m_max=0.8, b_half_bytes=1e6,
     x_half_units=0.0, t_depth_s=1.5e-9, d_split=3000.0, p_overlap=4.0,
@@ -841,7 +870,9 @@ def test_committed_prior_reproduces():
 def test_sglang_fa3_head_dim_192_variant():
     """SGLang's FlashAttention-3 rows at d = 192 are variant fa3:hd192 (FA3 compiles one
     kernel per head-dimension bucket); d = 128 / 256, vLLM's FA3 fork and other kernels keep
-    the table's variant; counts unchanged; the max form keeps one group."""
+    the table's variant; counts unchanged but the FLOPs and bytes of SGLang's d = 192 rows
+    (V head 128, test_sglang_qk192_rows_count_a_v_head_of_128); the max form keeps one
+    group."""
     rows = [
         ("h200_sxm", "sglang", "fa3", "bfloat16", 4, 16, 1, 192, 1000),
         ("h200_sxm", "sglang", "fa3", "fp8", 4, 16, 1, 192, 1000),
@@ -856,8 +887,13 @@ def test_sglang_fa3_head_dim_192_variant():
     var = kf.pnorm_dispatch("attention", tab.columns, w)
     hd = kf.FA3_HEAD_DIM_SUFFIX
     assert list(var) == ["fa3" + hd, "fa3" + hd, "fa3", "fa3", "vllm_flash_attn_fa3", "triton"]
+    qk192 = np.array([True, True, False, False, False, True])
     for k in before:
-        assert np.array_equal(w[k], before[k])
+        if k in ("flops", "bytes"):
+            assert np.array_equal(w[k][~qk192], before[k][~qk192])
+            assert np.all(w[k][qk192] < before[k][qk192])
+        else:
+            assert np.array_equal(w[k], before[k])
     bf16 = [r for r in rows if r[3] == "bfloat16" and r[1] == "sglang" and r[2] == "fa3"]
     assert len(kf.kernel_groups({"attention": _attn_table(bf16)})) == 1
     split = kf.kernel_groups({"attention": _attn_table(bf16)}, dispatch=True)

@@ -739,13 +739,42 @@ def sglang_fa3_own_head_dim(c) -> np.ndarray:
     SGLang's ``d = 192`` instance (sgl-kernel's build of FA3) sits on a launch floor of
     16–20 µs against 9–12 µs for ``d`` = 64 / 128 / 256 at the same short shapes (H100 / H200,
     BF16 and FP8 caches), which no shared constant can take, so its rows get their own
-    constants: variant ``fa3:hd192`` (:data:`FA3_HEAD_DIM_SUFFIX`), counts unchanged. vLLM's
+    constants: variant ``fa3:hd192`` (:data:`FA3_HEAD_DIM_SUFFIX`), with the V head of 128 in
+    its FLOPs and bytes (:func:`sglang_v_head_dim`, MiMo-V2-Flash's shape). vLLM's
     FA3 fork (``vllm_flash_attn_fa3``) runs ``d = 192`` at 12.7–14.2 µs at such shapes, in
     line with its other head dims, and keeps one variant."""
     src = np.asarray(c["kernel_source"]).astype(str)
     fw = np.asarray(c["framework"]).astype(str)
     d = np.asarray(c["head_dim"]).astype(float)
     return (fw == "sglang") & (src == _SGLANG_FA3_SOURCE) & (d == FA3_OWN_HEAD_DIM)
+
+
+SGLANG_QK192_V_HEAD_DIM = 128
+"""V head dimension of SGLang's attention rows at ``head_dim`` 192
+(:func:`sglang_v_head_dim`)."""
+
+
+def sglang_v_head_dim(c) -> np.ndarray:
+    """V head dimension per row of an attention table's columns ``c``: the table's
+    ``head_dim`` is the QK one; SGLang's rows at ``head_dim = 192`` have ``d_v = 128``.
+
+    Source: aiconfigurator's SGLang 0.5.14 collector, the commit that published these tables
+    (``ai-dynamo/aiconfigurator`` e23be5a79, "upgrade the SGLang collector to 0.5.14 with data
+    for 8 systems"). ``collector/sglang/collect_attn.py``, ``run_attention_torch``, refuses
+    ``head_dim == 192`` unless the case carries an explicit ``v_head_dim`` and architecture
+    ``MiMoV2FlashForCausalLM`` ("head_dim=192 requires the explicit MiMo-V2 SGLang attention
+    contract"), and the only such cases are MiMo-V2-Flash's
+    (``collector/cases/models/MiMoV2FlashForCausalLM_cases.yaml``: ``head_dim: 192``,
+    ``v_head_dim: 128``, 64 query / 4 KV heads split by tensor parallelism, FA3 on SM90,
+    Triton on SM100 / SM103). The SGLang base sweep lists ``head_dims [128, 256]`` only. So
+    every SGLang row at ``d = 192`` reads a K cache of 192 and a V cache of 128 per token and
+    head, and writes 128-wide outputs. vLLM's and TensorRT-LLM's rows at ``d = 192`` are
+    symmetric (the case file: vLLM "intentionally omits" MiMo's QK 192 / V 128 path,
+    TensorRT-LLM "treats V as qk_head_dim=192"). Other rows: ``d_v = d``."""
+    d = np.asarray(c["head_dim"]).astype(float)
+    fw = np.asarray(c["framework"]).astype(str)
+    qk192 = (fw == "sglang") & (d == FA3_OWN_HEAD_DIM)
+    return np.where(qk192, float(SGLANG_QK192_V_HEAD_DIM), d)
 
 
 FA2_GQA_COPY_SUFFIX = ":gqacopy"
@@ -810,7 +839,10 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
     then scaled by ``16/BLOCK_M`` (:func:`triton_moe_block_m`).
 
     SGLang FlashAttention-3 at ``d = 192`` (:func:`sglang_fa3_own_head_dim`): variant
-    ``fa3:hd192``, counts unchanged. vLLM FlashAttention-2 rows whose swapped-group
+    ``fa3:hd192``. Every SGLang row at ``d = 192`` (FA3 and Triton) has a V head of 128
+    (:func:`sglang_v_head_dim`): ``F = 2·B·H·S·(d + d_v)``, ``Q = B·S·K·(d + d_v)·b_kv +
+    B·H·(d + d_v)·2`` (the serial loop and rows keep ``d``: the kernel's tile is chosen by the
+    QK head dim). vLLM FlashAttention-2 rows whose swapped-group
     reshapes copy q and out (:func:`vllm_fa2_gqa_copy`): variant
     ``vllm_flash_attn:gqacopy``, counts unchanged.
 
@@ -843,6 +875,13 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
         return variant
     own = sglang_fa3_own_head_dim(c)
     variant[own] = variant[own] + FA3_HEAD_DIM_SUFFIX
+    dv = sglang_v_head_dim(c)
+    d_qk = np.asarray(c["head_dim"]).astype(float)
+    if np.any(dv != d_qk):  # QK 192 / V 128: QKᵀ over d_qk, PV over d_v; K, V, q, out bytes
+        b, h, k, s = (c[x].astype(float) for x in ("batch", "heads", "kv_heads", "context"))
+        bkv = np.array([_dtype(p, "attention.csv")[0] for p in c["kv_dtype"]])
+        w["flops"] = 2.0 * b * h * s * (d_qk + dv)
+        w["bytes"] = b * s * k * (d_qk + dv) * bkv + b * h * (d_qk + dv) * 2.0
     cp = vllm_fa2_gqa_copy(c)
     variant[cp] = variant[cp] + FA2_GQA_COPY_SUFFIX
     trt = (np.asarray(c["framework"]) == "trtllm") & (src == "torch_flow")
