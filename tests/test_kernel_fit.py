@@ -580,7 +580,7 @@ def test_mla_depth_is_context_and_bmm_depth_the_contraction():
 
 def test_sol_uses_l2_bandwidth_for_resident_working_sets():
     """A working set that fits in L2 (H100: 50 MB) gets the roofline on the L2 bandwidth;
-    a larger one, or a chip without the rule (B200), the HBM roofline."""
+    a larger one, or a system without the rule, the HBM roofline."""
     q = np.array([3e7, 6e7])
     f = np.array([1.0, 1.0])
     sol, hbm = kf.kernel_sol("h100_sxm", f, q, np.ones(2) * 1e15)
@@ -588,8 +588,69 @@ def test_sol_uses_l2_bandwidth_for_resident_working_sets():
     assert list(hbm) == pytest.approx(list(q / w_hbm))
     assert sol[0] == pytest.approx(3e7 / (132 * 128 * 1.98e9)) and sol[0] < hbm[0]
     assert sol[1] == hbm[1]
-    sol, hbm = kf.kernel_sol("b200_sxm", f, q, np.ones(2) * 1e15)
-    assert np.array_equal(sol, hbm)
+    saved = dict(kf.L2_BYTES)
+    try:
+        del kf.L2_BYTES["h100_sxm"]
+        sol, hbm = kf.kernel_sol("h100_sxm", f, q, np.ones(2) * 1e15)
+        assert np.array_equal(sol, hbm)
+    finally:
+        kf.L2_BYTES.clear()
+        kf.L2_BYTES.update(saved)
+
+
+@pytest.mark.parametrize("system", ["b200_sxm", "b300_sxm", "gb200", "gb300"])
+def test_blackwell_l2_rule_closed_form(system):
+    """Blackwell: capacity 126 MB (a lower bound of the 126.5 MiB CUDA reports), bandwidth
+    the SM-side upper bound 160 SMs × 128 B/clk × 2.032 GHz = 41.6 TB/s. A 100 MB working
+    set gets the L2 roofline, a 130 MB one the HBM roofline; a compute-bound point keeps F/P."""
+    assert kf.L2_BYTES[system] == 126e6 < 132_644_864
+    w_l2 = 160 * 128 * 2.032e9
+    assert kf.L2_BW_BYTES_PER_S[system] == pytest.approx(w_l2) == pytest.approx(41.61e12, rel=1e-3)
+    q = np.array([1e8, 1.3e8, 1e8])
+    f = np.array([1.0, 1.0, 1e12])
+    sol, hbm = kf.kernel_sol(system, f, q, np.ones(3) * 1e15)
+    w_hbm = kf.hardware(system)["hbm"]
+    assert sol[0] == pytest.approx(1e8 / w_l2) and hbm[0] == pytest.approx(1e8 / w_hbm)
+    assert sol[1] == hbm[1] == pytest.approx(1.3e8 / w_hbm)
+    assert sol[2] == pytest.approx(1e-3)  # F/P above Q/W_L2
+
+
+def test_l2_bandwidth_exceeds_hbm_everywhere():
+    """The L2 rule only ever lowers SOL: every listed L2 bandwidth is above the system's HBM
+    bandwidth, every capacity under 1 GB, and every system of the kernel tables is listed."""
+    assert set(kf.L2_BYTES) == set(kf.L2_BW_BYTES_PER_S) == set(kf.SYSTEMS)
+    for system, w in kf.L2_BW_BYTES_PER_S.items():
+        assert w > kf.hardware(system)["hbm"], system
+        assert 1e6 < kf.L2_BYTES[system] < 1e9, system
+
+
+def test_sglang_qk192_rows_count_a_v_head_of_128():
+    """SGLang's d = 192 rows (MiMo-V2-Flash: QK 192, V 128, the only d = 192 cases of the
+    0.5.14 collector) count F = 2·B·H·S·(192 + 128) and Q = B·S·K·320·b_kv + B·H·320·2, on
+    FA3 and Triton alike; SGLang d = 128, vLLM and TensorRT-LLM d = 192 stay symmetric; the
+    serial loop and rows keep d; the max form (kernel_groups without dispatch) keeps 2·d."""
+    rows = [
+        ("h100_sxm", "sglang", "fa3", "bfloat16", 512, 1, 1, 192, 4096),
+        ("h100_sxm", "sglang", "fa3", "fp8", 4, 64, 4, 192, 4096),
+        ("b200_sxm", "sglang", "triton", "bfloat16", 8, 16, 1, 192, 512),
+        ("h100_sxm", "sglang", "fa3", "bfloat16", 512, 1, 1, 128, 4096),
+        ("h100_sxm", "vllm", "vllm_flash_attn_fa3", "bfloat16", 512, 1, 1, 192, 4096),
+    ]  # fmt: skip
+    tab = _attn_table(rows)
+    assert list(kf.sglang_v_head_dim(tab.columns)) == [128.0, 128.0, 128.0, 128.0, 192.0]
+    w = kf.work(tab)
+    depth, items = np.array(w["depth"], copy=True), np.array(w["items"], copy=True)
+    kf.pnorm_dispatch("attention", tab.columns, w)
+    for i, (_, _, _, kv, b, h, k, d, s) in enumerate(rows):
+        bkv = 1.0 if kv == "fp8" else 2.0
+        dv = 128.0 if i < 3 else float(d)
+        assert w["flops"][i] == pytest.approx(2.0 * b * h * s * (d + dv))
+        assert w["bytes"][i] == pytest.approx(b * s * k * (d + dv) * bkv + b * h * (d + dv) * 2)
+    assert np.array_equal(w["depth"], depth) and np.array_equal(w["items"], items)
+    # the H100 point that ran at 0.97x the K-and-V-of-192 roofline: 1.34 GB, not 1.61 GB
+    assert w["bytes"][0] == pytest.approx(512 * 4096 * 320 * 2 + 512 * 320 * 2)
+    (g,) = [g for g in kf.kernel_groups({"attention": _attn_table(rows[:1])})]
+    assert g["bytes"][0] == pytest.approx(512 * 4096 * 384 * 2 + 512 * 384 * 2)
 
 
 SERIAL_TRUE = kt.KernelParams(
@@ -809,7 +870,9 @@ def test_committed_prior_reproduces():
 def test_sglang_fa3_head_dim_192_variant():
     """SGLang's FlashAttention-3 rows at d = 192 are variant fa3:hd192 (FA3 compiles one
     kernel per head-dimension bucket); d = 128 / 256, vLLM's FA3 fork and other kernels keep
-    the table's variant; counts unchanged; the max form keeps one group."""
+    the table's variant; counts unchanged but the FLOPs and bytes of SGLang's d = 192 rows
+    (V head 128, test_sglang_qk192_rows_count_a_v_head_of_128); the max form keeps one
+    group."""
     rows = [
         ("h200_sxm", "sglang", "fa3", "bfloat16", 4, 16, 1, 192, 1000),
         ("h200_sxm", "sglang", "fa3", "fp8", 4, 16, 1, 192, 1000),
@@ -824,8 +887,13 @@ def test_sglang_fa3_head_dim_192_variant():
     var = kf.pnorm_dispatch("attention", tab.columns, w)
     hd = kf.FA3_HEAD_DIM_SUFFIX
     assert list(var) == ["fa3" + hd, "fa3" + hd, "fa3", "fa3", "vllm_flash_attn_fa3", "triton"]
+    qk192 = np.array([True, True, False, False, False, True])
     for k in before:
-        assert np.array_equal(w[k], before[k])
+        if k in ("flops", "bytes"):
+            assert np.array_equal(w[k][~qk192], before[k][~qk192])
+            assert np.all(w[k][qk192] < before[k][qk192])
+        else:
+            assert np.array_equal(w[k], before[k])
     bf16 = [r for r in rows if r[3] == "bfloat16" and r[1] == "sglang" and r[2] == "fa3"]
     assert len(kf.kernel_groups({"attention": _attn_table(bf16)})) == 1
     split = kf.kernel_groups({"attention": _attn_table(bf16)}, dispatch=True)

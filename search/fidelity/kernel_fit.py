@@ -166,10 +166,44 @@ ChipSpec has no INT8 field (``costmodel/specs.py``, ``hardware_db/schema.py``), 
 fitter keeps it here; systems not listed use the FP8 peak (Hopper and Blackwell: INT8 dense
 = FP8 dense), then BF16, as for every 8-bit recipe."""
 
+BLACKWELL_L2_BYTES = 126e6
+"""L2 capacity (bytes) used for the Blackwell systems (B200, B300, GB200, GB300): a lower
+bound. CUDA reports ``l2CacheSize`` = 132,644,864 B (126.5 MiB) on B300 (GitHub
+``ademeure/QuickRunCUDA``, ``b300_clean/03_caches.md``: ``cudaDeviceProp`` of a B300 SXM6 AC)
+and the same figure on B200 in public device listings; Chips and Cheese ("Nvidia's B200:
+Keeping the CUDA Juggernaut Rolling", 2025) measures 126 MB in two partitions, one per die.
+Rounded down to 126 MB and applied to GB200 / GB300, whose GPUs are the same two dies (not
+queried here). An address lives in one half only — the hash alternates the halves every
+~4 KB, and a hit in the far die's half costs ~2× the latency of a near one (same notes), so
+lines are not copied into the near half — hence the whole capacity holds one working set: on
+B300 a 96 MB working set streams from L2 at 13 TB/s of L2 traffic (24 TB/s with L1 reuse),
+above the 7.3 TB/s measured from HBM. NVIDIA's Blackwell briefs publish no L2 size (grade:
+measured device property, not a datasheet figure)."""
+
+BLACKWELL_L2_SMS = 160
+"""Streaming multiprocessors of a Blackwell GPU, an upper bound of the enabled ones: 2 dies ×
+80 SMs physically (Chips and Cheese, B200: 74 of 80 enabled per die, 148 in all; NVIDIA,
+"Inside NVIDIA Blackwell Ultra", 2025: 160 SMs; CUDA reports 148 on B200 and B300)."""
+
+BLACKWELL_SM_CLOCK_HZ = 2.032e9
+"""Highest SM clock reported for these parts (B300 SXM6 AC: 2032 MHz boost, CUDA device
+property in the notes of :data:`BLACKWELL_L2_BYTES`; B200: 1965 MHz), used as an upper bound
+for all four Blackwell systems (same silicon; GB200 / GB300 clocks not queried)."""
+
+SM_LOAD_BYTES_PER_CLOCK = 128
+"""Bytes per clock one SM's L1 / shared-memory port delivers (Volta to Blackwell): every byte
+an SM loads from L2 enters through it. GH100: 132 SMs × 128 B × 1.98 GHz = 33.5 TB/s, NVIDIA's
+quoted H100 SXM shared-memory bandwidth; B300: 148 × 128 B × 2.032 GHz = 38.5 TB/s, and 38.4
+TB/s measured (shared-memory reads, notes of :data:`BLACKWELL_L2_BYTES`)."""
+
 L2_BYTES = {
     "a100_sxm": 40e6,  # NVIDIA A100 Tensor Core GPU Architecture whitepaper: 40 MB L2
     "h100_sxm": 50e6,  # NVIDIA H100 Tensor Core GPU Architecture whitepaper: 50 MB L2 (SXM5)
     "h200_sxm": 50e6,  # same GH100 die as H100 SXM
+    "b200_sxm": BLACKWELL_L2_BYTES,
+    "b300_sxm": BLACKWELL_L2_BYTES,
+    "gb200": BLACKWELL_L2_BYTES,
+    "gb300": BLACKWELL_L2_BYTES,
 }
 """L2 cache size per system (bytes), for the L2-residency rule of the SOL check:
 microbenchmarks repeat one kernel on the same buffers, so a point whose whole working set
@@ -178,7 +212,13 @@ first repeat, not from HBM. Its speed of light is the roofline on the L2 bandwid
 (:data:`L2_BW_BYTES_PER_S`): ``max(F/P, Q/W_L2)``, still a strict lower bound (floors 0,
 efficiencies 1) on the bandwidth the data actually comes from. The points of this kind that
 run faster than the HBM roofline are counted as ``sol_violations_l2`` (explained, not in
-``sol_violations``). Systems not listed (Blackwell) get no such rule."""
+``sol_violations``).
+
+Which bound each figure must be: the bandwidth an **upper** bound, so that the L2 roofline of
+a resident point cannot exceed its time (SOL stays a lower bound); the capacity a **lower**
+bound, so that a point is called resident — and a run faster than the HBM roofline called
+explained — only where its working set certainly fits (a resident point left out keeps the
+HBM roofline and is reported as a violation: the conservative side for the report)."""
 
 L2_BW_BYTES_PER_S = {
     # NVIDIA A100 Tensor Core GPU Architecture whitepaper (2020), Table 3: L2 cache read
@@ -189,12 +229,19 @@ L2_BW_BYTES_PER_S = {
     # Volta-to-Hopper SMs; the ~33 TB/s shared-memory bandwidth quoted for H100 SXM is this
     # product), 132 SMs at the 1980 MHz max boost (H100 whitepaper): 33.5 TB/s. An upper
     # bound of the bandwidth keeps SOL a lower bound (a loose one for these points).
-    "h100_sxm": 132 * 128 * 1.98e9,
-    "h200_sxm": 132 * 128 * 1.98e9,  # same GH100 die and clocks
+    "h100_sxm": 132 * SM_LOAD_BYTES_PER_CLOCK * 1.98e9,
+    "h200_sxm": 132 * SM_LOAD_BYTES_PER_CLOCK * 1.98e9,  # same GH100 die and clocks
+    # Blackwell: none published either; the same SM-side bound, 160 SMs × 128 B/clk ×
+    # 2.032 GHz = 41.6 TB/s (each factor an upper bound, see their constants). Measured L2
+    # read bandwidth on B300: 17 TB/s (L2-only loads) to 24-26 TB/s (with L1 reuse).
+    "b200_sxm": BLACKWELL_L2_SMS * SM_LOAD_BYTES_PER_CLOCK * BLACKWELL_SM_CLOCK_HZ,
+    "b300_sxm": BLACKWELL_L2_SMS * SM_LOAD_BYTES_PER_CLOCK * BLACKWELL_SM_CLOCK_HZ,
+    "gb200": BLACKWELL_L2_SMS * SM_LOAD_BYTES_PER_CLOCK * BLACKWELL_SM_CLOCK_HZ,
+    "gb300": BLACKWELL_L2_SMS * SM_LOAD_BYTES_PER_CLOCK * BLACKWELL_SM_CLOCK_HZ,
 }
 """Bandwidth (bytes/s) an L2-resident working set can be read at, per system of
-:data:`L2_BYTES` (evidence: the A100 figure from NVIDIA's whitepaper; the GH100 one an
-upper bound derived from SM count, port width and clock)."""
+:data:`L2_BYTES` (evidence: the A100 figure from NVIDIA's whitepaper; the GH100 and Blackwell
+ones upper bounds derived from SM count, port width and clock)."""
 
 IN_SWITCH_REDUCTION = ("h100_sxm", "h200_sxm", "b200_sxm", "b300_sxm", "gb200", "gb300")
 """Systems whose NVLink switches reduce in the network (NVLink SHARP, "NVLS"): the
@@ -692,13 +739,42 @@ def sglang_fa3_own_head_dim(c) -> np.ndarray:
     SGLang's ``d = 192`` instance (sgl-kernel's build of FA3) sits on a launch floor of
     16–20 µs against 9–12 µs for ``d`` = 64 / 128 / 256 at the same short shapes (H100 / H200,
     BF16 and FP8 caches), which no shared constant can take, so its rows get their own
-    constants: variant ``fa3:hd192`` (:data:`FA3_HEAD_DIM_SUFFIX`), counts unchanged. vLLM's
+    constants: variant ``fa3:hd192`` (:data:`FA3_HEAD_DIM_SUFFIX`), with the V head of 128 in
+    its FLOPs and bytes (:func:`sglang_v_head_dim`, MiMo-V2-Flash's shape). vLLM's
     FA3 fork (``vllm_flash_attn_fa3``) runs ``d = 192`` at 12.7–14.2 µs at such shapes, in
     line with its other head dims, and keeps one variant."""
     src = np.asarray(c["kernel_source"]).astype(str)
     fw = np.asarray(c["framework"]).astype(str)
     d = np.asarray(c["head_dim"]).astype(float)
     return (fw == "sglang") & (src == _SGLANG_FA3_SOURCE) & (d == FA3_OWN_HEAD_DIM)
+
+
+SGLANG_QK192_V_HEAD_DIM = 128
+"""V head dimension of SGLang's attention rows at ``head_dim`` 192
+(:func:`sglang_v_head_dim`)."""
+
+
+def sglang_v_head_dim(c) -> np.ndarray:
+    """V head dimension per row of an attention table's columns ``c``: the table's
+    ``head_dim`` is the QK one; SGLang's rows at ``head_dim = 192`` have ``d_v = 128``.
+
+    Source: aiconfigurator's SGLang 0.5.14 collector, the commit that published these tables
+    (``ai-dynamo/aiconfigurator`` e23be5a79, "upgrade the SGLang collector to 0.5.14 with data
+    for 8 systems"). ``collector/sglang/collect_attn.py``, ``run_attention_torch``, refuses
+    ``head_dim == 192`` unless the case carries an explicit ``v_head_dim`` and architecture
+    ``MiMoV2FlashForCausalLM`` ("head_dim=192 requires the explicit MiMo-V2 SGLang attention
+    contract"), and the only such cases are MiMo-V2-Flash's
+    (``collector/cases/models/MiMoV2FlashForCausalLM_cases.yaml``: ``head_dim: 192``,
+    ``v_head_dim: 128``, 64 query / 4 KV heads split by tensor parallelism, FA3 on SM90,
+    Triton on SM100 / SM103). The SGLang base sweep lists ``head_dims [128, 256]`` only. So
+    every SGLang row at ``d = 192`` reads a K cache of 192 and a V cache of 128 per token and
+    head, and writes 128-wide outputs. vLLM's and TensorRT-LLM's rows at ``d = 192`` are
+    symmetric (the case file: vLLM "intentionally omits" MiMo's QK 192 / V 128 path,
+    TensorRT-LLM "treats V as qk_head_dim=192"). Other rows: ``d_v = d``."""
+    d = np.asarray(c["head_dim"]).astype(float)
+    fw = np.asarray(c["framework"]).astype(str)
+    qk192 = (fw == "sglang") & (d == FA3_OWN_HEAD_DIM)
+    return np.where(qk192, float(SGLANG_QK192_V_HEAD_DIM), d)
 
 
 FA2_GQA_COPY_SUFFIX = ":gqacopy"
@@ -763,7 +839,10 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
     then scaled by ``16/BLOCK_M`` (:func:`triton_moe_block_m`).
 
     SGLang FlashAttention-3 at ``d = 192`` (:func:`sglang_fa3_own_head_dim`): variant
-    ``fa3:hd192``, counts unchanged. vLLM FlashAttention-2 rows whose swapped-group
+    ``fa3:hd192``. Every SGLang row at ``d = 192`` (FA3 and Triton) has a V head of 128
+    (:func:`sglang_v_head_dim`): ``F = 2·B·H·S·(d + d_v)``, ``Q = B·S·K·(d + d_v)·b_kv +
+    B·H·(d + d_v)·2`` (the serial loop and rows keep ``d``: the kernel's tile is chosen by the
+    QK head dim). vLLM FlashAttention-2 rows whose swapped-group
     reshapes copy q and out (:func:`vllm_fa2_gqa_copy`): variant
     ``vllm_flash_attn:gqacopy``, counts unchanged.
 
@@ -796,6 +875,13 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
         return variant
     own = sglang_fa3_own_head_dim(c)
     variant[own] = variant[own] + FA3_HEAD_DIM_SUFFIX
+    dv = sglang_v_head_dim(c)
+    d_qk = np.asarray(c["head_dim"]).astype(float)
+    if np.any(dv != d_qk):  # QK 192 / V 128: QKᵀ over d_qk, PV over d_v; K, V, q, out bytes
+        b, h, k, s = (c[x].astype(float) for x in ("batch", "heads", "kv_heads", "context"))
+        bkv = np.array([_dtype(p, "attention.csv")[0] for p in c["kv_dtype"]])
+        w["flops"] = 2.0 * b * h * s * (d_qk + dv)
+        w["bytes"] = b * s * k * (d_qk + dv) * bkv + b * h * (d_qk + dv) * 2.0
     cp = vllm_fa2_gqa_copy(c)
     variant[cp] = variant[cp] + FA2_GQA_COPY_SUFFIX
     trt = (np.asarray(c["framework"]) == "trtllm") & (src == "torch_flow")
