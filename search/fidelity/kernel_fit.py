@@ -12,7 +12,9 @@ runs one variant per shape and the tables name it, so the variant is a categoric
 feature of the point, not a fitted switch. Where a framework's dispatcher switches kernels by
 a documented shape rule the table does not name, the p-norm fit splits the variant by that
 rule and counts the chosen kernel's work (:func:`pnorm_dispatch`: TensorRT-LLM's XQA vs
-multi-head decode attention and its K-only benchmark cache; SGLang's Triton MoE tile rows);
+multi-head decode attention and its K-only benchmark cache; SGLang's Triton MoE tile rows;
+the rows TensorRT-LLM's quantized GEMM plugins compute with the tactic profiled at
+``nextPowerOfTwo(m)``);
 the max form of the end-to-end prior keeps the table's variants and counts.
 
 **FLOPs and bytes of each table point, from first principles** (b_w, b_a weight /
