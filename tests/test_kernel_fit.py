@@ -286,6 +286,29 @@ def test_committed_fit_reproduces_toml():
         assert s["n_holdout"] == int(g["hold"].sum()) > 0
 
 
+def test_committed_fit_reproduces_padded_plugin_group():
+    """The A100 weight-only INT8 CUTLASS group with the padded rows of the p-norm dispatch
+    (:func:`kf.trtllm_plugin_padded_rows`) refits to the committed TOML's MAPEs."""
+    doc = tomllib.loads(kf.CALIBRATION_TOML.read_text(encoding="utf-8"))
+    saved = {e["name"]: e for e in doc["kernel"]}
+    tab = load_all()["gemm"]
+    tab = tab.select((tab["system"] == "a100_sxm") & (tab["dtype"] == "int8_wo"))
+    name = (
+        "a100_sxm/trtllm/gemm/int8_wo/trt_flow_/weight_only_quant_matmul_L257/"
+        "PLUGIN_V2_WeightOnlyQuantMatmul_0"
+    )
+    groups = [g for g in kf.kernel_groups({"gemm": tab}, dispatch=True) if kf.group_name(g) == name]
+    assert len(groups) == 1  # every CUTLASS row computes a power of two or whole 128-row tiles
+    assert set(groups[0]["m"]) <= {8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 384.0, 512.0}
+    (g,) = kf.fit_groups(groups)
+    s = saved[name]
+    assert round(g["mape_in"], 3) == pytest.approx(s["mape_in_pct"], abs=0.02)
+    assert round(g["mape_holdout_decode"], 3) == pytest.approx(
+        s["mape_holdout_decode_pct"], abs=0.02
+    )
+    assert g["sol_violations"] == s["sol_violations"] == 0
+
+
 def _moe_table(rows):
     cols = ("system", "framework", "framework_version", "kernel_source", "dtype", "tokens",
             "hidden", "inter", "topk", "experts", "moe_tp", "moe_ep")  # fmt: skip
@@ -481,10 +504,64 @@ def test_trtllm_plugin_cuda_core_path_for_four_rows_or_fewer():
     var = kf.pnorm_dispatch("gemm", tab.columns, w)
     cc = kf.PLUGIN_CUDA_CORE_SUFFIX
     assert list(var) == [wo + cc, wo + cc, wo, sq + cc, sq, "torch_flow"]
-    for k in before:
-        assert np.array_equal(w[k], before[k])
+    for k in before:  # only the CUTLASS row at m = 5 is padded (to 8, the tactic's rows)
+        if k not in ("flops", "m"):
+            assert np.array_equal(w[k], before[k])
+    assert list(w["m"]) == [1, 4, 8, 4, 8, 1]
+    assert list(w["flops"] / before["flops"]) == [1, 1, 8 / 5, 1, 1, 1]
+    assert np.array_equal(w["sol_flops"], before["flops"])
     assert len({g["variant"] for g in kf.kernel_groups({"gemm": tab})}) == 3
     assert len({g["variant"] for g in kf.kernel_groups({"gemm": tab}, dispatch=True)}) == 5
+
+
+def _plugin_gemm_table(rows, n=4096, k=4096):
+    """GEMM table of ``(framework, kernel_source, dtype, m)`` rows on A100."""
+    c = {
+        "system": np.array(["a100_sxm"] * len(rows)),
+        "framework": np.array([r[0] for r in rows]),
+        "framework_version": np.array(["1.0.0"] * len(rows)),
+        "kernel_source": np.array([r[1] for r in rows]), "dtype": np.array([r[2] for r in rows]),
+        "m": np.array([r[3] for r in rows]), "n": np.full(len(rows), n),
+        "k": np.full(len(rows), k), "latency_s": np.full(len(rows), 1e-4),
+    }  # fmt: skip
+    return KernelTable("gemm", None, c)
+
+
+def test_trtllm_plugin_padded_rows_closed_form():
+    """The plugins run the tactic profiled at m_r = nextPowerOfTwo(m): the tile of height
+    min(m_r, T_max) pads m to ⌈m/T⌉·T (T_max 128 weight-only, 256 SmoothQuant); the CUDA-core
+    rows (m ≤ 4), cuBLAS rows and other frameworks keep m."""
+    wo = "trt_flow_/weight_only_quant_matmul_L257/PLUGIN_V2_WeightOnlyQuantMatmul_0"
+    sq = "trt_flow_/smooth_quant_gemm_L96/PLUGIN_V2_SmoothQuantGemm_0"
+    ms_wo = [3, 5, 8, 48, 64, 65, 80, 128, 129, 160, 192, 256, 384, 512]
+    pad_wo = [3, 8, 8, 64, 64, 128, 128, 128, 256, 256, 256, 256, 384, 512]
+    ms_sq = [4, 6, 80, 160, 256, 257, 384]
+    pad_sq = [4, 8, 128, 256, 256, 512, 512]
+    rows = [("trtllm", wo, "int8_wo", m) for m in ms_wo]
+    rows += [("trtllm", sq, "sq", m) for m in ms_sq]
+    rows += [("trtllm", "torch_flow", "bfloat16", 80), ("vllm", wo, "int8_wo", 80)]
+    tab = _plugin_gemm_table(rows)
+    assert list(kf.trtllm_plugin_padded_rows(tab.columns)) == pad_wo + pad_sq + [80, 80]
+
+
+def test_plugin_padding_moves_the_compute_term_not_sol():
+    """Dispatch scales the FLOPs by m_pad/m (reuse m_pad) for the p-norm form only; SOL of
+    every group is the roofline of the unpadded FLOPs and bytes."""
+    wo = "trt_flow_/weight_only_quant_matmul_L257/PLUGIN_V2_WeightOnlyQuantMatmul_0"
+    tab = _plugin_gemm_table([("trtllm", wo, "int4_wo", m) for m in (80, 128, 160)], 8192, 8192)
+    w = kf.work(tab)
+    peak = kf.hardware("a100_sxm")["peak"][16]
+    sol, _ = kf.kernel_sol("a100_sxm", w["flops"], w["bytes"], peak)
+    (plain,) = kf.kernel_groups({"gemm": tab})
+    (disp,) = kf.kernel_groups({"gemm": tab}, dispatch=True)
+    assert np.array_equal(plain["sol"], sol) and np.array_equal(disp["sol"], sol)
+    assert list(disp["m"]) == [128, 128, 256] and list(plain["m"]) == [80, 128, 160]
+    assert list(disp["flops"] / plain["flops"]) == pytest.approx([128 / 80, 1, 256 / 160])
+    assert np.array_equal(disp["bytes"], plain["bytes"])
+    # the compute term at m = 80 is the one at m = 128: same FLOPs, same reuse
+    p = kt.KernelParams(eta_c_max=0.8, m_half_rows=16.0)
+    tc = [kt.compute_time_s(f, m, peak, p) for f, m in zip(disp["flops"], disp["m"], strict=True)]
+    assert float(tc[0]) == pytest.approx(float(tc[1]), rel=1e-12)
 
 
 def test_triton_moe_block_m_switch():

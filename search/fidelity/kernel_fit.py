@@ -12,7 +12,9 @@ runs one variant per shape and the tables name it, so the variant is a categoric
 feature of the point, not a fitted switch. Where a framework's dispatcher switches kernels by
 a documented shape rule the table does not name, the p-norm fit splits the variant by that
 rule and counts the chosen kernel's work (:func:`pnorm_dispatch`: TensorRT-LLM's XQA vs
-multi-head decode attention and its K-only benchmark cache; SGLang's Triton MoE tile rows);
+multi-head decode attention and its K-only benchmark cache; SGLang's Triton MoE tile rows;
+the rows TensorRT-LLM's quantized GEMM plugins compute with the tactic profiled at
+``nextPowerOfTwo(m)``);
 the max form of the end-to-end prior keeps the table's variants and counts.
 
 **FLOPs and bytes of each table point, from first principles** (b_w, b_a weight /
@@ -698,6 +700,46 @@ def trtllm_plugin_cuda_core(c) -> np.ndarray:
     return plugin & (np.asarray(c["m"]).astype(float) <= PLUGIN_CUDA_CORE_MAX_M)
 
 
+PLUGIN_TILE_M_MAX = {"WeightOnlyQuantMatmul": 128.0, "SmoothQuantGemm": 256.0}
+"""Tallest CTA tile (rows of ``m``) among the SM80 CUTLASS candidates of TensorRT-LLM's
+quantized GEMM plugins (``cutlass_heuristic.cpp``, ``get_candidate_tiles``): weight-only
+``CtaShape{16,32,64,128}x128`` and ``16x256``; INT8 (SmoothQuant) ``32x128``, ``64x128``,
+``64x64``, ``128x64``, ``128x256``, ``256x128`` (:func:`trtllm_plugin_padded_rows`)."""
+
+
+def trtllm_plugin_padded_rows(c) -> np.ndarray:
+    """Rows ``m_pad`` the CUTLASS tile of TensorRT-LLM's quantized GEMM plugins computes per
+    row of a GEMM table's columns ``c`` (``m`` for every other row, and for the CUDA-core
+    rows of :func:`trtllm_plugin_cuda_core`).
+
+    The plugins do not choose their CUTLASS tactic by a shape rule: at engine build
+    ``GemmPluginProfiler::profileTactics`` (``plugins/common/gemmPluginProfiler.cpp``) times
+    every candidate (tile × stages × split-k, ``get_candidate_configs``) at
+    ``m_r = nextPowerOfTwo(m)`` — the benchmark's engines have one ``m``, so only ``m_r`` —
+    and keeps the fastest; at run time ``getBestConfig(m)`` looks the tactic up at
+    ``nextPowerOfTwo(m)`` again. So the kernel that runs ``m`` rows is the one chosen for
+    ``m_r`` rows. Counted here as the tile that covers ``m_r`` in the fewest row tiles,
+    ``T = min(m_r, T_max)`` (:data:`PLUGIN_TILE_M_MAX`), every candidate height being a
+    power of two: ``m_pad = ⌈m/T⌉·T`` (``= m_r`` for ``m ≤ T_max``; weight-only
+    ``m = 160`` → 256, ``384`` → 384). Padded rows are MMA work like the others, so the
+    compute term counts ``F·m_pad/m`` FLOPs with reuse ``m_pad``; the bytes do not change
+    (the padded rows of A are not loaded) and SOL keeps the useful FLOPs ``F``.
+
+    Check against the full aiconfigurator A100 table (not the fitted subsample): the
+    median of ``t(m)/t(128)`` over every ``(n, k)`` is exactly 1 for weight-only INT8 at
+    ``m`` = 80 and 96, 0.99 / 1.00 for INT4 and 0.97 for SmoothQuant — a kernel that
+    computes 128 rows whatever ``m`` in (64, 128]."""
+    m = np.asarray(c["m"]).astype(float)
+    src = np.asarray(c["kernel_source"]).astype(str)
+    t_max = np.zeros(len(src))
+    for name, rows in PLUGIN_TILE_M_MAX.items():
+        t_max = np.where(np.char.find(src, name) >= 0, rows, t_max)
+    cutlass = (t_max > 0) & (np.asarray(c["framework"]) == "trtllm") & ~trtllm_plugin_cuda_core(c)
+    m_r = 2.0 ** np.ceil(np.log2(np.maximum(m, 1.0)))
+    tile = np.minimum(m_r, np.where(cutlass, t_max, 1.0))
+    return np.where(cutlass, np.ceil(m / tile) * tile, m)
+
+
 def triton_moe_block_m(c, slots) -> np.ndarray:
     """``BLOCK_SIZE_M`` (token rows per tile) of SGLang's Triton fused MoE per row of a MoE
     table's columns ``c``, ``slots`` the routed slots :func:`moe_routed_slots`.
@@ -828,7 +870,10 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
       these bytes), still a lower bound on what the benchmark reads from HBM.
 
     TensorRT-LLM's quantized GEMM plugins (weight-only, SmoothQuant): rows of
-    :func:`trtllm_plugin_cuda_core` (``m ≤ 4``) become variant ``<source>:cudacore``.
+    :func:`trtllm_plugin_cuda_core` (``m ≤ 4``) become variant ``<source>:cudacore``; the
+    CUTLASS rows compute the rows of their tile, ``m_pad`` of :func:`trtllm_plugin_padded_rows`:
+    FLOPs × ``m_pad/m`` and reuse ``m_pad``, with ``sol_flops`` keeping the unpadded FLOPs
+    for SOL.
 
     SGLang MoE: rows of :func:`sglang_collector_gated_only` count the benchmark's third
     matrix (FLOPs × 3/2, one more weight matrix per active expert in the bytes); rows of
@@ -852,6 +897,10 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
     if name == "gemm":
         cc = trtllm_plugin_cuda_core(c)
         variant[cc] = variant[cc] + PLUGIN_CUDA_CORE_SUFFIX
+        m_pad = trtllm_plugin_padded_rows(c)
+        w["sol_flops"] = w["flops"]  # SOL: the useful FLOPs, not the tile's padded rows
+        w["flops"] = w["flops"] * m_pad / w["m"]
+        w["m"] = m_pad
         return variant
     if name == "moe":
         gated = sglang_collector_gated_only(c)
@@ -1182,7 +1231,8 @@ def kernel_groups(tables, dispatch: bool = False) -> list[dict]:
             if prec == "sq":
                 peak = np.full(sel.sum(), INT8_PEAK_FLOPS_PER_S.get(system, hw["peak"][8]))
             hold = holdout_mask(w["shape"][sel])
-            sol, sol_hbm = kernel_sol(system, w["flops"][sel], w["bytes"][sel], peak)
+            sol_f = w.get("sol_flops", w["flops"])[sel]
+            sol, sol_hbm = kernel_sol(system, sol_f, w["bytes"][sel], peak)
             groups.append(dict(
                 kind="kernel", cls=name, system=system, framework=fw, framework_version=ver,
                 precision=prec, variant=variant, decode=dec[sel], t=t, flops=w["flops"][sel],
