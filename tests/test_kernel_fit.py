@@ -1001,3 +1001,79 @@ def test_vllm_fa2_gqa_copy_variant():
         assert np.array_equal(w[k], before[k])
     assert len(kf.kernel_groups({"attention": _attn_table(rows[:5])})) == 1
     assert len(kf.kernel_groups({"attention": _attn_table(rows[:5])}, dispatch=True)) == 2
+
+
+def _bf16_reference(v: float) -> float:
+    """BF16 rounding (8 significant bits, round half to even) of a non-negative value."""
+    if v == 0.0:
+        return 0.0
+    q = 2.0 ** (math.floor(math.log2(v)) - 7)
+    return round(v / q) * q
+
+
+def test_vllm_balanced_logits_in_bf16_merge_experts():
+    """vLLM's MoE collector builds ``balanced_logits`` under a BF16 default dtype: for
+    ``T < ⌈E/k⌉`` the hot ids ``i·s/T + j·s`` are rounded to BF16 (spacing 2 above 256, 4
+    above 512) and tokens share experts. Kimi-K3's shape (E = 896, k = 16, s = 56)."""
+    t, e, k = 32, 896, 16
+    # reference: i·56/32 = 1.75·i is exact in BF16; the sum j·56 + 1.75·i is rounded, truncated
+    ref = {int(_bf16_reference(56 * j + 1.75 * i)) % e for i in range(t) for j in range(k)}
+    hot = kf.balanced_hot_experts(t, e, k, bf16=True)
+    assert set(np.unique(hot)) == ref and len(ref) == 370
+    assert np.all(hot[:, 10:] % 4 == 0)  # columns above 512: multiples of 4
+    exact = kf.balanced_hot_experts(t, e, k, bf16=False)
+    assert len(np.unique(exact)) == t * k == 512
+    assert len(np.unique(kf.balanced_hot_experts(48, e, k, bf16=True))) == 443
+    # T >= s: integer ids, no rounding; E = 256, k = 8 (values < 256): exact in BF16
+    assert np.array_equal(
+        kf.balanced_hot_experts(96, e, k, True), kf.balanced_hot_experts(96, e, k, False)
+    )
+    assert len(np.unique(kf.balanced_hot_experts(16, 256, 8, bf16=True))) == 128
+
+
+def test_vllm_bf16_routing_counts_and_h100_marlin_sol():
+    """The p-norm dispatch counts the BF16-merged experts of vLLM rows (weights, columns,
+    reuse); SGLang rows keep the exact count. The three H100 Marlin W4A16 points (Kimi-K3
+    shape) that ran below the HBM roofline with 512 / 768 experts are above it with 370 /
+    443."""
+    src = "vllm_compressedtensorsw4a4mxfp4moe_marlin_marlinexperts_situ_as_silu"
+    rows = [
+        ("h100_sxm", "vllm", "0.24.0", src, "w4a16_mxfp4", 32, 3584, 3072, 16, 896, 1, 1),
+        ("h100_sxm", "vllm", "0.24.0", src, "w4a16_mxfp4", 48, 3584, 3072, 16, 896, 1, 1),
+        ("h100_sxm", "vllm", "0.24.0", src, "w4a16_mxfp4", 48, 3584, 3072, 16, 896, 8, 1),
+        ("h100_sxm", "vllm", "0.24.0", src, "w4a16_mxfp4", 32, 3584, 3072, 16, 896, 1, 2),
+        ("h100_sxm", "sglang", "0.5.14", "sglang_marlin_moe_situ_as_silu", "w4a16_mxfp4", 32,
+         3584, 3072, 16, 896, 1, 1),
+    ]  # fmt: skip
+    tab = _moe_table(rows)
+    c = tab.columns
+    # ep = 2: rank 0 holds experts 0-447 (columns j < 8): 8·32 exact; in BF16 28 even ids
+    # per 56-wide column in [280, 448) (spacing 2), 30 in column 4 (224-279: 256 crossed)
+    local = np.unique(kf.balanced_hot_experts(32, 896, 16, True))
+    ref = {int(_bf16_reference(56 * j + 1.75 * i)) for i in range(32) for j in range(8)}
+    assert np.sum(local < 448) == len(ref) == 4 * 32 + 30 + 3 * 28
+    scale = kf.collector_bf16_expert_scale(c)
+    assert list(scale) == pytest.approx([370 / 512, 443 / 768, 443 / 768, 242 / 256, 1.0])
+    w = kf.work(tab)
+    before = {k_: np.array(v, copy=True) for k_, v in w.items()}
+    kf.pnorm_dispatch("moe", c, w)
+    per_expert = 3 * 3584 * 3072 * (4.25 / 8)  # MXFP4: 4 bits + an 8-bit scale per 32
+    for i, (n_old, n_new, tp) in enumerate([(512, 370, 1), (768, 443, 1), (768, 443, 8)]):
+        assert w["rows"][i] == pytest.approx(n_new)
+        assert before["bytes"][i] - w["bytes"][i] == pytest.approx(
+            (n_old - n_new) * per_expert / tp
+        )
+        assert w["m"][i] == pytest.approx(rows[i][5] * 16 / n_new)
+        assert w["units"][i] == pytest.approx(n_new * 3072 / tp)
+    assert w["rows"][3] == pytest.approx(242.0)
+    assert w["bytes"][4] == before["bytes"][4] and w["rows"][4] == before["rows"][4]
+    for k_ in ("flops", "items", "depth"):
+        assert np.array_equal(w[k_], before[k_])
+    # measured H100 latencies (hardware_db/data/kernels/moe.csv): now at or above HBM SOL
+    lat = np.array([2.42998e-3, 2.91268e-3, 4.59691e-4])
+    c3 = {k_: v[:3] for k_, v in c.items()}
+    c3["latency_s"] = lat
+    (g,) = kf.kernel_groups({"moe": KernelTable("moe", None, c3)}, dispatch=True)
+    assert np.all(g["t"] >= g["sol"])
+    (g0,) = kf.kernel_groups({"moe": KernelTable("moe", None, c3)}, dispatch=False)
+    assert np.all(g0["t"] < g0["sol"])  # the exact count: 0.72-0.91x of SOL

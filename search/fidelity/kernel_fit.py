@@ -14,7 +14,7 @@ a documented shape rule the table does not name, the p-norm fit splits the varia
 rule and counts the chosen kernel's work (:func:`pnorm_dispatch`: TensorRT-LLM's XQA vs
 multi-head decode attention and its K-only benchmark cache; SGLang's Triton MoE tile rows;
 the rows TensorRT-LLM's quantized GEMM plugins compute with the tactic profiled at
-``nextPowerOfTwo(m)``);
+``nextPowerOfTwo(m)``; the experts vLLM's collector routes to with its BF16 balanced logits);
 the max form of the end-to-end prior keeps the table's variants and counts.
 
 **FLOPs and bytes of each table point, from first principles** (b_w, b_a weight /
@@ -514,6 +514,72 @@ def moe_distinct_experts(c) -> np.ndarray:
     return out
 
 
+VLLM_BF16_ROUTING_FRAMEWORKS = frozenset({"vllm"})
+"""Frameworks whose MoE collector builds the balanced logits under a BF16 default dtype
+(:func:`collector_bf16_expert_scale`)."""
+
+
+def _bf16(x) -> np.ndarray:
+    """Round float32 values to the nearest BF16 (round to nearest even), back as float32."""
+    return np.asarray(x, np.float32).astype(jnp.bfloat16).astype(np.float32)
+
+
+def balanced_hot_experts(tokens: int, experts: int, topk: int, bf16: bool) -> np.ndarray:
+    """Hot expert ids ``[T, k]`` of aiconfigurator's ``balanced_logits(T, E, k)``
+    (``collector/helper.py``), stride ``s = ⌈E/k⌉``.
+
+    ``T ≥ s``: ``(i + j·s) mod E`` in integers. ``T < s``: ``(i·s/T + j·s) mod E``, then
+    ``.long()`` — a true division of integer tensors, which PyTorch computes in the
+    **default** floating dtype (``torch.div``: "Always promotes integer types to the default
+    scalar type"). ``bf16=False``: the exact arithmetic, ``⌊i·s/T⌋ + j·s mod E`` (the count
+    of :func:`moe_distinct_experts`). ``bf16=True``: the collector's steps in BF16 with
+    float32 op-math, as PyTorch's CUDA kernels run them: ``i·s`` cast to BF16, times
+    ``1/T`` (the true-division kernel multiplies by the reciprocal of a scalar divisor),
+    rounded; plus ``j·s`` (BF16), rounded; ``fmod E``, rounded; truncated. BF16 holds 8
+    significant bits, so sums above 256 / 512 land on multiples of 2 / 4 and tokens merge:
+    ``T = 32``, ``E = 896``, ``k = 16``: 370 distinct experts, not 512."""
+    s = -(-experts // topk)
+    i = np.arange(tokens)[:, None]
+    j = np.arange(topk)[None, :]
+    if tokens >= s:
+        return (i + j * s) % experts
+    if not bf16:
+        return (i * s // tokens + j * s) % experts
+    x = _bf16(_bf16(i * s) * (np.float32(1.0) / np.float32(tokens)))
+    y = _bf16(x + _bf16(j * s))
+    return np.trunc(_bf16(np.fmod(y, np.float32(experts)))).astype(np.int64)
+
+
+def collector_bf16_expert_scale(c) -> np.ndarray:
+    """Ratio of the distinct experts the measured rank's weights are read for, with the
+    collector's BF16 balanced logits, to the exact count, per row of a MoE table's columns
+    ``c`` (1 for rows whose collector builds the logits in float32 or in integers).
+
+    aiconfigurator's vLLM 0.24.0 MoE collector (``collector/vllm/collect_moe.py``,
+    ``run_moe_torch``; ``ai-dynamo/aiconfigurator`` d5bad971c, which published the vLLM
+    0.24.0 tables, and a77804e36, the Kimi-K3 rows) calls
+    ``torch.set_default_dtype(torch.bfloat16)`` before the sweep and builds the balanced
+    router logits with ``balanced_logits(T, E, k)`` under it (only the power-law branch
+    switches back to float32), so for ``T < ⌈E/k⌉`` the hot ids are computed in BF16
+    (:func:`balanced_hot_experts`). The SGLang and TensorRT-LLM MoE collectors leave the
+    default dtype alone. The rank holds experts ``[0, E/ep)`` (vLLM's linear expert
+    placement, rank 0); the ratio is ``|H_bf16 ∩ R| / |H ∩ R|``, applied to the count of
+    :func:`moe_distinct_experts` ``/ ep``."""
+    fw = np.asarray(c["framework"]).astype(str)
+    t, k, e, ep = (np.asarray(c[x]).astype(int) for x in ("tokens", "topk", "experts", "moe_ep"))
+    out = np.ones(len(fw))
+    cache: dict = {}
+    for r in np.where(np.isin(fw, list(VLLM_BF16_ROUTING_FRAMEWORKS)))[0]:
+        key = (t[r], e[r], k[r], ep[r])
+        if key not in cache:
+            local = e[r] // ep[r]
+            n_bf16 = np.unique(balanced_hot_experts(*key[:3], bf16=True))
+            n_exact = np.unique(balanced_hot_experts(*key[:3], bf16=False))
+            cache[key] = max(np.sum(n_bf16 < local), 1) / max(np.sum(n_exact < local), 1)
+        out[r] = cache[key]
+    return out
+
+
 def moe_rank_tokens(framework, tokens, topk, ep):
     """Tokens the measured rank's MoE kernel processes (each with all its ``topk`` slots).
 
@@ -883,6 +949,12 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
     remote slots — FLOPs and reuse ``m`` × slots/local pairs; the Triton lane's reuse ``m``
     then scaled by ``16/BLOCK_M`` (:func:`triton_moe_block_m`).
 
+    vLLM MoE: the collector computes the balanced logits' hot ids in BF16, which merges
+    tokens' experts for ``T < ⌈E/k⌉`` (:func:`collector_bf16_expert_scale`): the rank's
+    distinct experts ``e`` scaled by that ratio (at least 1), and with them the weight bytes
+    (``Δe·g·h·I/tp·b_w``), the columns ``x = e·I/tp``, the rows and the reuse ``p/e``;
+    FLOPs and routed slots unchanged (every token still has ``k`` slots).
+
     SGLang FlashAttention-3 at ``d = 192`` (:func:`sglang_fa3_own_head_dim`): variant
     ``fa3:hd192``. Every SGLang row at ``d = 192`` (FA3 and Triton) has a V head of 128
     (:func:`sglang_v_head_dim`): ``F = 2·B·H·S·(d + d_v)``, ``Q = B·S·K·(d + d_v)·b_kv +
@@ -915,6 +987,16 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
             scale = w["items"] / np.maximum(t * k / ep, 1.0)
             w["flops"] = np.where(r0, w["flops"] * scale, w["flops"])
             w["m"] = np.where(r0, w["m"] * scale, w["m"])
+        bf = collector_bf16_expert_scale(c)
+        if np.any(bf != 1.0):  # fewer distinct experts: their weights, columns, reuse
+            h, inter, tp = (np.asarray(c[x]).astype(float) for x in ("hidden", "inter", "moe_tp"))
+            wb = np.array([_dtype(p, "moe.csv")[0] for p in c["dtype"]])
+            rows = np.maximum(w["rows"] * bf, 1.0)
+            per_expert = gated_matrices(c) * h * inter / tp * wb
+            w["bytes"] = w["bytes"] + (rows - w["rows"]) * per_expert
+            w["m"] = w["m"] * w["rows"] / rows
+            w["units"] = w["units"] * rows / w["rows"]
+            w["rows"] = rows
         tri = np.char.find(src, TRITON_MOE_MARK) >= 0
         if tri.any():
             bm = triton_moe_block_m(c, w["items"])
