@@ -55,10 +55,13 @@ from costmodel import kernel_time as kt
 from costmodel.kernel_time import CollectiveParams, KernelParams
 from costmodel.smooth import active, select
 
-KERNEL_CLASSES = ("gemm", "attention", "mla", "moe", "small")
-"""Kernel classes of the operators (``Op.kclass``): dense GEMM/GEMV, GQA/MHA decode
-attention, MLA decode attention, grouped MoE GEMM, small memory-bound kernels (norms,
-elementwise, embedding gather, top-k)."""
+KERNEL_CLASSES = ("gemm", "gemm_ffn", "attention", "mla", "moe", "small")
+"""Kernel classes of the operators (``Op.kclass``): dense GEMM/GEMV (attention and MLA
+projections, router, LM head, MTP projection), feed-forward dense GEMM (dense FFN layers,
+shared experts: the same GEMM kernels at the FFN linears' precision, which a mixed recipe
+such as NVFP4 FFN + BF16 attention sets apart), GQA/MHA decode attention, MLA decode
+attention, grouped MoE GEMM, small memory-bound kernels (norms, elementwise, embedding
+gather, top-k)."""
 
 COLLECTIVES = ("all_reduce", "all_gather", "all_to_all")
 """Collectives with their own constants (``p2p`` uses ``all_gather``'s)."""
@@ -92,9 +95,11 @@ class KernelCalibration:
     ``launches``: the stack's launch table ``[len(OP_TAGS), 4]`` (:data:`LAUNCH_COLUMNS`),
     counted from the framework's model code (``hardware_db/stack_kernels.py``), or
     ``None``: every operator's ``kernels − 1`` (+ :data:`EXTRA_AUX`) auxiliary kernels times
-    ``aux_kernels``. With a table, ``aux_kernels`` is not used."""
+    ``aux_kernels``. With a table, ``aux_kernels`` is not used; its extra GEMM-class
+    launches (BMMs, second projections) are charged at ``gemm``'s empty-kernel time."""
 
     gemm: KernelParams
+    gemm_ffn: KernelParams
     attention: KernelParams
     mla: KernelParams
     moe: KernelParams

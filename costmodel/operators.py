@@ -58,9 +58,11 @@ class Op(NamedTuple):
     and FLOPs relative to this one's (1 except for load-imbalanced routed experts).
 
     For the kernel-level calibrated mode (:mod:`costmodel.kernel_mode`): ``kclass`` (static)
-    is the class of the operator's main kernel (``gemm``, ``attention`` — MLA or GQA by
-    the model —, ``moe``, ``small``) and ``rows`` its reuse factor ``m`` (tokens of a GEMM,
-    query heads per KV head of attention, MLA heads, tokens per active expert). ``tag``
+    is the class of the operator's main kernel (``gemm``; ``gemm_ffn`` for the dense FFN
+    layers and shared experts, whose GEMMs run at the FFN linears' precision;
+    ``attention`` — MLA or GQA by the model —, ``moe``, ``small``) and ``rows`` its reuse
+    factor ``m`` (tokens of a GEMM, query heads per KV head of attention, MLA heads, tokens
+    per active expert). ``tag``
     (static) names the operator (:data:`costmodel.kernel_mode.OP_TAGS`: the row of a
     stack's launch table) and ``present`` (1 or 0) says whether the model has it at all
     (0: a shared expert of a model without one), so a stack's fixed launches are not
@@ -351,6 +353,7 @@ def dense_ffn_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             compute_bits=p.ffn_compute_bits,
             kernels=3.0,  # pre-FFN norm, gate/up, down
             count=count,
+            kclass="gemm_ffn",
             rows=c.tok_stage,
         )
     ]
@@ -461,6 +464,7 @@ def moe_ops(m: ModelSpec, p: Precision, c: Ctx, count) -> list[Op]:
             compute_bits=p.ffn_compute_bits,
             kernels=0.0,  # fused with the routed experts' grouped GEMM
             count=count,
+            kclass="gemm_ffn",
             rows=c.tok_replica,
         ),
     ]

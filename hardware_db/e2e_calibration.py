@@ -16,7 +16,13 @@ parameter space θ (:data:`PARAM_NAMES`, :func:`to_theta` / :func:`values_of`)::
   :data:`STEP_PRIOR` for the small kernels and the per-step overhead (no tables);
 * ``δ``: offsets fitted end to end to the serving measurements
   (``search.fidelity.e2e_fit``), stored in ``data/e2e_calibration.toml``
-  (:data:`E2E_TOML`; regenerate with :data:`REGENERATE`).
+  (:data:`E2E_TOML`; regenerate with :data:`REGENERATE`), one per entry of
+  :data:`PARAM_NAMES`; the feed-forward GEMM class ``gemm_ffn`` (:data:`TIED`) has its own
+  table prior (the ``gemm`` table at the recipe's FFN precision) and ``gemm``'s offsets::
+
+      θ_gemm_ffn = θ_table(gemm @ FFN precision) + δ_software,gemm + δ_hardware/software,gemm
+
+  so where the FFN and attention precisions agree, ``θ_gemm_ffn = θ_gemm`` exactly.
 
 **Transforms**: times, half-points and β are ``exp(θ)``; efficiencies and γ are
 ``sigmoid(θ)`` (in (0, 1)).
@@ -64,7 +70,24 @@ PARAM_NAMES = tuple(
     + [f"{c}.{f}" for c in COLLS for f in COLL_FIELDS]
     + ["step_overhead_s"]
 )
-"""Entries of θ, in order."""
+"""Entries of the end-to-end offsets δ (``data/e2e_calibration.toml``), in order: the
+first :data:`PARAM_NAMES` entries of θ."""
+
+TIED = {"gemm_ffn": "gemm"}
+"""Kernel classes with a kernel-table prior of their own but no offsets of their own: the
+feed-forward dense GEMMs (``gemm_ffn``: dense FFN layers, shared experts) are the ``gemm``
+kernel table at the recipe's FFN precision (:func:`precisions_of`) and move with ``gemm``'s
+end-to-end offsets (:func:`tied_offsets`): the same GEMM library on the same stack, so the
+same software / family departures from the microbenchmark; no new free parameter."""
+
+THETA_NAMES = PARAM_NAMES + tuple(f"{c}.{f}" for c in TIED for f in KERNEL_FIELDS)
+"""Entries of θ, in order: :data:`PARAM_NAMES`, then the tied classes' constants."""
+
+OFFSET_INDEX = np.asarray(
+    [PARAM_NAMES.index(k.replace(f"{c}.", f"{TIED[c]}.", 1)) if (c := k.split(".")[0]) in TIED
+     else PARAM_NAMES.index(k) for k in THETA_NAMES]
+)  # fmt: skip
+"""``[len(THETA_NAMES)]``: the offset (:data:`PARAM_NAMES` index) each θ entry moves with."""
 
 _LOGIT = {"eta_c_max", "eta_m_max", "gamma"}
 
@@ -107,10 +130,17 @@ def _is_logit(name: str) -> bool:
     return name.split(".")[-1] in _LOGIT
 
 
+def tied_offsets(delta):
+    """Offsets ``[..., len(THETA_NAMES)]`` of θ from the fitted ones ``[..., len(PARAM_NAMES)]``:
+    ``δ_θ[i] = δ[OFFSET_INDEX[i]]`` (a tied class takes its parent's, :data:`TIED`);
+    traceable (a gather, so ``∂/∂δ_gemm`` collects both classes' sensitivities)."""
+    return delta[..., OFFSET_INDEX]
+
+
 def to_theta(values: dict) -> np.ndarray:
-    """θ ``[P]`` of a value dict keyed by :data:`PARAM_NAMES`."""
+    """θ ``[len(THETA_NAMES)]`` of a value dict keyed by :data:`THETA_NAMES`."""
     out = []
-    for k in PARAM_NAMES:
+    for k in THETA_NAMES:
         v = float(values[k])
         if _is_logit(k):
             p = min(max(v, 1e-6), 1 - 1e-6)
@@ -121,9 +151,10 @@ def to_theta(values: dict) -> np.ndarray:
 
 
 def values_of(theta) -> dict:
-    """``{name: value}`` of θ ``[..., P]`` (traceable: jax arrays in, jax arrays out)."""
+    """``{name: value}`` of θ ``[..., len(THETA_NAMES)]`` (traceable: jax arrays in, jax
+    arrays out)."""
     out = {}
-    for i, k in enumerate(PARAM_NAMES):
+    for i, k in enumerate(THETA_NAMES):
         t = theta[..., i]
         out[k] = jax.nn.sigmoid(t) if _is_logit(k) else jnp.exp(t)
     return out
@@ -138,7 +169,7 @@ def nested(values: dict, aux_kernels: float = 1.0, beta_scale: float = 1.0, laun
         "aux_kernels": aux_kernels,
         "launches": launches,
     }
-    for c in CLASSES:
+    for c in (*CLASSES, *TIED):
         out[c] = {f: values[f"{c}.{f}"] for f in KERNEL_FIELDS}
     for c in COLLS:
         out[c] = {f: values[f"{c}.{f}"] for f in COLL_FIELDS}
@@ -257,15 +288,16 @@ def table_values(hw: str, sw: str, precisions: dict, path=None) -> tuple[dict, t
     """Flat value dict of the kernel-table prior and the table entries used (names)."""
     kern, coll, _ = kernel_tables(path)
     vals, used = {}, []
-    for c in CLASSES:
+    for c in (*CLASSES, *TIED):
         if c == "small":
             e = dict(SMALL_PRIOR, name="prior:small")
         else:
-            prec = precisions.get(c, "bfloat16")
-            e = _nearest_kernel(kern, hw, sw, c, prec)
+            prec = precisions.get(c, precisions.get(TIED.get(c, c), "bfloat16"))
+            table = TIED.get(c, c)  # a tied class reads its parent's kernel table
+            e = _nearest_kernel(kern, hw, sw, table, prec)
             if e is None:
-                raise DbError(f"{KERNEL_TOML}: no kernel entry of class {c}")
-            e = _without_collector_launches(e, sw, c, e["precision"])
+                raise DbError(f"{KERNEL_TOML}: no kernel entry of class {table}")
+            e = _without_collector_launches(e, sw, table, e["precision"])
         used.append(e["name"])
         for f in KERNEL_FIELDS:
             vals[f"{c}.{f}"] = float(e[f])
@@ -281,12 +313,21 @@ def table_values(hw: str, sw: str, precisions: dict, path=None) -> tuple[dict, t
 
 
 def table_theta(hw: str, sw: str, precisions: dict, path=None) -> np.ndarray:
-    """θ of the kernel-table prior of a stack at ``precisions`` (per kernel class)."""
+    """θ ``[len(THETA_NAMES)]`` of the kernel-table prior of a stack at ``precisions`` (per
+    kernel class; a tied class without its own entry takes its parent's precision)."""
     return to_theta(table_values(hw, sw, precisions, path)[0])
 
 
 def precisions_of(prec) -> dict:
-    """Kernel-table precision per kernel class of a :class:`~costmodel.specs.Precision`."""
+    """Kernel-table precision per kernel class of a :class:`~costmodel.specs.Precision`.
+
+    ``gemm`` (attention / MLA projections, router, LM head …): the attention linears'
+    ``(attn_compute_bits, attn_weight_bytes)``; ``gemm_ffn`` (dense FFN layers, shared
+    experts: :mod:`costmodel.operators` ``kclass``): the FFN linears'
+    ``(ffn_compute_bits, ffn_weight_bytes)`` — e.g. ``nvfp4-moe`` (NVFP4 FFN, BF16
+    attention) or ``fp8-ffn`` (Llama-3.1-405B-FP8: FP8 feed-forward, BF16 attention);
+    ``moe``: the experts'; attention cores: the KV cache's. The format of a pair
+    ``(bits, bytes)`` follows the kernel tables' quantisation modes (``fmt`` below)."""
 
     def fmt(bits, nbytes):
         bits, nbytes = float(bits), float(nbytes)
@@ -305,6 +346,7 @@ def precisions_of(prec) -> dict:
     kv = "fp8" if float(prec.kv_bytes) <= 1.0 else "bfloat16"
     return {
         "gemm": fmt(prec.attn_compute_bits, prec.attn_weight_bytes),
+        "gemm_ffn": fmt(prec.ffn_compute_bits, prec.ffn_weight_bytes),
         "moe": fmt(prec.expert_compute_bits, prec.expert_weight_bytes),
         "attention": kv,
         "mla": kv,
@@ -412,9 +454,10 @@ def kernel_values_for(system_name: str, software: str | None, prec, path=None, e
     theta = table_theta(hw_used, sw, precisions_of(prec), path)
     fam = f"{hw_used}/{sw}"
     if fam in fams:
-        theta = theta + e2e["software"].get(sw, 0.0) + fams[fam]
+        theta = theta + tied_offsets(e2e["software"].get(sw, np.zeros(len(PARAM_NAMES))))
+        theta = theta + tied_offsets(fams[fam])
     elif sw in e2e["software"]:
-        theta = theta + e2e["software"][sw]
+        theta = theta + tied_offsets(e2e["software"][sw])
         if not mode.startswith("transferred"):
             mode += "*"
         notes.append(f"{fam} not measured end to end: software-level offsets of {sw}")

@@ -31,7 +31,7 @@ SMALL = KernelParams(
 def _cal(**kw):
     coll = CollectiveParams(alpha0_s=5e-6, alpha1_s=1e-6, beta_max_bytes_per_s=2e11, gamma=0.1)
     base = dict(
-        gemm=GEMM, attention=GEMM, mla=GEMM, moe=GEMM, small=SMALL,
+        gemm=GEMM, gemm_ffn=GEMM, attention=GEMM, mla=GEMM, moe=GEMM, small=SMALL,
         all_reduce=coll, all_gather=coll, all_to_all=coll, step_overhead_s=1e-4, aux_kernels=0.5,
     )  # fmt: skip
     return km.KernelCalibration(**{**base, **kw})

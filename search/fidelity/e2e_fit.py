@@ -8,6 +8,8 @@ is :func:`costmodel.decode.decode_step` in the kernel-level mode
 
     θ_row = θ_table(hw, sw, precision of the row) + δ_sw + δ_{hw/sw}
 
+(the feed-forward GEMM class ``gemm_ffn`` takes ``gemm``'s offsets: no parameter of its own)
+
 **MAP fit** of the offsets δ (one vector per software stack and one per hardware ×
 software family; every kernel class's five constants, every collective's four and the
 step overhead)::
@@ -129,7 +131,7 @@ class Problem(NamedTuple):
     sw: np.ndarray  # [N]
     fam: np.ndarray  # [N]
     model: np.ndarray  # [N]
-    prior: np.ndarray  # [N, P] table θ of each row
+    prior: np.ndarray  # [N, len(THETA_NAMES)] table θ of each row
     aux: np.ndarray  # [N] auxiliary-kernel share of the row's stack
     launches: np.ndarray  # [N, T, 4] launch table of the row's stack (stack_kernels)
     prefill_s: np.ndarray  # [N] interference (c − 1)/osl · F_p/(attn_tp·P) at η_p = 1
@@ -229,9 +231,10 @@ def _free() -> np.ndarray:
 
 
 def row_theta(params: dict, pb: Problem):
-    """θ of every row ``[N, P]``: table prior + software + family offsets (of the
-    :data:`FREE` parameters; the others stay at the table)."""
-    return pb.prior + (params["s"][pb.sw] + params["f"][pb.fam]) * _free()
+    """θ of every row ``[N, len(THETA_NAMES)]``: table prior + software + family offsets
+    (of the :data:`FREE` parameters; the others stay at the table), a tied class
+    (``gemm_ffn``) moving with its parent's (:func:`hardware_db.e2e_calibration.tied_offsets`)."""
+    return pb.prior + ec.tied_offsets((params["s"][pb.sw] + params["f"][pb.fam]) * _free())
 
 
 PREFILL_ETA = 0.5
