@@ -356,6 +356,20 @@ def _dtype(name: str, where: str):
     return DTYPES[name]
 
 
+def attention_counts(b, h, k, s, d_qk, d_v, b_kv):
+    """FLOPs and bytes of one decode-attention call (broadcasting): ``B`` sequences of ``S``
+    cached tokens, ``H`` query heads over ``K`` KV heads, QKᵀ over ``d_qk`` and PV over
+    ``d_v``; reads the K and V caches (``b_kv`` bytes per element) and q, writes out
+    (2 bytes)::
+
+        F = 2·B·H·S·(d_qk + d_v)
+        Q = B·S·K·(d_qk + d_v)·b_kv + B·H·(d_qk + d_v)·2
+
+    (``d_qk = d_v = d``: ``4·B·H·S·d`` FLOPs, the symmetric head of most models)."""
+    d = d_qk + d_v
+    return 2.0 * b * h * s * d, b * s * k * d * b_kv + b * h * d * 2.0
+
+
 def work(table) -> dict:
     """FLOPs, bytes, reuse factor, compute bits, group precision and shape key per row.
 
@@ -392,8 +406,7 @@ def work(table) -> dict:
         b, h, k, d, s = (
             c[x].astype(float) for x in ("batch", "heads", "kv_heads", "head_dim", "context")
         )
-        f = 4.0 * b * h * s * d
-        q = b * s * k * 2 * d * bkv + b * h * 2 * d * 2.0
+        f, q = attention_counts(b, h, k, s, d, d, bkv)
         m = h / k
         units = b * k
         items = b * k
@@ -975,12 +988,13 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
         w["m"] = m_pad
         return variant
     if name == "moe":
+        h, inter, tp = (np.asarray(c[x]).astype(float) for x in ("hidden", "inter", "moe_tp"))
+        wb = np.array([_dtype(p, "moe.csv")[0] for p in c["dtype"]])
+        matrix_bytes = h * inter / tp * wb  # one weight matrix of one expert on the rank
         gated = sglang_collector_gated_only(c)
         if gated.any():  # the benchmark's third matrix: FLOPs × 3/2, one more weight matrix
-            h, inter, tp = (np.asarray(c[x]).astype(float) for x in ("hidden", "inter", "moe_tp"))
-            wb = np.array([_dtype(p, "moe.csv")[0] for p in c["dtype"]])
             w["flops"] = np.where(gated, w["flops"] * 1.5, w["flops"])
-            w["bytes"] = np.where(gated, w["bytes"] + w["rows"] * h * inter / tp * wb, w["bytes"])
+            w["bytes"] = np.where(gated, w["bytes"] + w["rows"] * matrix_bytes, w["bytes"])
         r0 = sglang_rank0_lane(c)
         if r0.any():  # remote slots computed on expert 0 with weight 0: FLOPs of every slot
             t, k, ep = (np.asarray(c[x]).astype(float) for x in ("tokens", "topk", "moe_ep"))
@@ -989,11 +1003,8 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
             w["m"] = np.where(r0, w["m"] * scale, w["m"])
         bf = collector_bf16_expert_scale(c)
         if np.any(bf != 1.0):  # fewer distinct experts: their weights, columns, reuse
-            h, inter, tp = (np.asarray(c[x]).astype(float) for x in ("hidden", "inter", "moe_tp"))
-            wb = np.array([_dtype(p, "moe.csv")[0] for p in c["dtype"]])
             rows = np.maximum(w["rows"] * bf, 1.0)
-            per_expert = gated_matrices(c) * h * inter / tp * wb
-            w["bytes"] = w["bytes"] + (rows - w["rows"]) * per_expert
+            w["bytes"] = w["bytes"] + (rows - w["rows"]) * gated_matrices(c) * matrix_bytes
             w["m"] = w["m"] * w["rows"] / rows
             w["units"] = w["units"] * rows / w["rows"]
             w["rows"] = rows
@@ -1011,8 +1022,7 @@ def pnorm_dispatch(name: str, c, w: dict) -> np.ndarray:
     if np.any(dv != d_qk):  # QK 192 / V 128: QKᵀ over d_qk, PV over d_v; K, V, q, out bytes
         b, h, k, s = (c[x].astype(float) for x in ("batch", "heads", "kv_heads", "context"))
         bkv = np.array([_dtype(p, "attention.csv")[0] for p in c["kv_dtype"]])
-        w["flops"] = 2.0 * b * h * s * (d_qk + dv)
-        w["bytes"] = b * s * k * (d_qk + dv) * bkv + b * h * (d_qk + dv) * 2.0
+        w["flops"], w["bytes"] = attention_counts(b, h, k, s, d_qk, dv, bkv)
     cp = vllm_fa2_gqa_copy(c)
     variant[cp] = variant[cp] + FA2_GQA_COPY_SUFFIX
     trt = (np.asarray(c["framework"]) == "trtllm") & (src == "torch_flow")
