@@ -144,8 +144,8 @@ def published_step_floors(rows, labels, extra_rows=None) -> list:
             out.append(None)
             continue
         if (build, m.system) not in fs:
-            extra = load_extra() if extra_rows is None else extra_rows
-            fs[(build, m.system)] = other_hardware_floor(extra, build, m.system)
+            extra_rows = load_extra() if extra_rows is None else extra_rows  # once, if needed
+            fs[(build, m.system)] = other_hardware_floor(extra_rows, build, m.system)
         f_s = fs[(build, m.system)]
         if f_s is None:
             out.append(None)
